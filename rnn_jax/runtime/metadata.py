@@ -1,0 +1,74 @@
+"""What an rnn-jax ONNX file says about itself (stored in ONNX ``metadata_props``).
+
+JAX-free: written by the exporter, read by the runtime and the live program, so a model
+can never be paired with the wrong labels or the wrong preprocessing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+
+from rnn_jax.errors import ModelFileError
+from rnn_jax.preprocess import CROP_MODES, NORMALIZATION
+
+PREFIX = "rnn_jax."
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    class_names: tuple[str, ...]
+    input_size: int  # square side in pixels
+    channels: str  # "RGB" or "GRAY"
+    crop_mode: str  # "full", "hand" or "stretch" (see rnn_jax.preprocess)
+    normalization: str = NORMALIZATION
+    layout: str = "NHWC"
+    input_name: str = "images"
+    output_name: str = "logits"
+    model_name: str = ""
+    generation: int = -1
+    val_accuracy: float = float("nan")
+    run_name: str = ""
+    rnn_jax_version: str = ""
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if not self.class_names:
+            raise ModelFileError("model metadata lists no class names")
+        if self.channels not in ("RGB", "GRAY"):
+            raise ModelFileError(f"model metadata has unknown channel order {self.channels!r}")
+        if self.crop_mode not in CROP_MODES:
+            raise ModelFileError(f"model metadata has unknown crop mode {self.crop_mode!r}")
+        if self.input_size < 4:
+            raise ModelFileError(f"model metadata has an implausible input size {self.input_size}")
+
+    @property
+    def num_channels(self) -> int:
+        return 1 if self.channels == "GRAY" else 3
+
+    def to_props(self) -> dict[str, str]:
+        """Flat string key/values for ``onnx.ModelProto.metadata_props``."""
+        return {PREFIX + k: json.dumps(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_props(cls, props: dict[str, str], source: str = "model") -> ModelInfo:
+        """Parse metadata; a file without our keys is 'not ours' and gets a clear error."""
+        ours = {k[len(PREFIX):]: v for k, v in props.items() if k.startswith(PREFIX)}
+        if not ours:
+            raise ModelFileError(
+                f"{source} is not an rnn-jax model: it has no '{PREFIX}*' metadata. "
+                "Export one with `python tools/export_onnx.py`.")
+        known = {f.name for f in fields(cls)}
+        missing = {"class_names", "input_size", "channels", "crop_mode"} - ours.keys()
+        if missing:
+            raise ModelFileError(f"{source} has incomplete rnn-jax metadata (missing {sorted(missing)})")
+        try:
+            values = {k: json.loads(v) for k, v in ours.items() if k in known}
+        except json.JSONDecodeError as exc:
+            raise ModelFileError(f"{source} has unreadable rnn-jax metadata: {exc}") from None
+        if values.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+            raise ModelFileError(
+                f"{source} was written by a newer rnn-jax (format {values['format_version']}); upgrade rnn-jax")
+        values["class_names"] = tuple(values["class_names"])
+        return cls(**values)
