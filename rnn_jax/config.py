@@ -1,0 +1,112 @@
+"""Run configuration: frozen, validated dataclasses; the one place defaults live."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from rnn_jax.distill.schedules import TEMPERATURE_SCHEDULES
+from rnn_jax.errors import ConfigError
+from rnn_jax.models.registry import ModelSpec
+
+TEACHER_MODES = ("cached", "consistent")
+AUGMENTATIONS = ("none", "basic", "strong")
+OPTIMIZERS = ("adamw", "sgd")
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """How a student learns from its parent: ``alpha*KL*T^2 + (1-alpha)*CE``."""
+
+    alpha: float = 0.7
+    temperature: float = 4.0
+    temperature_end: float | None = None
+    temperature_schedule: str = "constant"
+    label_smoothing: float = 0.0
+    teacher: str = "cached"  # see README: why cached is the default
+    ema_decay: float = 0.0  # > 0: the generation's model is the EMA (mean teacher) of its weights
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.alpha <= 1.0, f"--alpha must be in [0, 1], got {self.alpha}")
+        _check(math.isfinite(self.temperature) and self.temperature > 0,
+               f"--temperature must be > 0, got {self.temperature}")
+        _check(self.temperature_end is None or self.temperature_end > 0,
+               f"--temperature-end must be > 0, got {self.temperature_end}")
+        _check(self.temperature_schedule in TEMPERATURE_SCHEDULES,
+               f"--temperature-schedule must be one of {TEMPERATURE_SCHEDULES}")
+        _check(0.0 <= self.label_smoothing < 1.0, f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        _check(self.teacher in TEACHER_MODES, f"--teacher must be one of {TEACHER_MODES}, got {self.teacher!r}")
+        _check(0.0 <= self.ema_decay < 1.0, f"--ema-decay must be in [0, 1), got {self.ema_decay}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One generation's optimisation (each generation repeats it from a fresh init)."""
+
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 3e-3
+    optimizer: str = "adamw"
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 0.5
+    augment: str = "basic"
+    eval_batch_size: int = 512
+    max_train: int | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
+        _check(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
+        _check(math.isfinite(self.lr) and self.lr > 0, f"--lr must be > 0, got {self.lr}")
+        _check(self.optimizer in OPTIMIZERS, f"--optimizer must be one of {OPTIMIZERS}")
+        _check(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}")
+        _check(self.warmup_epochs >= 0, f"--warmup-epochs must be >= 0, got {self.warmup_epochs}")
+        _check(self.augment in AUGMENTATIONS, f"--augment must be one of {AUGMENTATIONS}")
+        _check(self.eval_batch_size >= 1, "--eval-batch-size must be >= 1")
+        _check(self.max_train is None or self.max_train >= 1, f"--max-train must be >= 1, got {self.max_train}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides a lineage's numbers (data aside, which is fingerprinted)."""
+
+    model: ModelSpec = field(default_factory=ModelSpec)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    gens: int = 3
+    seed: int = 0
+    patience: int = 0  # generations without improvement before stopping; 0 = never stop early
+    min_delta: float = 0.0  # val-accuracy gain that counts as an improvement
+    ensemble_from: int = 1  # BAN ensemble averages generations >= this (gen 0 is often weakest)
+
+    def __post_init__(self) -> None:
+        _check(self.gens >= 1, f"--gens must be >= 1, got {self.gens}")
+        _check(self.patience >= 0, f"--patience must be >= 0, got {self.patience}")
+        _check(self.min_delta >= 0, f"--min-delta must be >= 0, got {self.min_delta}")
+        _check(self.ensemble_from >= 0, f"--ensemble-from must be >= 0, got {self.ensemble_from}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunConfig:
+        return cls(model=ModelSpec(**d["model"]), distill=DistillConfig(**d["distill"]),
+                   train=TrainConfig(**d["train"]),
+                   **{k: v for k, v in d.items() if k not in ("model", "distill", "train")})
+
+    def compatible_with(self, other: RunConfig) -> list[str]:
+        """Fields that must match for --resume (the epoch count may grow, the rest may not)."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        problems = []
+        for key in ("model", "distill", "seed"):
+            if mine[key] != theirs[key]:
+                problems.append(f"{key}: run has {theirs[key]}, asked for {mine[key]}")
+        t1, t2 = dict(mine["train"]), dict(theirs["train"])
+        if {k: v for k, v in t1.items() if k != "eval_batch_size"} != {k: v for k, v in t2.items() if k != "eval_batch_size"}:
+            problems.append(f"train: run has {t2}, asked for {t1}")
+        return problems

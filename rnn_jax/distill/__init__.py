@@ -1,0 +1,1 @@
+"""Distillation pieces as pure functions: losses, schedules, plateau logic, ensembles."""

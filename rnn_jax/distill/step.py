@@ -1,0 +1,132 @@
+"""The jitted train step and forward pass, in split/merge functional style.
+
+The teacher is never inside the step: its logits arrive as an input array, produced either
+once per generation (``cached``) or by :func:`make_forward` on the same augmented batch
+(``consistent``). Generation 0 passes ``alpha = 0`` to the very same compiled step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from rnn_jax.distill.losses import kd_loss
+
+PyTree = Any
+
+
+class TrainState(NamedTuple):
+    """Everything a step changes; a plain pytree so Orbax saves it and jit donates it."""
+
+    params: PyTree
+    batch_stats: PyTree
+    opt_state: PyTree
+    ema_params: PyTree  # a scalar placeholder when EMA is off
+    step: jnp.ndarray
+
+
+@dataclass(frozen=True)
+class ModelFunctions:
+    """A model taken apart once: static graph definitions plus the non-trained RNG state."""
+
+    train_graphdef: nnx.GraphDef
+    eval_graphdef: nnx.GraphDef
+    rng_state: nnx.State
+
+
+def split_model(model: nnx.Module) -> tuple[ModelFunctions, PyTree, PyTree]:
+    """Return (functions, params, batch_stats) for a freshly created model."""
+    model.eval()
+    eval_graphdef, _, _, _ = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
+    model.train()
+    train_graphdef, params, batch_stats, rng_state = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
+    return ModelFunctions(train_graphdef, eval_graphdef, rng_state), params, batch_stats
+
+
+def merge_eval_model(fns: ModelFunctions, params: PyTree, batch_stats: PyTree) -> nnx.Module:
+    """A ready-to-call model in inference mode (for export, inspection, notebooks)."""
+    return nnx.merge(fns.eval_graphdef, params, batch_stats, fns.rng_state)
+
+
+def make_optimizer(lr_schedule: optax.Schedule, kind: str, weight_decay: float) -> optax.GradientTransformation:
+    if kind == "sgd":
+        return optax.chain(optax.add_decayed_weights(weight_decay),
+                           optax.sgd(lr_schedule, momentum=0.9, nesterov=True))
+    return optax.adamw(lr_schedule, weight_decay=weight_decay)
+
+
+def init_state(params: PyTree, batch_stats: PyTree, tx: optax.GradientTransformation,
+               ema: bool = False) -> TrainState:
+    ema_params = jax.tree.map(jnp.copy, params) if ema else jnp.zeros((), jnp.float32)
+    return TrainState(params, batch_stats, tx.init(params), ema_params, jnp.zeros((), jnp.int32))
+
+
+def evaluated_params(state: TrainState, ema: bool) -> PyTree:
+    """The weights a generation is judged by: the EMA (mean teacher) when enabled."""
+    return state.ema_params if ema else state.params
+
+
+def make_train_step(fns: ModelFunctions, tx: optax.GradientTransformation, label_smoothing: float = 0.0,
+                    ema_decay: float = 0.0):
+    """Build ``step(state, images, labels, teacher_logits, alpha, temperature, key) -> (state, metrics)``.
+
+    ``alpha`` and ``temperature`` are traced scalars, so every generation (and every
+    temperature schedule) reuses one compilation. ``state`` is donated: no copy per step.
+    """
+
+    def loss_fn(params, batch_stats, rng_state, images, labels, teacher_logits, alpha, temperature):
+        # rebuild the mutable variables at this trace level (BatchNorm and dropout update them)
+        batch_stats, rng_state = jax.tree.map(lambda leaf: leaf, (batch_stats, rng_state))
+        model = nnx.merge(fns.train_graphdef, params, batch_stats, rng_state)
+        logits = model(images)
+        loss, parts = kd_loss(logits, labels, teacher_logits, alpha, temperature, label_smoothing)
+        new_batch_stats = nnx.state(model, nnx.BatchStat)
+        return loss, (logits, new_batch_stats, parts)
+
+    def train_step(state: TrainState, rng_state, images, labels, teacher_logits, alpha, temperature, key):
+        # fresh dropout / stochastic-depth randomness per step, derived from (key, step)
+        seeded = nnx.merge(fns.train_graphdef, state.params, state.batch_stats, rng_state)
+        nnx.reseed(seeded, dropout=jax.random.fold_in(key, state.step))
+        rng_state = nnx.state(seeded, nnx.RngState)
+        grads, (logits, batch_stats, parts) = jax.grad(loss_fn, has_aux=True)(
+            state.params, state.batch_stats, rng_state, images, labels, teacher_logits, alpha,
+            temperature)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        ema = (optax.incremental_update(params, state.ema_params, 1.0 - ema_decay)
+               if ema_decay > 0 else state.ema_params)
+        alpha32 = jnp.asarray(alpha, jnp.float32)
+        metrics = {
+            "loss": alpha32 * parts["kl"] + (1 - alpha32) * parts["ce"],
+            "ce": parts["ce"],
+            "kl": parts["kl"],
+            "correct": jnp.sum(jnp.argmax(logits, -1) == labels),
+        }
+        return TrainState(params, batch_stats, opt_state, ema, state.step + 1), metrics
+
+    jitted = jax.jit(train_step, donate_argnums=(0,))
+
+    def step(state: TrainState, images, labels, teacher_logits, alpha, temperature, key):
+        # the RNG template is an argument, not a closure constant: NNX refuses to mutate
+        # variables that were created outside the trace
+        return jitted(state, fns.rng_state, images, labels, teacher_logits, alpha, temperature, key)
+
+    return step
+
+
+def make_forward(fns: ModelFunctions):
+    """Jitted inference ``forward(params, batch_stats, images) -> logits`` (eval mode)."""
+
+    @jax.jit
+    def forward_jit(params, batch_stats, rng_state, images):
+        return nnx.merge(fns.eval_graphdef, params, batch_stats, rng_state)(images)
+
+    def forward(params, batch_stats, images):
+        return forward_jit(params, batch_stats, fns.rng_state, images)
+
+    return forward

@@ -1,0 +1,231 @@
+"""Where frames come from: a camera index, a video file, a folder of images or a stream URL.
+
+Every source yields OpenCV BGR uint8 frames and returns None at its end, so the live
+loop stops cleanly at the end of a video. Problems the user can fix (no camera, missing
+file, unreadable video) raise :class:`~rnn_jax.errors.SourceError` with a hint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from rnn_jax.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+PROBE_INDICES = range(6)  # cameras listed when the requested one does not open
+# A webcam sometimes drops a frame; give up only after this many failed reads in a row.
+MAX_LIVE_READ_FAILURES = 10
+
+
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own warnings while probing (we raise one clear error instead)."""
+    logging_mod = cv2.utils.logging
+    level = logging_mod.getLogLevel()
+    logging_mod.setLogLevel(logging_mod.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        logging_mod.setLogLevel(level)
+
+
+def _natural_key(path: Path) -> list[object]:
+    """Sort "img2" before "img10" (frames dumped by other tools are rarely zero-padded)."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+class FrameSource:
+    """Base class: ``read()`` -> BGR frame or None at the end; iterable; a context manager."""
+
+    kind = "source"  # "camera", "stream", "video" or "images"
+    live = False  # True: frames arrive in real time (camera/stream); False: a file
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+
+    @property
+    def fps(self) -> float | None:
+        """Nominal frames per second, if the source knows it."""
+        return None
+
+    @property
+    def frame_count(self) -> int | None:
+        """Number of frames, if known in advance (files only)."""
+        return None
+
+    def read(self) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the device/file (safe to call twice)."""
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while (frame := self.read()) is not None:
+            yield frame
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.description!r})"
+
+
+class CaptureSource(FrameSource):
+    """A cv2.VideoCapture: camera, video file or stream URL."""
+
+    def __init__(self, capture: cv2.VideoCapture, kind: str, description: str) -> None:
+        super().__init__(description)
+        self.capture = capture
+        self.kind = kind
+        self.live = kind in ("camera", "stream")
+        self._pending: np.ndarray | None = None
+
+    @property
+    def fps(self) -> float | None:
+        fps = self.capture.get(cv2.CAP_PROP_FPS) if self.capture is not None else 0.0
+        return float(fps) if fps and fps > 0 else None
+
+    @property
+    def frame_count(self) -> int | None:
+        if self.live or self.capture is None:
+            return None
+        n = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        return n if n > 0 else None
+
+    def prime(self) -> None:
+        """Read the first frame now, so a device that opens but delivers nothing fails early."""
+        frame = self.read()
+        if frame is None:
+            self.close()
+            raise SourceError(f"{self.description} opened but delivered no frame")
+        self._pending = frame
+
+    def read(self) -> np.ndarray | None:
+        if self._pending is not None:
+            frame, self._pending = self._pending, None
+            return frame
+        if self.capture is None:
+            return None
+        failures = 0
+        while True:
+            ok, frame = self.capture.read()
+            if ok and frame is not None:
+                return frame
+            failures += 1
+            if not self.live or failures >= MAX_LIVE_READ_FAILURES:
+                if self.live:
+                    log.warning("%s stopped delivering frames", self.description)
+                return None
+
+    def close(self) -> None:
+        if self.capture is not None:
+            self.capture.release()
+            self.capture = None
+
+
+class ImageFilesSource(FrameSource):
+    """Image files in a fixed order (a folder, naturally sorted, or a single image)."""
+
+    kind = "images"
+
+    def __init__(self, paths: list[Path], description: str) -> None:
+        super().__init__(description)
+        self.paths = paths
+        self._next = 0
+
+    @property
+    def frame_count(self) -> int | None:
+        return len(self.paths)
+
+    def read(self) -> np.ndarray | None:
+        while self._next < len(self.paths):
+            path = self.paths[self._next]
+            self._next += 1
+            data = np.fromfile(str(path), dtype=np.uint8)  # fromfile: non-ASCII paths work
+            frame = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+            if frame is not None:
+                return frame
+            log.warning("skipping %s: not a decodable image", path)
+        return None
+
+
+def working_cameras(indices: range = PROBE_INDICES) -> list[int]:
+    """Camera indices that open (used to make 'camera N does not open' actionable)."""
+    found = []
+    with _quiet_opencv():
+        for index in indices:
+            cap = cv2.VideoCapture(index)
+            try:
+                if cap.isOpened():
+                    found.append(index)
+            finally:
+                cap.release()
+    return found
+
+
+def open_camera(index: int, width: int | None = None, height: int | None = None) -> CaptureSource:
+    """Open camera ``index``; SourceError lists the indices that do open if it fails."""
+    with _quiet_opencv():
+        cap = cv2.VideoCapture(index)
+    if not cap.isOpened():
+        cap.release()
+        others = [i for i in working_cameras() if i != index]
+        hint = (f"cameras that do open: {', '.join(map(str, others))}" if others else
+                f"no camera opens at indices {PROBE_INDICES.start}..{PROBE_INDICES.stop - 1} "
+                "(is one connected and not in use by another program?)")
+        raise SourceError(f"cannot open camera {index}; {hint}")
+    if width:
+        cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+    if height:
+        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+    source = CaptureSource(cap, "camera", f"camera {index}")
+    source.prime()
+    return source
+
+
+def open_source(spec: str | int | Path, width: int | None = None, height: int | None = None) -> FrameSource:
+    """Open what ``--source`` names: camera index, stream URL, image folder, image or video file.
+
+    ``width``/``height`` request a camera resolution (the driver may pick the nearest).
+    """
+    if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
+        return open_camera(int(spec), width, height)
+    text = str(spec)
+    if "://" in text:
+        with _quiet_opencv():
+            cap = cv2.VideoCapture(text)
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"cannot open stream {text} (check the URL and that the stream is up)")
+        source = CaptureSource(cap, "stream", f"stream {text}")
+        source.prime()
+        return source
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise SourceError(f"no such file or folder: {path} (for a camera, pass its index, e.g. --source 0)")
+    if path.is_dir():
+        files = sorted((p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+                       key=_natural_key)
+        if not files:
+            raise SourceError(f"folder {path} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return ImageFilesSource(files, f"folder {path} ({len(files)} images)")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageFilesSource([path], f"image {path}")
+    with _quiet_opencv():
+        cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        cap.release()
+        raise SourceError(f"cannot open video file {path}: not a video OpenCV can decode")
+    return CaptureSource(cap, "video", f"video {path}")

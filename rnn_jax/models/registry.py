@@ -1,0 +1,126 @@
+"""Create any model by name and size; the one place that knows every architecture."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from rnn_jax.errors import ConfigError
+from rnn_jax.models.mlp import MLP
+from rnn_jax.models.resnet import ResNet
+from rnn_jax.models.vit import ViT
+
+SIZES = ("tiny", "small", "medium", "large", "xlarge")
+
+# name -> size -> constructor kwargs. resnet18/resnet34 are the standard CIFAR widths.
+PRESETS: dict[str, dict[str, dict]] = {
+    "mlp": {
+        "tiny": {"hidden": (128,)},
+        "small": {"hidden": (256, 128)},
+        "medium": {"hidden": (512, 256)},
+        "large": {"hidden": (1024, 512)},
+        "xlarge": {"hidden": (2048, 1024, 512)},
+    },
+    "resnet": {
+        "tiny": {"widths": (8, 16, 32), "blocks": (1, 1, 1)},
+        "small": {"widths": (16, 32, 64), "blocks": (1, 1, 1)},
+        "medium": {"widths": (16, 32, 64), "blocks": (2, 2, 2)},
+        "large": {"widths": (32, 64, 128), "blocks": (2, 2, 2)},
+        "xlarge": {"widths": (64, 128, 256), "blocks": (2, 2, 2)},
+    },
+    "resnet18": {"default": {"widths": (64, 128, 256, 512), "blocks": (2, 2, 2, 2)}},
+    "resnet34": {"default": {"widths": (64, 128, 256, 512), "blocks": (3, 4, 6, 3)}},
+    "vit": {
+        "tiny": {"dim": 64, "depth": 2, "heads": 2},
+        "small": {"dim": 128, "depth": 4, "heads": 4},
+        "medium": {"dim": 192, "depth": 6, "heads": 3},
+        "large": {"dim": 256, "depth": 8, "heads": 4},
+        "xlarge": {"dim": 384, "depth": 8, "heads": 6},
+    },
+}
+CLASSES = {"mlp": MLP, "resnet": ResNet, "resnet18": ResNet, "resnet34": ResNet, "vit": ViT}
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which network to build. ``dtype`` is the compute dtype; parameters stay float32."""
+
+    name: str = "resnet"
+    size: str = "small"
+    dropout: float = 0.0
+    stochastic_depth: float = 0.0
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if self.name not in PRESETS:
+            raise ConfigError(f"unknown model {self.name!r}; choose from {sorted(PRESETS)}")
+        sizes = PRESETS[self.name]
+        if "default" in sizes:
+            if self.size not in ("default", *SIZES):
+                raise ConfigError(f"{self.name} has a fixed size; drop --size")
+        elif self.size not in sizes:
+            raise ConfigError(f"unknown size {self.size!r} for {self.name}; choose from {list(sizes)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.stochastic_depth < 1.0:
+            raise ConfigError(f"stochastic depth must be in [0, 1), got {self.stochastic_depth}")
+        if self.stochastic_depth and self.name == "mlp":
+            raise ConfigError("stochastic depth needs residual blocks; the mlp has none")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"unknown dtype {self.dtype!r}; choose from {sorted(DTYPES)}")
+
+    @property
+    def label(self) -> str:
+        return self.name if "default" in PRESETS[self.name] else f"{self.name}-{self.size}"
+
+
+def create_model(spec: ModelSpec, image_shape: tuple[int, int, int], num_classes: int,
+                 seed: int = 0) -> nnx.Module:
+    """A freshly initialised model; every generation calls this with its own seed."""
+    sizes = PRESETS[spec.name]
+    kwargs = dict(sizes.get("default") or sizes[spec.size])
+    if spec.name != "mlp":
+        kwargs["stochastic_depth"] = spec.stochastic_depth
+    rngs = nnx.Rngs(params=seed, dropout=seed + 1)
+    return CLASSES[spec.name](tuple(image_shape), num_classes, **kwargs, dropout=spec.dropout,
+                              dtype=DTYPES[spec.dtype], rngs=rngs)
+
+
+def count_params(model: nnx.Module) -> int:
+    return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+def gflops_per_image(model: nnx.Module, image_shape: tuple[int, int, int]) -> float:
+    """Forward GFLOPs for one image, from XLA's own cost analysis (not a hand count)."""
+    graphdef, state = nnx.split(model)
+    was_training = _is_training(model)
+    model.eval()
+    graphdef, state = nnx.split(model)
+
+    def forward(state, x):
+        return nnx.merge(graphdef, state)(x)
+
+    x = jax.ShapeDtypeStruct((1, *image_shape), jnp.float32)
+    cost = jax.jit(forward).lower(state, x).compile().cost_analysis()
+    if isinstance(cost, list):
+        cost = cost[0]
+    if was_training:
+        model.train()
+    return float(cost.get("flops", 0.0)) / 1e9
+
+
+def _is_training(model: nnx.Module) -> bool:
+    for _, node in nnx.iter_graph(model):
+        if isinstance(node, nnx.BatchNorm):
+            return not node.use_running_average
+        if isinstance(node, nnx.Dropout):
+            return not node.deterministic
+    return False
+
+
+def list_models() -> list[tuple[str, str]]:
+    return [(name, size) for name, sizes in PRESETS.items() for size in sizes]
