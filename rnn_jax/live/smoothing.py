@@ -52,10 +52,12 @@ class SmoothingConfig:
             return cls(method="none")
         if method in ("ema", "vote") and arg:
             try:
-                return cls(method="ema", alpha=float(arg)) if method == "ema" else cls(
-                    method="vote", window=int(arg))
+                number = float(arg) if method == "ema" else int(arg)
             except ValueError:
-                pass  # float()/int() failed; fall through to the general message
+                number = None
+            if number is not None:  # range checks (ConfigError) happen in __post_init__
+                return cls(method="ema", alpha=number) if method == "ema" else cls(
+                    method="vote", window=int(number))
         raise ConfigError(f"cannot read smoothing {text!r}; use {SMOOTHING_HELP}")
 
     def __str__(self) -> str:

@@ -1,0 +1,1 @@
+"""Thin command-line experiments over the rnn_jax API (`python -m experiments.<name>`)."""

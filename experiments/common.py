@@ -1,0 +1,115 @@
+"""Flags every experiment shares, and the run-and-report wrapper around the driver."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rnn_jax.errors import RnnJaxError
+
+
+def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int, model: str, size: str,
+                     batch_size: int = 128, lr: float = 3e-3) -> None:
+    g = parser.add_argument_group("lineage")
+    g.add_argument("--gens", type=int, default=gens, help=f"generations to train (default {gens})")
+    g.add_argument("--epochs", type=int, default=epochs, help=f"epochs per generation (default {epochs})")
+    g.add_argument("--batch-size", type=int, default=batch_size, help=f"training batch size (default {batch_size})")
+    g.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default {lr})")
+    g.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw", help="optimizer (default adamw)")
+    g.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay (default 5e-4)")
+    g.add_argument("--model", default=model, help=f"model name from `python -m rnn_jax.models` (default {model})")
+    g.add_argument("--size", default=size, help=f"model size preset: tiny, small, medium, large, xlarge (default {size})")
+    g.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
+                   help="compute dtype; parameters stay float32 (bfloat16 suits recent GPUs)")
+    g.add_argument("--seed", type=int, default=0, help="run seed; generation k uses seed*1000+k (default 0)")
+    g.add_argument("--max-train", type=int, default=None, help="cap the training examples (quick runs)")
+    g.add_argument("--augment", choices=("none", "basic", "strong"), default="basic",
+                   help="augmentation: basic = shift+flip, strong = + colour + cutout (noisy student)")
+    d = parser.add_argument_group("distillation")
+    d.add_argument("--alpha", type=float, default=0.7, help="weight of the KD term, 0..1 (default 0.7)")
+    d.add_argument("--temperature", type=float, default=4.0, help="distillation temperature T > 0 (default 4)")
+    d.add_argument("--temperature-end", type=float, default=None, help="final T for linear/cosine schedules")
+    d.add_argument("--temperature-schedule", choices=("constant", "linear", "cosine", "step"), default="constant",
+                   help="how T changes across generations (default constant)")
+    d.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing for the CE term")
+    d.add_argument("--teacher", choices=("cached", "consistent"), default="cached",
+                   help="cached: teacher logits on clean images once per generation (fast, default); "
+                        "consistent: teacher runs on each augmented batch")
+    d.add_argument("--ema-decay", type=float, default=0.0,
+                   help="> 0 keeps an EMA (mean teacher) of the weights; it becomes the generation's model")
+    d.add_argument("--dropout", type=float, default=0.0, help="dropout before the classifier (noisy student)")
+    d.add_argument("--stochastic-depth", type=float, default=0.0, help="max drop-path rate (noisy student)")
+    d.add_argument("--patience", type=int, default=0,
+                   help="stop after this many generations without val gain (0 = never, default)")
+    d.add_argument("--min-delta", type=float, default=0.0, help="val-accuracy gain that counts as improvement")
+    o = parser.add_argument_group("output")
+    o.add_argument("--out", default=None, help="run folder (default runs/<experiment>-<time>)")
+    o.add_argument("--resume", action="store_true", help="continue the run in --out; finished generations are kept")
+    o.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    o.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
+    o.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+
+
+def run_config_from_args(args: argparse.Namespace):
+    from rnn_jax.config import DistillConfig, RunConfig, TrainConfig
+    from rnn_jax.models.registry import ModelSpec
+
+    size = args.size if args.model not in ("resnet18", "resnet34") else "default"
+    return RunConfig(
+        model=ModelSpec(args.model, size, dropout=args.dropout, stochastic_depth=args.stochastic_depth,
+                        dtype=args.dtype),
+        distill=DistillConfig(alpha=args.alpha, temperature=args.temperature,
+                              temperature_end=args.temperature_end,
+                              temperature_schedule=args.temperature_schedule,
+                              label_smoothing=args.label_smoothing, teacher=args.teacher,
+                              ema_decay=args.ema_decay),
+        train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+                          weight_decay=args.weight_decay, augment=args.augment, max_train=args.max_train),
+        gens=args.gens, seed=args.seed, patience=args.patience, min_delta=args.min_delta,
+    )
+
+
+def default_out(experiment: str) -> Path:
+    return Path("runs") / f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run_experiment(args: argparse.Namespace, experiment: str, build_data: Callable) -> dict:
+    """Validate flags, load data, train the lineage, print the table, write plots."""
+    from rnn_jax.lineage.driver import run_lineage
+    from rnn_jax.lineage.report import generation_table, write_plots
+
+    config = run_config_from_args(args)  # validates before any slow work
+    spec, dataset = build_data(args)
+    for key, note in dataset.notes.items():
+        if key == "demo":
+            print(f"NOTE: {note}")
+    out = Path(args.out) if args.out else default_out(experiment)
+    started = time.perf_counter()
+    try:
+        record = run_lineage(config, dataset, out, resume=args.resume, overwrite=args.overwrite,
+                             data_spec=spec.to_dict() if spec else None, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished epochs are saved; continue with --resume --out {out}", file=sys.stderr)
+        raise SystemExit(130) from None
+    print()
+    print(generation_table(record))
+    plots = write_plots(record, out)
+    print(f"\nrun folder: {out}  ({time.perf_counter() - started:.0f}s)")
+    print(f"  lineage.json, metrics.jsonl, {', '.join(p.name for p in plots)}")
+    print(f"  next: python tools/evaluate.py --run {out}   |   python tools/export_onnx.py --run {out}")
+    return record
+
+
+def main_guard(main: Callable[[list[str] | None], object], argv: list[str] | None = None) -> None:
+    """Run a CLI: user errors become one readable line and exit code 2 (``--debug`` shows tracebacks)."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        main(argv)
+    except RnnJaxError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

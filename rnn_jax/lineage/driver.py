@@ -1,0 +1,388 @@
+"""The generation driver: a plain Python loop over generations 0..N-1.
+
+Each generation is a fresh student of the same architecture with its own seed. Generation
+0 learns from labels; generation k learns from generation k-1's soft targets. The jitted
+step is built once and reused by every generation (alpha/temperature are step inputs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from rnn_jax.config import RunConfig
+from rnn_jax.data.pipeline import epoch_seed, eval_batches, train_batches
+from rnn_jax.data.types import Dataset, Split
+from rnn_jax.distill.ensemble import ensemble_probabilities
+from rnn_jax.distill.plateau import plateaued
+from rnn_jax.distill.schedules import generation_temperature, learning_rate_schedule
+from rnn_jax.distill.step import (
+    ModelFunctions,
+    TrainState,
+    evaluated_params,
+    init_state,
+    make_forward,
+    make_optimizer,
+    make_train_step,
+    split_model,
+)
+from rnn_jax.errors import ConfigError, ResumeError
+from rnn_jax.lineage.checkpoint import GenerationCheckpoints
+from rnn_jax.lineage.record import (
+    LINEAGE_FILE,
+    append_metrics,
+    finished_generations,
+    generation_entry,
+    new_lineage,
+    read_lineage,
+    write_json_atomic,
+)
+from rnn_jax.models.registry import count_params, create_model
+
+Log = Callable[[str], None]
+
+
+def generation_seed(seed: int, gen: int) -> int:
+    return seed * 1000 + gen
+
+
+def gen_dir(run_dir: Path, gen: int) -> Path:
+    return Path(run_dir) / f"gen_{gen}"
+
+
+@dataclasses.dataclass
+class _Context:
+    """What every generation of one run shares (built once)."""
+
+    config: RunConfig
+    dataset: Dataset
+    train: Split
+    run_dir: Path
+    fns: ModelFunctions
+    step: Callable
+    forward: Callable
+    tx: object
+    steps_per_epoch: int
+    progress: bool
+    log: Log
+
+
+def describe_data(dataset: Dataset, train: Split) -> dict:
+    return {
+        "name": dataset.name,
+        "fingerprint": dataset.fingerprint(),
+        "class_names": list(dataset.class_names),
+        "image_shape": list(dataset.image_shape),
+        "crop_mode": dataset.crop_mode,
+        "sizes": {"train_used": len(train), **{k: len(v) for k, v in dataset.splits().items()}},
+        "notes": dataset.notes,
+    }
+
+
+def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, resume: bool = False,
+                overwrite: bool = False, data_spec: dict | None = None, progress: bool = True,
+                log: Log = print) -> dict:
+    """Train (or finish) a lineage; returns the lineage record (also in ``run_dir/lineage.json``)."""
+    run_dir = Path(run_dir)
+    train = dataset.train.take(config.train.max_train, seed=config.seed)
+    if config.train.batch_size > len(train):
+        raise ConfigError(
+            f"--batch-size {config.train.batch_size} is larger than the {len(train)} training images; "
+            f"use --batch-size {max(1, len(train) // 4)} or fewer")
+    record = _open_record(config, dataset, train, run_dir, resume, overwrite, data_spec)
+
+    template = create_model(config.model, dataset.image_shape, dataset.num_classes, seed=config.seed)
+    fns, _, _ = split_model(template)
+    steps_per_epoch = len(train) // config.train.batch_size
+    total = steps_per_epoch * config.train.epochs
+    lr = learning_rate_schedule(config.train.lr, total, int(config.train.warmup_epochs * steps_per_epoch))
+    tx = make_optimizer(lr, config.train.optimizer, config.train.weight_decay)
+    ctx = _Context(config, dataset, train, run_dir, fns,
+                   make_train_step(fns, tx, config.distill.label_smoothing, config.distill.ema_decay),
+                   make_forward(fns), tx, steps_per_epoch, progress, log)
+    record["model"] = {"label": config.model.label, "params": count_params(template)}
+    log(f"run {run_dir}: {config.model.label} ({record['model']['params']:,} params) on {dataset.name} "
+        f"{tuple(dataset.image_shape)}, {len(train)} train / {len(dataset.val)} val images, "
+        f"{config.gens} generations x {config.train.epochs} epochs, teacher={config.distill.teacher}")
+
+    record["stop_reason"] = None
+    for gen in range(config.gens):
+        entry = generation_entry(record, gen)
+        if entry is not None and entry.get("status") == "done":
+            log(f"gen {gen}: already finished (val {entry['val_acc']:.4f}), skipping")
+            continue
+        if entry is not None and entry.get("status") == "failed":
+            record["stop_reason"] = f"generation {gen} failed earlier: {entry.get('stop_reason')}"
+            break
+        entry = _train_generation(ctx, record, gen)
+        write_json_atomic(run_dir / LINEAGE_FILE, record)
+        if entry["status"] == "failed":
+            record["stop_reason"] = f"generation {gen} failed: {entry['stop_reason']}"
+            log(record["stop_reason"])
+            break
+        scores = [g["val_acc"] for g in finished_generations(record)]
+        if plateaued(scores, config.min_delta, config.patience):
+            record["stop_reason"] = (f"plateau: no val gain >= {config.min_delta} "
+                                     f"for {config.patience} generation(s)")
+            log(f"stopping early after gen {gen}: {record['stop_reason']}")
+            break
+
+    done = finished_generations(record)
+    if done:
+        best = max(done, key=lambda g: (g["val_acc"], -g["gen"]))
+        record["final_generation"] = best["gen"]
+        record["ensembles"] = ensemble_metrics(run_dir, record, dataset)
+    record["stop_reason"] = record["stop_reason"] or "completed all generations"
+    write_json_atomic(run_dir / LINEAGE_FILE, record)
+    return record
+
+
+def _open_record(config: RunConfig, dataset: Dataset, train: Split, run_dir: Path, resume: bool,
+                 overwrite: bool, data_spec: dict | None) -> dict:
+    data = describe_data(dataset, train)
+    lineage_path = run_dir / LINEAGE_FILE
+    if lineage_path.exists() and resume:
+        record = read_lineage(run_dir)
+        previous = RunConfig.from_dict(record["config"])
+        problems = config.compatible_with(previous)
+        if record["data"]["fingerprint"] != data["fingerprint"]:
+            problems.append(f"data: run was trained on {record['data']['name']} "
+                            f"(fingerprint {record['data']['fingerprint']}), this is {data['name']} "
+                            f"({data['fingerprint']})")
+        if problems:
+            raise ResumeError(f"--resume {run_dir} does not match this command: " + "; ".join(problems))
+        record["config"] = config.to_dict()  # gens may grow on resume
+        return record
+    if lineage_path.exists() and not overwrite:
+        raise ResumeError(f"{run_dir} already holds a run; pass --resume to continue it or choose "
+                          f"another --out")
+    if resume and not lineage_path.exists():
+        raise ResumeError(f"--resume: {run_dir} holds no run to resume (no {LINEAGE_FILE})")
+    if overwrite and run_dir.exists():
+        import shutil
+
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record = new_lineage(run_dir.name, config.to_dict(), data, data_spec)
+    write_json_atomic(lineage_path, record)
+    return record
+
+
+def predict_logits(forward: Callable, params, batch_stats, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """Logits for a whole split in fixed-size batches (one compilation, padding dropped)."""
+    out = []
+    for batch, valid in eval_batches(images, batch_size):
+        out.append(np.asarray(forward(params, batch_stats, jnp.asarray(batch, jnp.float32)))[:valid])
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def logits_metrics(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) computed in float64 numpy."""
+    z = logits.astype(np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    loss = float(-log_probs[np.arange(len(labels)), labels].mean())
+    return float(np.mean(logits.argmax(axis=1) == labels)), loss
+
+
+def _teacher_for(ctx: _Context, gen: int):
+    """(teacher params, batch_stats, cached train logits or None) for generation ``gen``."""
+    if gen == 0:
+        return None, None, None
+    parent = gen - 1
+    weights = _restore_weights(ctx, parent)
+    cached = None
+    if ctx.config.distill.teacher == "cached":
+        path = gen_dir(ctx.run_dir, parent) / "train_logits.npy"
+        if path.is_file():
+            cached = np.load(path)
+        if cached is None or cached.shape != (len(ctx.train), ctx.dataset.num_classes):
+            cached = predict_logits(ctx.forward, weights["params"], weights["batch_stats"], ctx.train.images,
+                                    ctx.config.train.eval_batch_size)
+    return weights["params"], weights["batch_stats"], cached
+
+
+def _fresh_weights(ctx: _Context, gen: int) -> tuple[TrainState, dict]:
+    model = create_model(ctx.config.model, ctx.dataset.image_shape, ctx.dataset.num_classes,
+                         seed=generation_seed(ctx.config.seed, gen))
+    _, params, batch_stats = split_model(model)
+    state = init_state(params, batch_stats, ctx.tx, ema=ctx.config.distill.ema_decay > 0)
+    return state, {"params": params, "batch_stats": batch_stats}
+
+
+def _restore_weights(ctx: _Context, gen: int) -> dict:
+    _, template = _fresh_weights(ctx, gen)
+    checkpoints = GenerationCheckpoints(gen_dir(ctx.run_dir, gen))
+    try:
+        return checkpoints.restore_best(template)
+    finally:
+        checkpoints.close()
+
+
+def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
+    config, log = ctx.config, ctx.log
+    temperature = generation_temperature(gen, config.gens, config.distill.temperature,
+                                         config.distill.temperature_end, config.distill.temperature_schedule)
+    alpha = config.distill.alpha if gen > 0 else 0.0
+    t_start = time.perf_counter()
+    teacher_params, teacher_stats, cached_logits = _teacher_for(ctx, gen)
+    teacher_time = time.perf_counter() - t_start
+
+    entry = generation_entry(record, gen)
+    if entry is None:
+        entry = {"gen": gen, "parent": gen - 1 if gen > 0 else None, "seed": generation_seed(config.seed, gen),
+                 "alpha": alpha, "temperature": temperature if gen > 0 else None, "status": "running",
+                 "epochs": [], "time_s": 0.0}
+        record["generations"].append(entry)
+    entry["status"] = "running"
+
+    checkpoints = GenerationCheckpoints(gen_dir(ctx.run_dir, gen))
+    state, _ = _fresh_weights(ctx, gen)
+    start_epoch = checkpoints.resume_epoch() or 0
+    if start_epoch:
+        state = checkpoints.restore_resume(state)
+        entry["epochs"] = [e for e in entry["epochs"] if e["epoch"] < start_epoch]
+        log(f"gen {gen}: resuming after epoch {start_epoch}")
+    else:
+        entry["epochs"] = []
+    best_val = max((e["val_acc"] for e in entry["epochs"]), default=-1.0)
+    use_ema = config.distill.ema_decay > 0
+    key = jax.random.key(generation_seed(config.seed, gen))
+    alpha_arr, temp_arr = jnp.float32(alpha), jnp.float32(temperature)
+    no_teacher = jnp.zeros((config.train.batch_size, ctx.dataset.num_classes), jnp.float32)
+
+    try:
+        for epoch in range(start_epoch, config.train.epochs):
+            t0 = time.perf_counter()
+            seed = epoch_seed(config.seed, gen, epoch)
+            batches = train_batches(ctx.train, config.train.batch_size, seed, config.train.augment)
+            bar = tqdm(total=ctx.steps_per_epoch * config.train.batch_size, unit="img", unit_scale=True,
+                       desc=f"gen {gen}/{config.gens - 1} epoch {epoch + 1}/{config.train.epochs}",
+                       disable=not ctx.progress, leave=False, dynamic_ncols=True)
+            sums = None
+            for i, batch in enumerate(batches):
+                images = jnp.asarray(batch["images"], jnp.float32)
+                if gen == 0:
+                    teacher = no_teacher
+                elif cached_logits is not None:
+                    teacher = jnp.asarray(cached_logits[batch["index"]])
+                else:
+                    teacher = ctx.forward(teacher_params, teacher_stats, images)
+                state, metrics = ctx.step(state, images, jnp.asarray(batch["labels"]), teacher, alpha_arr,
+                                          temp_arr, key)
+                sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
+                bar.update(config.train.batch_size)
+                if i % 20 == 0:
+                    bar.set_postfix(loss=f"{float(metrics['loss']):.3f}")
+            bar.close()
+            sums = jax.device_get(sums)
+            steps = ctx.steps_per_epoch
+            train_loss = float(sums["loss"]) / steps
+            train_time = time.perf_counter() - t0
+            if not math.isfinite(train_loss):
+                entry.update(status="failed", stop_reason=f"non-finite training loss ({train_loss}) in epoch "
+                             f"{epoch + 1}; the last good checkpoint is kept")
+                break
+            weights = {"params": evaluated_params(state, use_ema), "batch_stats": state.batch_stats}
+            val_logits = predict_logits(ctx.forward, weights["params"], weights["batch_stats"],
+                                        ctx.dataset.val.images, config.train.eval_batch_size)
+            val_acc, val_loss = logits_metrics(val_logits, ctx.dataset.val.labels)
+            row = {"gen": gen, "epoch": epoch, "train_loss": train_loss,
+                   "train_ce": float(sums["ce"]) / steps, "train_kl": float(sums["kl"]) / steps,
+                   "train_acc_aug": float(sums["correct"]) / (steps * config.train.batch_size),
+                   "val_acc": val_acc, "val_loss": val_loss, "time_s": time.perf_counter() - t0,
+                   "images_per_s": steps * config.train.batch_size / train_time}
+            if not math.isfinite(val_loss):
+                entry.update(status="failed", stop_reason=f"non-finite validation loss in epoch {epoch + 1}")
+                break
+            if val_acc > best_val:
+                best_val = val_acc
+                checkpoints.save_best(epoch, weights)
+            checkpoints.save_resume(epoch + 1, state)
+            entry["epochs"].append(row)
+            entry["time_s"] = entry.get("time_s", 0.0) + row["time_s"]
+            append_metrics(ctx.run_dir, row)
+            write_json_atomic(ctx.run_dir / LINEAGE_FILE, record)
+            log(f"gen {gen} epoch {epoch + 1}/{config.train.epochs}: loss {train_loss:.4f} "
+                f"val acc {val_acc:.4f} ({row['images_per_s']:.0f} img/s, {row['time_s']:.1f}s)")
+        if entry["status"] == "running":
+            _finish_generation(ctx, entry, checkpoints)
+    finally:
+        checkpoints.close()
+    entry["teacher_time_s"] = teacher_time
+    entry["time_s"] = entry.get("time_s", 0.0) + teacher_time
+    return entry
+
+
+def _finish_generation(ctx: _Context, entry: dict, checkpoints: GenerationCheckpoints) -> None:
+    """Evaluate the best epoch's weights on every split; keep logits for ensembles and the next teacher."""
+    t0 = time.perf_counter()
+    _, template = _fresh_weights(ctx, entry["gen"])
+    weights = checkpoints.restore_best(template)
+    directory = gen_dir(ctx.run_dir, entry["gen"])
+    splits = {"train": ctx.train, **{k: v for k, v in ctx.dataset.splits().items() if k != "train"}}
+    for name, split in splits.items():
+        logits = predict_logits(ctx.forward, weights["params"], weights["batch_stats"], split.images,
+                                ctx.config.train.eval_batch_size)
+        entry[f"{name}_acc"], entry[f"{name}_loss"] = logits_metrics(logits, split.labels)
+        _save_npy_atomic(directory / f"{name}_logits.npy", logits.astype(np.float32))
+    entry["best_epoch"] = checkpoints.best_epoch()
+    entry["status"] = "done"
+    checkpoints.drop_resume()
+    entry["time_s"] = entry.get("time_s", 0.0) + time.perf_counter() - t0
+    test = f", test {entry['test_acc']:.4f}" if "test_acc" in entry else ""
+    ctx.log(f"gen {entry['gen']} done: best epoch {entry['best_epoch'] + 1}, val {entry['val_acc']:.4f}{test}, "
+            f"train (clean) {entry['train_acc']:.4f}")
+
+
+def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, array)
+    tmp.replace(path)
+
+
+def ensemble_metrics(run_dir: Path, record: dict, dataset: Dataset) -> dict:
+    """BAN ensembles from the stored logits: all finished generations, and those >= ensemble_from."""
+    done = sorted(g["gen"] for g in finished_generations(record))
+    start = record["config"].get("ensemble_from", 1)
+    members = {"all": done, f"gen>={start}": [g for g in done if g >= start]}
+    out = {}
+    for label, gens in members.items():
+        if len(gens) < 2 or (label != "all" and gens == done):
+            continue
+        result = {"members": gens}
+        for split_name, split in dataset.splits().items():
+            if split_name == "train":
+                continue
+            paths = [gen_dir(run_dir, g) / f"{split_name}_logits.npy" for g in gens]
+            if not all(p.is_file() for p in paths):
+                continue
+            probs = ensemble_probabilities([np.load(p) for p in paths])
+            result[f"{split_name}_acc"] = float(np.mean(probs.argmax(1) == split.labels))
+        out[label] = result
+    return out
+
+
+def load_generation_weights(run_dir: Path, record: dict, gen: int, image_shape, num_classes: int):
+    """Restore a finished generation: returns (ModelFunctions, params, batch_stats)."""
+    config = RunConfig.from_dict(record["config"])
+    entry = generation_entry(record, gen)
+    if entry is None or entry.get("status") != "done":
+        done = [g["gen"] for g in finished_generations(record)]
+        raise ResumeError(f"generation {gen} of {run_dir} is not finished; finished: {done}")
+    model = create_model(config.model, tuple(image_shape), num_classes, seed=generation_seed(config.seed, gen))
+    fns, params, batch_stats = split_model(model)
+    checkpoints = GenerationCheckpoints(gen_dir(run_dir, gen))
+    try:
+        weights = checkpoints.restore_best({"params": params, "batch_stats": batch_stats})
+    finally:
+        checkpoints.close()
+    return fns, weights["params"], weights["batch_stats"]

@@ -1,0 +1,235 @@
+"""``python -m rnn_jax.live``: real-time gesture recognition from a camera, video, folder or stream.
+
+Window mode needs an OpenCV build with GUI support; ``--headless`` runs anywhere and
+writes machine-readable output instead (gesture events on stdout, per-frame JSONL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import IO, TextIO
+
+import cv2
+
+from rnn_jax.errors import RnnJaxError
+from rnn_jax.live.loop import FrameRecord, LiveConfig, PredictionStream, default_live_threads
+from rnn_jax.live.overlay import KEY_LEGEND, draw_overlay
+from rnn_jax.live.smoothing import SMOOTHING_HELP, GestureConfig, GestureEvent, SmoothingConfig
+from rnn_jax.live.sources import open_source
+from rnn_jax.runtime.predictor import Predictor
+
+WINDOW = "rnn-jax live"
+EXIT_USER_ERROR = 2
+
+EPILOG = f"""\
+examples:
+  python -m rnn_jax.live --onnx student.onnx                 webcam 0, window
+  python -m rnn_jax.live --onnx student.onnx --source 1 --width 1280 --height 720
+  python -m rnn_jax.live --onnx student.onnx --source clip.avi --headless --jsonl out.jsonl
+
+keys (window mode): {KEY_LEGEND}
+
+output: gesture events ("started"/"ended") are JSON lines on stdout; the end-of-run
+summary (frames, FPS, latency percentiles, gestures shown) goes to stderr.
+exit status: 0 ok, 2 bad input (one line "error: ..."; --debug for the traceback),
+130 interrupted.
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m rnn_jax.live",
+        description="Recognise hand gestures in real time with an exported rnn-jax ONNX model "
+                    "(numpy + OpenCV + onnxruntime only; no JAX needed).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--onnx", required=True, metavar="PATH",
+                   help="exported model; its metadata gives labels, input size and crop mode")
+    src = p.add_argument_group("source")
+    src.add_argument("--source", default="0", metavar="SRC",
+                     help="camera index (0, 1, ...), video file, folder of images (natural sort), "
+                          "single image, or stream URL (rtsp://, http://) (default: 0)")
+    src.add_argument("--width", type=_positive_int, metavar="PX", help="requested camera width")
+    src.add_argument("--height", type=_positive_int, metavar="PX", help="requested camera height")
+    src.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
+
+    g = p.add_argument_group("gesture logic")
+    g.add_argument("--smoothing", default="ema:0.5", metavar="SPEC",
+                   help=f"{SMOOTHING_HELP} (default: ema:0.5)")
+    g.add_argument("--threshold", type=float, default=0.6, metavar="P",
+                   help="smoothed confidence below this = 'no gesture' (0..1, default: 0.6)")
+    g.add_argument("--stable-frames", type=_positive_int, default=5, metavar="N",
+                   help="frames a gesture must stay on top before it 'starts' (default: 5)")
+
+    v = p.add_argument_group("view")
+    v.add_argument("--roi", action=argparse.BooleanOptionalAction, default=None,
+                   help="classify only a centred square (hold your hand in it). Default: on "
+                        "when the model was trained on hand crops (crop_mode 'hand'), else off")
+    v.add_argument("--roi-size", type=float, default=0.6, metavar="F",
+                   help="ROI side as a fraction of the frame's short side (default: 0.6)")
+    v.add_argument("--mirror", action="store_true",
+                   help="mirror the display (selfie view); the model still sees the raw frame")
+    v.add_argument("--top-k", type=_positive_int, default=3, metavar="K",
+                   help="probability bars to draw (default: 3)")
+    v.add_argument("--screenshot-dir", type=Path, default=Path("."), metavar="DIR",
+                   help="where the 's' key saves screenshots (default: current folder)")
+
+    o = p.add_argument_group("output and performance")
+    o.add_argument("--headless", action="store_true",
+                   help="no window: print gesture events on stdout (use with --jsonl)")
+    o.add_argument("--jsonl", type=Path, metavar="PATH",
+                   help="write one JSON object per frame (frame, label, confidence, latency_ms, ...)")
+    o.add_argument("--threads", type=_positive_int, metavar="N",
+                   help=f"onnxruntime intra-op threads (default here: {default_live_threads()} = "
+                        "half the cores, max 4, leaving cores for capture and display)")
+    o.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    return p
+
+
+def _emit(events: tuple[GestureEvent, ...], out: TextIO) -> None:
+    for event in events:
+        out.write(json.dumps(event.to_dict()) + "\n")
+    if events:
+        out.flush()
+
+
+def _check_gui() -> None:
+    """Fail before opening the camera if this OpenCV cannot show windows."""
+    try:
+        cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
+    except cv2.error:
+        raise RnnJaxError(
+            "this OpenCV build cannot open windows (opencv-python-headless?). Run with --headless, "
+            "or `pip uninstall opencv-python-headless && pip install opencv-python`") from None
+
+
+class _WindowUI:
+    """Window state and keys: q/Esc quit, m mirror, r reset, s screenshot, space pause."""
+
+    def __init__(self, args: argparse.Namespace, stream: PredictionStream, out: TextIO) -> None:
+        self.args, self.stream, self.out = args, stream, out
+        self.mirror = args.mirror
+        self.paused = False
+        self.fps: float | None = None
+        self.note = ""
+        self.note_until = 0.0
+
+    def show(self, rec: FrameRecord) -> bool:
+        """Display ``rec`` and handle keys; False = the user wants to quit."""
+        if rec.loop_ms > 0:  # a smoothed FPS reads better than a flickering per-frame one
+            fps = 1000.0 / rec.loop_ms
+            self.fps = fps if self.fps is None else 0.9 * self.fps + 0.1 * fps
+        while True:
+            note = self.note if time.monotonic() < self.note_until else ""
+            image = draw_overlay(
+                rec.frame, class_names=rec.class_names, probabilities=rec.probabilities,
+                label=rec.label, top_label=rec.top_label, confidence=rec.confidence,
+                threshold=self.stream.config.gesture.threshold, fps=self.fps,
+                latency_ms=rec.latency_ms, roi=rec.roi, top_k=self.args.top_k,
+                mirror=self.mirror, paused=self.paused, note=note)
+            cv2.imshow(WINDOW, image)
+            key = cv2.waitKey(30 if self.paused else 1) & 0xFF
+            if key in (ord("q"), 27) or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
+                return False
+            if key == ord("m"):
+                self.mirror = not self.mirror
+            elif key == ord("r"):
+                _emit(self.stream.reset(), self.out)
+                self._say("reset")
+            elif key == ord("s"):
+                self._screenshot(image, rec.index)
+            elif key == ord(" "):
+                self.paused = not self.paused
+                if not self.paused:
+                    self.stream.restart_clock()
+            if not self.paused:
+                return True
+
+    def _say(self, text: str) -> None:
+        self.note, self.note_until = text, time.monotonic() + 2.0
+
+    def _screenshot(self, image: object, index: int) -> None:
+        folder: Path = self.args.screenshot_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"rnn_jax_{time.strftime('%Y%m%d-%H%M%S')}_{index:06d}.png"
+        if cv2.imwrite(str(path), image):  # type: ignore[arg-type]
+            print(f"screenshot: {path}", file=sys.stderr)
+            self._say(f"saved {path.name}")
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run the live loop for parsed ``args`` (errors propagate as RnnJaxError).
+
+    ``out`` gets the gesture events (default stdout), ``err`` the banner and summary.
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    # Validate every setting before touching the model or the camera.
+    config = LiveConfig(
+        gesture=GestureConfig(SmoothingConfig.parse(args.smoothing), args.threshold, args.stable_frames),
+        roi=args.roi, roi_fraction=args.roi_size, max_frames=args.max_frames)
+    if not args.headless:
+        _check_gui()
+    threads = args.threads or default_live_threads()
+    predictor = Predictor.load(args.onnx, threads=threads)
+    with contextlib.ExitStack() as stack:
+        jsonl: IO[str] | None = None
+        if args.jsonl:
+            try:
+                args.jsonl.parent.mkdir(parents=True, exist_ok=True)
+                jsonl = stack.enter_context(args.jsonl.open("w", encoding="utf-8"))
+            except OSError as exc:
+                raise RnnJaxError(f"cannot write --jsonl {args.jsonl}: {exc.strerror or exc}") from None
+        source = stack.enter_context(open_source(args.source, args.width, args.height))
+        stream = PredictionStream(predictor, source, config)
+        info = predictor.info
+        print(f"model: {args.onnx} ({len(info.class_names)} classes, {info.input_size}px "
+              f"{info.channels}, crop_mode {info.crop_mode}) | source: {source.description} | "
+              f"roi: {'on' if stream.roi_enabled else 'off'} | smoothing {config.gesture.smoothing}, "
+              f"threshold {config.gesture.threshold}, stable {config.gesture.stable_frames} | "
+              f"threads {threads}", file=err, flush=True)
+        ui = None if args.headless else _WindowUI(args, stream, out)
+        try:
+            for rec in stream:
+                if jsonl is not None:
+                    jsonl.write(json.dumps(rec.to_json()) + "\n")
+                _emit(rec.events, out)
+                if ui is not None and not ui.show(rec):
+                    break
+        finally:
+            # Runs on normal end, 'q', Ctrl+C and errors alike: every run gets its summary.
+            _emit(stream.finish(), out)
+            if ui is not None:
+                cv2.destroyAllWindows()
+            print(stream.summary().format(), file=err, flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
+    try:
+        return run(args)
+    except RnnJaxError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,275 @@
+"""The live loop as a small Python API (for notebooks, scripts and the CLI).
+
+    from rnn_jax.live import iter_predictions
+    with iter_predictions("student.onnx", "clip.avi", threshold=0.7) as stream:
+        for rec in stream:
+            print(rec.index, rec.label, rec.confidence, rec.latency_ms)
+        print(stream.summary().format())
+
+Each frame: read -> preprocess (rnn_jax.preprocess, via Predictor) -> model ->
+smoothing/threshold/stability (rnn_jax.live.smoothing) -> one :class:`FrameRecord`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnn_jax import preprocess
+from rnn_jax.errors import ConfigError
+from rnn_jax.live.smoothing import GestureConfig, GestureEvent, GestureTracker, SmoothingConfig
+from rnn_jax.live.sources import FrameSource, open_source
+from rnn_jax.runtime.predictor import Predictor
+
+
+def default_live_threads() -> int:
+    """onnxruntime intra-op threads for the live loop: half the cores, at most 4.
+
+    Why not all cores (onnxruntime's default): the loop also decodes camera/video
+    frames, converts colour and draws the display on this machine, and onnxruntime's
+    idle worker threads spin-wait and steal those cores. A batch-1 student on a
+    small image stops getting faster beyond ~4 threads, so more only adds jitter.
+    """
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """Everything that shapes the live loop apart from the model and the source."""
+
+    gesture: GestureConfig = field(default_factory=GestureConfig)
+    roi: bool | None = None  # classify the centred square; None = on iff crop_mode == "hand"
+    roi_fraction: float = 0.6  # side of the centred square as a fraction of the short side
+    max_frames: int | None = None  # stop after this many frames (None = until the source ends)
+
+    def __post_init__(self) -> None:
+        if not 0.05 <= self.roi_fraction <= 1.0:
+            raise ConfigError(f"roi size must be a fraction in [0.05, 1], got {self.roi_fraction}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ConfigError(f"max frames must be >= 1, got {self.max_frames}")
+
+
+@dataclass(frozen=True, eq=False)
+class FrameRecord:
+    """One processed frame."""
+
+    frame: np.ndarray  # the BGR frame as read from the source (not mirrored)
+    index: int  # 0-based frame number
+    label: str | None  # the stable gesture shown on this frame; None = no gesture
+    top_label: str  # top class after smoothing (may be below the threshold)
+    confidence: float  # smoothed probability of top_label
+    probabilities: np.ndarray  # smoothed probabilities [K]
+    raw_probabilities: np.ndarray  # this frame's model output (softmax) [K]
+    latency_ms: float  # model only: cast + onnxruntime run + softmax
+    loop_ms: float  # wall time since the previous record (whole loop incl. the consumer's work)
+    time_s: float  # seconds since the stream started
+    events: tuple[GestureEvent, ...]  # gesture started/ended on this frame (usually empty)
+    roi: tuple[int, int, int] | None  # (left, top, side) classified, None = whole frame
+    class_names: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """One JSONL line: frame, label (null = no gesture), confidence, latency_ms, ..."""
+        return {
+            "frame": self.index,
+            "time_s": round(self.time_s, 4),
+            "label": self.label,
+            "top_label": self.top_label,
+            "confidence": round(self.confidence, 4),
+            "latency_ms": round(self.latency_ms, 3),
+            "loop_ms": round(self.loop_ms, 3),
+            "probabilities": {n: round(float(p), 4) for n, p in zip(self.class_names, self.probabilities, strict=True)},
+            "roi": list(self.roi) if self.roi else None,
+            "events": [e.to_dict() for e in self.events],
+        }
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """End-of-run numbers (printed after every live run)."""
+
+    frames: int
+    seconds: float  # sum of loop times (pauses excluded)
+    mean_fps: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    loop_p50_ms: float
+    loop_p95_ms: float
+    gestures: dict[str, tuple[int, int]]  # label -> (times started, frames shown)
+    no_gesture_frames: int
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["gestures"] = {k: {"started": s, "frames": f} for k, (s, f) in self.gestures.items()}
+        return out
+
+    def format(self) -> str:
+        lines = [
+            f"summary: {self.frames} frames in {self.seconds:.2f} s, mean {self.mean_fps:.1f} FPS",
+            f"  model latency   p50 {self.latency_p50_ms:7.2f} ms   p95 {self.latency_p95_ms:7.2f} ms",
+            f"  loop per frame  p50 {self.loop_p50_ms:7.2f} ms   p95 {self.loop_p95_ms:7.2f} ms",
+        ]
+        if self.gestures:
+            shown = ", ".join(f"{k} x{s} ({f} frames)" for k, (s, f) in
+                              sorted(self.gestures.items(), key=lambda kv: (-kv[1][0], kv[0])))
+            lines.append(f"  gestures: {shown}")
+        else:
+            lines.append("  gestures: none shown")
+        lines.append(f"  no gesture on {self.no_gesture_frames} of {self.frames} frames")
+        return "\n".join(lines)
+
+
+class RunStats:
+    """Accumulates per-frame timings and gesture counts for :class:`RunSummary`."""
+
+    def __init__(self) -> None:
+        self.latency_ms: list[float] = []
+        self.loop_ms: list[float] = []
+        self.started: dict[str, int] = {}
+        self.frames_shown: dict[str, int] = {}
+        self.no_gesture = 0
+
+    def add(self, rec: FrameRecord) -> None:
+        self.latency_ms.append(rec.latency_ms)
+        self.loop_ms.append(rec.loop_ms)
+        if rec.label is None:
+            self.no_gesture += 1
+        else:
+            self.frames_shown[rec.label] = self.frames_shown.get(rec.label, 0) + 1
+        for event in rec.events:
+            if event.kind == "started":
+                self.started[event.label] = self.started.get(event.label, 0) + 1
+
+    def summary(self) -> RunSummary:
+        n = len(self.loop_ms)
+        seconds = float(np.sum(self.loop_ms)) / 1000.0 if n else 0.0
+        lat = np.percentile(self.latency_ms, [50, 95]) if n else (float("nan"),) * 2
+        loop = np.percentile(self.loop_ms, [50, 95]) if n else (float("nan"),) * 2
+        labels = set(self.started) | set(self.frames_shown)
+        return RunSummary(
+            frames=n, seconds=seconds, mean_fps=n / seconds if seconds > 0 else 0.0,
+            latency_p50_ms=float(lat[0]), latency_p95_ms=float(lat[1]),
+            loop_p50_ms=float(loop[0]), loop_p95_ms=float(loop[1]),
+            gestures={k: (self.started.get(k, 0), self.frames_shown.get(k, 0)) for k in sorted(labels)},
+            no_gesture_frames=self.no_gesture)
+
+
+class PredictionStream:
+    """Iterator of :class:`FrameRecord` over a source; also owns the loop clock and stats.
+
+    Use as a context manager (or call :meth:`close`) so the camera is released.
+    """
+
+    def __init__(self, predictor: Predictor, source: FrameSource, config: LiveConfig | None = None,
+                 owns_source: bool = True) -> None:
+        self.predictor = predictor
+        self.source = source
+        self.config = config or LiveConfig()
+        self.owns_source = owns_source
+        self.tracker = GestureTracker(predictor.class_names, self.config.gesture)
+        self.stats = RunStats()
+        # A model trained on square hand crops must see a square hand crop live, not the
+        # whole letterboxed frame: that is why "hand" models default to the ROI.
+        self.roi_enabled = self.config.roi if self.config.roi is not None else predictor.info.crop_mode == "hand"
+        self._index = 0
+        self._start: float | None = None
+        self._clock: float | None = None
+        self._done = False
+
+    def __iter__(self) -> PredictionStream:
+        return self
+
+    def __next__(self) -> FrameRecord:
+        if self._done or (self.config.max_frames is not None and self._index >= self.config.max_frames):
+            self._done = True
+            raise StopIteration
+        now = time.perf_counter()
+        if self._start is None:
+            self._start = now
+        if self._clock is None:
+            self._clock = now
+        frame = self.source.read()
+        if frame is None:
+            self._done = True
+            raise StopIteration
+        roi = preprocess.center_square(frame, self.config.roi_fraction) if self.roi_enabled else None
+        batch = self.predictor.preprocess(frame, "bgr", roi)
+        t_model = time.perf_counter()
+        raw = self.predictor.predict(batch)[0]
+        latency_ms = (time.perf_counter() - t_model) * 1000.0
+        state = self.tracker.update(raw, self._index)
+        end = time.perf_counter()
+        rec = FrameRecord(
+            frame=frame, index=self._index, label=state.label, top_label=state.top_label,
+            confidence=state.confidence, probabilities=state.probabilities, raw_probabilities=raw,
+            latency_ms=latency_ms, loop_ms=(end - self._clock) * 1000.0, time_s=end - self._start,
+            events=state.events, roi=roi, class_names=self.predictor.class_names)
+        self._clock = end
+        self._index += 1
+        self.stats.add(rec)
+        return rec
+
+    def restart_clock(self) -> None:
+        """Call after a pause, so the next record's loop_ms does not include the pause."""
+        self._clock = None
+
+    def reset(self) -> tuple[GestureEvent, ...]:
+        """Forget smoothing history (the 'r' key); returns the 'ended' event, if any."""
+        return self.tracker.reset()
+
+    def finish(self) -> tuple[GestureEvent, ...]:
+        """Stop: end the active gesture (returned as an event) and release the source."""
+        self._done = True
+        events = self.tracker.finish()
+        self.close()
+        return events
+
+    def close(self) -> None:
+        self._done = True
+        if self.owns_source:
+            self.source.close()
+
+    def summary(self) -> RunSummary:
+        return self.stats.summary()
+
+    def __enter__(self) -> PredictionStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def iter_predictions(
+    model: str | Path | Predictor,
+    source: str | int | Path | FrameSource,
+    *,
+    smoothing: str | SmoothingConfig = "ema:0.5",
+    threshold: float = 0.6,
+    stable_frames: int = 5,
+    roi: bool | None = None,
+    roi_fraction: float = 0.6,
+    max_frames: int | None = None,
+    threads: int | None = None,
+    width: int | None = None,
+    height: int | None = None,
+) -> PredictionStream:
+    """Classify every frame of ``source`` (camera index, video/image path, folder, URL).
+
+    ``model`` is an ONNX path (loaded with ``threads``, default :func:`default_live_threads`)
+    or a loaded :class:`Predictor`. Other arguments are as in ``python -m rnn_jax.live``.
+    Configuration is validated before the source is opened.
+    """
+    if isinstance(smoothing, str):
+        smoothing = SmoothingConfig.parse(smoothing)
+    config = LiveConfig(
+        gesture=GestureConfig(smoothing=smoothing, threshold=threshold, stable_frames=stable_frames),
+        roi=roi, roi_fraction=roi_fraction, max_frames=max_frames)
+    predictor = model if isinstance(model, Predictor) else Predictor.load(
+        model, threads=threads if threads is not None else default_live_threads())
+    owns = not isinstance(source, FrameSource)
+    frames = open_source(source, width, height) if owns else source
+    return PredictionStream(predictor, frames, config, owns_source=owns)
