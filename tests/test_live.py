@@ -404,3 +404,25 @@ def test_headless_over_real_video(media: dict[str, Path], tmp_path: Path) -> Non
     for event in (json.loads(line) for line in proc.stdout.splitlines()):
         assert event["event"] in ("started", "ended")
     assert f"summary: {n_frames} frames" in proc.stderr
+
+
+def test_window_keys_with_a_fake_gui(media: dict[str, Path], tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """Window mode without a display: fake HighGUI and script the keys m, s, space, r, space, q."""
+    keys = [ord("m"), ord("s"), ord(" "), ord("r"), ord(" "), ord("q")]
+    shown: list[np.ndarray] = []
+    monkeypatch.setattr(cv2, "namedWindow", lambda *a, **k: None)
+    monkeypatch.setattr(cv2, "destroyAllWindows", lambda: None)
+    monkeypatch.setattr(cv2, "getWindowProperty", lambda *a: 1.0)
+    monkeypatch.setattr(cv2, "imshow", lambda name, image: shown.append(image))
+    monkeypatch.setattr(cv2, "waitKey", lambda delay: keys.pop(0) if keys else -1)
+    rc = main(["--onnx", str(media["model"]), "--source", str(media["video"]), "--roi",
+               "--stable-frames", "1", "--screenshot-dir", str(tmp_path / "shots")])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert keys == [] and len(shown) == 6  # frames 0, 1, 2 (paused: 3 draws), 3 -> quit
+    assert "summary: 4 frames" in captured.err
+    assert len(list((tmp_path / "shots").glob("*.png"))) == 1
+    events = [json.loads(line) for line in captured.out.splitlines()]
+    assert [(e["event"], e.get("reason")) for e in events] == [
+        ("started", None), ("ended", "reset"), ("started", None), ("ended", "end of stream")]

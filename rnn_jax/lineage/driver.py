@@ -193,6 +193,30 @@ def logits_metrics(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float
     return float(np.mean(logits.argmax(axis=1) == labels)), loss
 
 
+@dataclasses.dataclass(frozen=True)
+class TeacherSource:
+    """Where a generation's soft targets come from: cached logits, a forward pass, or nowhere (gen 0)."""
+
+    cached_logits: np.ndarray | None
+    forward: Callable | None
+    params: object = None
+    batch_stats: object = None
+
+
+def batch_teacher_logits(source: TeacherSource, index: np.ndarray, images: jnp.ndarray,
+                         no_teacher: jnp.ndarray) -> jnp.ndarray:
+    """The teacher-logit input of one train step.
+
+    ``cached``: rows of the logits computed once on the clean training images (``index`` says
+    which). ``consistent``: the teacher's own jitted forward on this very augmented batch.
+    """
+    if source.cached_logits is not None:
+        return jnp.asarray(source.cached_logits[index])
+    if source.forward is not None:
+        return source.forward(source.params, source.batch_stats, images)
+    return no_teacher
+
+
 def _teacher_for(ctx: _Context, gen: int):
     """(teacher params, batch_stats, cached train logits or None) for generation ``gen``."""
     if gen == 0:
@@ -258,6 +282,7 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
     key = jax.random.key(generation_seed(config.seed, gen))
     alpha_arr, temp_arr = jnp.float32(alpha), jnp.float32(temperature)
     no_teacher = jnp.zeros((config.train.batch_size, ctx.dataset.num_classes), jnp.float32)
+    teacher_source = TeacherSource(cached_logits, ctx.forward if gen > 0 else None, teacher_params, teacher_stats)
 
     try:
         for epoch in range(start_epoch, config.train.epochs):
@@ -270,12 +295,7 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
             sums = None
             for i, batch in enumerate(batches):
                 images = jnp.asarray(batch["images"], jnp.float32)
-                if gen == 0:
-                    teacher = no_teacher
-                elif cached_logits is not None:
-                    teacher = jnp.asarray(cached_logits[batch["index"]])
-                else:
-                    teacher = ctx.forward(teacher_params, teacher_stats, images)
+                teacher = batch_teacher_logits(teacher_source, batch["index"], images, no_teacher)
                 state, metrics = ctx.step(state, images, jnp.asarray(batch["labels"]), teacher, alpha_arr,
                                           temp_arr, key)
                 sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)

@@ -129,6 +129,11 @@ class _WindowUI:
         self.fps: float | None = None
         self.note = ""
         self.note_until = 0.0
+        # A video file would otherwise play as fast as we can classify (hundreds of FPS);
+        # in a window, play it at its own frame rate. Cameras pace themselves.
+        fps = stream.source.fps
+        self.period_s = 1.0 / fps if fps and not stream.source.live else 0.0
+        self.last_shown = time.perf_counter()
 
     def show(self, rec: FrameRecord) -> bool:
         """Display ``rec`` and handle keys; False = the user wants to quit."""
@@ -144,7 +149,9 @@ class _WindowUI:
                 latency_ms=rec.latency_ms, roi=rec.roi, top_k=self.args.top_k,
                 mirror=self.mirror, paused=self.paused, note=note)
             cv2.imshow(WINDOW, image)
-            key = cv2.waitKey(30 if self.paused else 1) & 0xFF
+            wait_s = self.period_s - (time.perf_counter() - self.last_shown)
+            key = cv2.waitKey(30 if self.paused else max(1, round(wait_s * 1000))) & 0xFF
+            self.last_shown = time.perf_counter()
             if key in (ord("q"), 27) or cv2.getWindowProperty(WINDOW, cv2.WND_PROP_VISIBLE) < 1:
                 return False
             if key == ord("m"):

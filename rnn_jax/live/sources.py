@@ -203,6 +203,8 @@ def open_source(spec: str | int | Path, width: int | None = None, height: int | 
     if isinstance(spec, int) or (isinstance(spec, str) and spec.strip().isdigit()):
         return open_camera(int(spec), width, height)
     text = str(spec)
+    if width or height:
+        log.warning("--width/--height only apply to cameras; ignored for %s", text)
     if "://" in text:
         with _quiet_opencv():
             cap = cv2.VideoCapture(text)

@@ -135,9 +135,7 @@ class Predictor:
         s, c = self.info.input_size, self.info.num_channels
         try:
             logits = self.predict_logits(np.zeros((1, s, s, c), np.float32))
-        except ModelFileError:
-            raise
-        except Exception as exc:
+        except Exception as exc:  # e.g. an op this onnxruntime lacks, or a bad reshape
             raise ModelFileError(f"{self.path} loads but fails a test run: {_one_line(exc)}") from None
         if logits.shape != (1, len(self.info.class_names)):
             raise ModelFileError(

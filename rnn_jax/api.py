@@ -1,0 +1,96 @@
+"""The Python API (notebooks, scripts); the CLIs are thin layers over these functions.
+
+    from rnn_jax.api import DataSpec, RunConfig, train
+    lineage = train(RunConfig(gens=3), DataSpec("builtin"), "runs/demo")
+    print(lineage.table())
+    lineage.export_onnx("student.onnx")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from rnn_jax.config import DistillConfig, RunConfig, TrainConfig
+from rnn_jax.data.registry import DataSpec, load_dataset
+from rnn_jax.data.types import Dataset
+from rnn_jax.errors import DataError
+from rnn_jax.lineage.record import finished_generations, read_lineage
+from rnn_jax.models.registry import ModelSpec
+
+__all__ = ["DataSpec", "DistillConfig", "Lineage", "ModelSpec", "RunConfig", "TrainConfig", "train"]
+
+
+class Lineage:
+    """A finished (or partial) run on disk: metrics, models, evaluation, plots, export."""
+
+    def __init__(self, run_dir: str | Path):
+        self.dir = Path(run_dir)
+        self.record = read_lineage(self.dir)
+        self._dataset: Dataset | None = None
+
+    def __repr__(self) -> str:
+        return f"Lineage({str(self.dir)!r}, generations={len(self.generations)}, final={self.final_generation})"
+
+    @property
+    def generations(self) -> list[dict]:
+        return finished_generations(self.record)
+
+    @property
+    def final_generation(self) -> int | None:
+        return self.record.get("final_generation")
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.record["data"]["class_names"])
+
+    def table(self) -> str:
+        from rnn_jax.lineage.report import generation_table
+
+        return generation_table(self.record)
+
+    def plot(self) -> list[Path]:
+        from rnn_jax.lineage.report import write_plots
+
+        return write_plots(self.record, self.dir)
+
+    def dataset(self, data_path: str | None = None) -> Dataset:
+        """Rebuild the run's data from the spec stored in lineage.json."""
+        if self._dataset is None or data_path:
+            spec = self.record.get("data_spec")
+            if not spec:
+                raise DataError(f"{self.dir} does not record how its data was loaded; pass the data explicitly")
+            if data_path:
+                spec = {**spec, "path": data_path}
+            self._dataset = load_dataset(DataSpec(**spec), progress=False)
+        return self._dataset
+
+    def load_model(self, gen: int | None = None):
+        """The generation's model (default: the final student), in inference mode."""
+        from rnn_jax.distill.step import merge_eval_model
+        from rnn_jax.lineage.driver import load_generation_weights
+
+        gen = self.final_generation if gen is None else gen
+        data = self.record["data"]
+        fns, params, batch_stats = load_generation_weights(self.dir, self.record, gen, data["image_shape"],
+                                                           len(data["class_names"]))
+        return merge_eval_model(fns, params, batch_stats)
+
+    def evaluate(self, split: str = "test", data_path: str | None = None, dataset: Dataset | None = None) -> dict:
+        from rnn_jax.lineage.evaluate import evaluate_run
+
+        return evaluate_run(self.dir, self.record, dataset or self.dataset(data_path), split)
+
+
+def train(config: RunConfig, data: DataSpec | Dataset, out: str | Path, *, resume: bool = False,
+          overwrite: bool = False, progress: bool = True) -> Lineage:
+    """Train a lineage and return it; ``data`` is a DataSpec (recorded, rebuildable) or a Dataset."""
+    from rnn_jax.lineage.driver import run_lineage
+
+    spec = data if isinstance(data, DataSpec) else None
+    dataset = load_dataset(spec, progress=progress) if spec else data
+    run_lineage(config, dataset, out, resume=resume, overwrite=overwrite,
+                data_spec=dataclasses.asdict(spec) if spec else None, progress=progress)
+    lineage = Lineage(out)
+    lineage._dataset = dataset
+    return lineage

@@ -1,0 +1,62 @@
+"""Shared fixtures: tiny made-up data sets and the location of ../shared/data."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def shared_data(*parts: str) -> Path:
+    """Path under ../shared/data, or skip the test with the reason when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data not available: {path} is absent (it lives beside the project, never in it)")
+    return path
+
+
+def make_blobs_dataset(n_train: int = 512, n_val: int = 128, size: int = 8, channels: int = 1,
+                       classes: int = 4, seed: int = 0):
+    """Learnable toy images: each class is a bright square in its own quadrant, plus noise."""
+    from rnn_jax.data.types import Dataset, Split
+
+    rng = np.random.default_rng(seed)
+
+    def split(n: int) -> Split:
+        labels = rng.integers(0, classes, n).astype(np.int32)
+        images = rng.integers(0, 60, (n, size, size, channels)).astype(np.uint8)
+        half = size // 2
+        for i, label in enumerate(labels):
+            y, x = divmod(int(label) % 4, 2)
+            images[i, y * half : (y + 1) * half, x * half : (x + 1) * half] += 150
+        return Split(images, labels)
+
+    return Dataset("blobs", tuple(f"c{i}" for i in range(classes)), split(n_train), split(n_val), split(n_val))
+
+
+def write_idx(folder: Path, images: np.ndarray, labels: np.ndarray, test_images: np.ndarray,
+              test_labels: np.ndarray) -> Path:
+    """Write the four IDX files (gzip) the way the originals are laid out."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def dump(name: str, array: np.ndarray) -> None:
+        header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+        with gzip.open(folder / f"{name}.gz", "wb") as f:
+            f.write(header + array.astype(np.uint8).tobytes())
+
+    dump("train-images-idx3-ubyte", images)
+    dump("train-labels-idx1-ubyte", labels)
+    dump("t10k-images-idx3-ubyte", test_images)
+    dump("t10k-labels-idx1-ubyte", test_labels)
+    return folder
+
+
+@pytest.fixture
+def blobs():
+    return make_blobs_dataset()

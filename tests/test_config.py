@@ -1,0 +1,37 @@
+import pytest
+
+from rnn_jax.config import DistillConfig, RunConfig, TrainConfig
+from rnn_jax.errors import ConfigError
+from rnn_jax.models.registry import ModelSpec
+
+
+@pytest.mark.parametrize(
+    ("factory", "match"),
+    [
+        (lambda: DistillConfig(alpha=1.5), "--alpha"),
+        (lambda: DistillConfig(temperature=0), "--temperature"),
+        (lambda: DistillConfig(teacher="oracle"), "--teacher"),
+        (lambda: RunConfig(gens=0), "--gens"),
+        (lambda: TrainConfig(epochs=0), "--epochs"),
+        (lambda: TrainConfig(lr=-1), "--lr"),
+        (lambda: TrainConfig(augment="wild"), "--augment"),
+        (lambda: ModelSpec("resnet", "huge"), "unknown size"),
+        (lambda: ModelSpec("transformerxl"), "unknown model"),
+        (lambda: ModelSpec("mlp", stochastic_depth=0.1), "residual"),
+    ],
+)
+def test_bad_values_give_clear_errors(factory, match):
+    with pytest.raises(ConfigError, match=match):
+        factory()
+
+
+def test_round_trip_through_dict():
+    config = RunConfig(model=ModelSpec("vit", "tiny"), distill=DistillConfig(alpha=0.5), gens=4)
+    assert RunConfig.from_dict(config.to_dict()) == config
+
+
+def test_resume_compatibility_lists_differences():
+    a = RunConfig(model=ModelSpec("resnet", "tiny"))
+    b = RunConfig(model=ModelSpec("resnet", "small"))
+    assert any("model" in p for p in a.compatible_with(b))
+    assert a.compatible_with(RunConfig(model=ModelSpec("resnet", "tiny"), gens=9)) == []
