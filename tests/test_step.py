@@ -5,14 +5,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnn_jax.distill.schedules import learning_rate_schedule
-from rnn_jax.distill.step import init_state, make_forward, make_optimizer, make_train_step, split_model
+from rnn_jax.distill.step import (
+    init_state,
+    make_forward,
+    make_optimizer,
+    make_train_step,
+    split_model,
+)
 from rnn_jax.lineage.checkpoint import GenerationCheckpoints
 from rnn_jax.lineage.driver import TeacherSource, batch_teacher_logits
 from rnn_jax.models.registry import ModelSpec, create_model
 
 
-def _setup(ema=0.0, spec=ModelSpec("resnet", "tiny")):
-    model = create_model(spec, (8, 8, 1), 4, seed=0)
+def _setup(ema=0.0, spec: ModelSpec | None = None):
+    model = create_model(spec or ModelSpec("resnet", "tiny"), (8, 8, 1), 4, seed=0)
     fns, params, stats = split_model(model)
     tx = make_optimizer(learning_rate_schedule(1e-2, 50, 0), "adamw", 0.0)
     return fns, tx, init_state(params, stats, tx, ema=ema > 0), make_train_step(fns, tx, 0.0, ema)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from rnn_jax.models.registry import ModelSpec, count_params, create_model, gflops_per_image, list_models
+from rnn_jax.models.registry import (
+    ModelSpec,
+    count_params,
+    create_model,
+    gflops_per_image,
+    list_models,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
