@@ -28,6 +28,7 @@ def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int,
     g.add_argument("--max-train", type=int, default=None, help="cap the training examples (quick runs)")
     g.add_argument("--augment", choices=("none", "basic", "strong"), default="basic",
                    help="augmentation: basic = shift+flip, strong = + colour + cutout (noisy student)")
+    g.add_argument("--no-flip", action="store_true", help="no horizontal flips (when left/right changes the class)")
     d = parser.add_argument_group("distillation")
     d.add_argument("--alpha", type=float, default=0.7, help="weight of the KD term, 0..1 (default 0.7)")
     d.add_argument("--temperature", type=float, default=4.0, help="distillation temperature T > 0 (default 4)")
@@ -67,7 +68,8 @@ def run_config_from_args(args: argparse.Namespace):
                               label_smoothing=args.label_smoothing, teacher=args.teacher,
                               ema_decay=args.ema_decay),
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
-                          weight_decay=args.weight_decay, augment=args.augment, max_train=args.max_train),
+                          weight_decay=args.weight_decay, augment=args.augment, flip=not args.no_flip,
+                          max_train=args.max_train),
         gens=args.gens, seed=args.seed, patience=args.patience, min_delta=args.min_delta,
     )
 

@@ -56,6 +56,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     warmup_epochs: float = 0.5
     augment: str = "basic"
+    flip: bool = True  # horizontal flips; turn off when left/right changes the class
     eval_batch_size: int = 512
     max_train: int | None = None
 

@@ -288,7 +288,8 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
         for epoch in range(start_epoch, config.train.epochs):
             t0 = time.perf_counter()
             seed = epoch_seed(config.seed, gen, epoch)
-            batches = train_batches(ctx.train, config.train.batch_size, seed, config.train.augment)
+            batches = train_batches(ctx.train, config.train.batch_size, seed, config.train.augment,
+                                    config.train.flip)
             bar = tqdm(total=ctx.steps_per_epoch * config.train.batch_size, unit="img", unit_scale=True,
                        desc=f"gen {gen}/{config.gens - 1} epoch {epoch + 1}/{config.train.epochs}",
                        disable=not ctx.progress, leave=False, dynamic_ncols=True)

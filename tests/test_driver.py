@@ -1,0 +1,141 @@
+"""The generation driver end to end on tiny data, including resume after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rnn_jax.config import DistillConfig, RunConfig, TrainConfig
+from rnn_jax.errors import ConfigError, ResumeError
+from rnn_jax.lineage.driver import run_lineage
+from rnn_jax.lineage.record import read_lineage
+from rnn_jax.models.registry import ModelSpec
+from tests.conftest import REPO, make_blobs_dataset, write_idx
+
+
+def _config(**overrides) -> RunConfig:
+    base = dict(model=ModelSpec("mlp", "tiny"), train=TrainConfig(epochs=2, batch_size=32, lr=1e-2, augment="none"), gens=2)
+    base.update(overrides)
+    return RunConfig(**base)
+
+
+@pytest.mark.parametrize("teacher", ["cached", "consistent"])
+def test_lineage_trains_every_generation_and_records_metrics(tmp_path, blobs, teacher):
+    config = _config(distill=DistillConfig(teacher=teacher), gens=3)
+    record = run_lineage(config, blobs, tmp_path / "run", progress=False, log=lambda _: None)
+    gens = record["generations"]
+    assert [g["gen"] for g in gens] == [0, 1, 2] and all(g["status"] == "done" for g in gens)
+    assert [g["parent"] for g in gens] == [None, 0, 1]
+    assert gens[0]["alpha"] == 0.0 and gens[1]["alpha"] == 0.7 and gens[1]["temperature"] == 4.0
+    for g in gens:
+        assert 0.0 <= g["val_acc"] <= 1.0 and "test_acc" in g and g["time_s"] > 0
+        assert (tmp_path / "run" / f"gen_{g['gen']}" / "best").is_dir()
+    assert max(g["val_acc"] for g in gens) > 0.6  # the toy task is learnable
+    assert record["final_generation"] == max(gens, key=lambda g: (g["val_acc"], -g["gen"]))["gen"]
+    assert "all" in record["ensembles"] and "val_acc" in record["ensembles"]["all"]
+    on_disk = read_lineage(tmp_path / "run")
+    assert on_disk["data"]["fingerprint"] == blobs.fingerprint()
+    assert "jax" in on_disk["versions"]
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 3 * 2 and {"gen", "epoch", "val_acc"} <= json.loads(lines[0]).keys()
+
+
+def test_same_seed_gives_same_metrics_on_cpu(tmp_path, blobs):
+    config = _config(gens=1)
+    a = run_lineage(config, blobs, tmp_path / "a", progress=False, log=lambda _: None)
+    b = run_lineage(config, blobs, tmp_path / "b", progress=False, log=lambda _: None)
+    assert a["generations"][0]["val_acc"] == b["generations"][0]["val_acc"]
+    assert a["generations"][0]["epochs"][-1]["train_loss"] == pytest.approx(
+        b["generations"][0]["epochs"][-1]["train_loss"], rel=1e-6)
+
+
+def test_plateau_stops_early(tmp_path, blobs):
+    # min_delta 1.0 can never be met, so patience 1 stops after generation 1
+    config = _config(gens=4, patience=1, min_delta=1.0)
+    record = run_lineage(config, blobs, tmp_path / "run", progress=False, log=lambda _: None)
+    assert [g["gen"] for g in record["generations"]] == [0, 1]
+    assert record["stop_reason"].startswith("plateau")
+
+
+def test_existing_run_is_not_overwritten_and_mismatched_resume_is_refused(tmp_path, blobs):
+    run_lineage(_config(gens=1), blobs, tmp_path / "run", progress=False, log=lambda _: None)
+    with pytest.raises(ResumeError, match="--resume"):
+        run_lineage(_config(gens=1), blobs, tmp_path / "run", progress=False, log=lambda _: None)
+    with pytest.raises(ResumeError, match="model"):
+        run_lineage(_config(gens=2, model=ModelSpec("mlp", "small")), blobs, tmp_path / "run", resume=True,
+                    progress=False, log=lambda _: None)
+    other = make_blobs_dataset(seed=5)
+    with pytest.raises(ResumeError, match="data"):
+        run_lineage(_config(gens=2), other, tmp_path / "run", resume=True, progress=False, log=lambda _: None)
+
+
+def test_resume_adds_generations_without_retraining(tmp_path, blobs):
+    run_lineage(_config(gens=1), blobs, tmp_path / "run", progress=False, log=lambda _: None)
+    stamp = (tmp_path / "run" / "gen_0" / "train_logits.npy").stat().st_mtime_ns
+    logs: list[str] = []
+    record = run_lineage(_config(gens=2), blobs, tmp_path / "run", resume=True, progress=False, log=logs.append)
+    assert [g["status"] for g in record["generations"]] == ["done", "done"]
+    assert any("gen 0: already finished" in line for line in logs)
+    assert (tmp_path / "run" / "gen_0" / "train_logits.npy").stat().st_mtime_ns == stamp
+
+
+def test_batch_larger_than_the_data_is_a_clear_error(tmp_path, blobs):
+    with pytest.raises(ConfigError, match="larger than the 512 training images"):
+        run_lineage(_config(train=TrainConfig(batch_size=4096)), blobs, tmp_path / "run", progress=False)
+
+
+def test_non_finite_loss_fails_the_generation_and_keeps_no_nan_model(tmp_path, blobs):
+    config = _config(gens=2, train=TrainConfig(epochs=1, batch_size=32, lr=1e30, optimizer="sgd"))
+    record = run_lineage(config, blobs, tmp_path / "run", progress=False, log=lambda _: None)
+    failed = record["generations"][0]
+    assert failed["status"] == "failed" and "non-finite" in failed["stop_reason"]
+    assert len(record["generations"]) == 1 and record["final_generation"] is None
+    assert not (tmp_path / "run" / "gen_0" / "best").exists() or not any((tmp_path / "run" / "gen_0" / "best").iterdir())
+
+
+@pytest.mark.slow
+def test_sigkill_during_generation_one_then_resume_finishes_without_retraining_gen0(tmp_path):
+    blobs = make_blobs_dataset(n_train=3000, n_val=10, size=28, classes=4)
+    data = write_idx(tmp_path / "idx", blobs.train.images[..., 0], blobs.train.labels,
+                     blobs.test.images[..., 0], blobs.test.labels)
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "experiments.fashion_mnist", "--data", str(data), "--out", str(run),
+           "--gens", "3", "--epochs", "4", "--batch-size", "32", "--model", "resnet", "--size", "tiny",
+           "--no-progress", "--no-flip"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 240
+    killed = False
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            record = json.loads((run / "lineage.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            record = {"generations": []}
+        gen1 = [g for g in record["generations"] if g["gen"] == 1]
+        if gen1 and gen1[0]["epochs"]:
+            proc.send_signal(signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.05)
+    proc.wait(timeout=30)
+    assert killed, f"the run ended before it could be killed:\n{proc.stdout.read().decode()[-2000:]}"
+    before = json.loads((run / "lineage.json").read_text())
+    assert before["generations"][0]["status"] == "done"
+    gen0_best = sorted(p.name for p in (run / "gen_0" / "best").iterdir())
+
+    resumed = subprocess.run(cmd + ["--resume"], cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert "gen 0: already finished" in resumed.stdout
+    assert "gen 1: resuming after epoch" in resumed.stdout
+    after = json.loads((run / "lineage.json").read_text())
+    assert [g["status"] for g in after["generations"]] == ["done", "done", "done"]
+    assert after["generations"][0] == before["generations"][0]  # generation 0 untouched
+    assert sorted(p.name for p in (run / "gen_0" / "best").iterdir()) == gen0_best
+    assert [e["epoch"] for e in after["generations"][1]["epochs"]] == [0, 1, 2, 3]
