@@ -11,17 +11,22 @@ from pathlib import Path
 from rnn_jax.errors import RnnJaxError
 
 
-def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int, model: str, size: str,
-                     batch_size: int = 128, lr: float = 3e-3) -> None:
+def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int | None, model: str | None,
+                     size: str | None, batch_size: int | None = 128, lr: float | None = 3e-3) -> None:
+    """The engine's flags. A default of None means "from the experiment's preset"."""
+
+    def default(value) -> str:
+        return "from --preset" if value is None else str(value)
+
     g = parser.add_argument_group("lineage")
     g.add_argument("--gens", type=int, default=gens, help=f"generations to train (default {gens})")
-    g.add_argument("--epochs", type=int, default=epochs, help=f"epochs per generation (default {epochs})")
-    g.add_argument("--batch-size", type=int, default=batch_size, help=f"training batch size (default {batch_size})")
-    g.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default {lr})")
+    g.add_argument("--epochs", type=int, default=epochs, help=f"epochs per generation (default {default(epochs)})")
+    g.add_argument("--batch-size", type=int, default=batch_size, help=f"training batch size (default {default(batch_size)})")
+    g.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default {default(lr)})")
     g.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw", help="optimizer (default adamw)")
     g.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay (default 5e-4)")
-    g.add_argument("--model", default=model, help=f"model name from `python -m rnn_jax.models` (default {model})")
-    g.add_argument("--size", default=size, help=f"model size preset: tiny, small, medium, large, xlarge (default {size})")
+    g.add_argument("--model", default=model, help=f"model name from `python -m rnn_jax.models` (default {default(model)})")
+    g.add_argument("--size", default=size, help=f"model size preset: tiny, small, medium, large, xlarge (default {default(size)})")
     g.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
                    help="compute dtype; parameters stay float32 (bfloat16 suits recent GPUs)")
     g.add_argument("--seed", type=int, default=0, help="run seed; generation k uses seed*1000+k (default 0)")
@@ -78,7 +83,8 @@ def default_out(experiment: str) -> Path:
     return Path("runs") / f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def run_experiment(args: argparse.Namespace, experiment: str, build_data: Callable) -> dict:
+def run_experiment(args: argparse.Namespace, experiment: str, build_data: Callable,
+                   init_from: str | None = None) -> dict:
     """Validate flags, load data, train the lineage, print the table, write plots."""
     from rnn_jax.lineage.driver import run_lineage
     from rnn_jax.lineage.report import generation_table, write_plots
@@ -92,7 +98,8 @@ def run_experiment(args: argparse.Namespace, experiment: str, build_data: Callab
     started = time.perf_counter()
     try:
         record = run_lineage(config, dataset, out, resume=args.resume, overwrite=args.overwrite,
-                             data_spec=spec.to_dict() if spec else None, progress=not args.no_progress)
+                             data_spec=spec.to_dict() if spec else None, progress=not args.no_progress,
+                             init_from=init_from)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished epochs are saved; continue with --resume --out {out}", file=sys.stderr)
         raise SystemExit(130) from None

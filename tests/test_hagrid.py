@@ -165,9 +165,10 @@ def test_v2_uses_the_given_split_and_notes_absent_gestures(tmp_path):
     assert ds.notes["skipped"]["count"] == 0
 
 
-def test_v2_annotations_folder_may_be_called_annotations(tmp_path):
-    ds = load(make_v2(tmp_path / "v2", annotations_name="annotations"), tmp_path)
-    assert len(ds.train) == 18
+@pytest.mark.parametrize("name", ["annotations", "annotations/hagrid_annotations"])
+def test_v2_annotations_folder_names(tmp_path, name):
+    ds = load(make_v2(tmp_path / "v2", annotations_name=name), tmp_path)
+    assert len(ds.train) == 18 and ds.notes["layout"] == "v2"
 
 
 def test_hand_crops_land_on_the_annotated_box(tmp_path):
@@ -259,7 +260,7 @@ def test_missing_and_corrupt_images_are_counted_not_fatal(tmp_path):
     ds = load(root, tmp_path)
     skipped = ds.notes["skipped"]
     assert skipped["count"] == 3 and sum(len(s) for s in ds.splits().values()) == 21
-    assert skipped["by_reason"]["missing"] == 1
+    assert skipped["by_reason"] == {"missing": 1, "unreadable": 1, "truncated": 1}
     assert any("missing on disk" in e for e in skipped["examples"])
 
 

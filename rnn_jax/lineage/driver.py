@@ -73,6 +73,7 @@ class _Context:
     steps_per_epoch: int
     progress: bool
     log: Log
+    init_weights: dict | None = None  # generation 0 starts from these (fine-tuning, --init-from)
 
 
 def describe_data(dataset: Dataset, train: Split) -> dict:
@@ -89,7 +90,7 @@ def describe_data(dataset: Dataset, train: Split) -> dict:
 
 def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, resume: bool = False,
                 overwrite: bool = False, data_spec: dict | None = None, progress: bool = True,
-                log: Log = print) -> dict:
+                init_from: str | Path | None = None, log: Log = print) -> dict:
     """Train (or finish) a lineage; returns the lineage record (also in ``run_dir/lineage.json``)."""
     run_dir = Path(run_dir)
     train = dataset.train.take(config.train.max_train, seed=config.seed)
@@ -109,6 +110,10 @@ def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, res
                    make_train_step(fns, tx, config.distill.label_smoothing, config.distill.ema_decay),
                    make_forward(fns), tx, steps_per_epoch, progress, log)
     record["model"] = {"label": config.model.label, "params": count_params(template)}
+    if init_from is not None:
+        ctx.init_weights, note = transferable_weights(Path(init_from), config, dataset, template)
+        record["init_from"] = {"run": str(init_from), "note": note}
+        log(f"generation 0 starts from {init_from}: {note}")
     log(f"run {run_dir}: {config.model.label} ({record['model']['params']:,} params) on {dataset.name} "
         f"{tuple(dataset.image_shape)}, {len(train)} train / {len(dataset.val)} val images, "
         f"{config.gens} generations x {config.train.epochs} epochs, teacher={config.distill.teacher}")
@@ -238,8 +243,51 @@ def _fresh_weights(ctx: _Context, gen: int) -> tuple[TrainState, dict]:
     model = create_model(ctx.config.model, ctx.dataset.image_shape, ctx.dataset.num_classes,
                          seed=generation_seed(ctx.config.seed, gen))
     _, params, batch_stats = split_model(model)
+    if gen == 0 and ctx.init_weights is not None:
+        params = _overlay(params, ctx.init_weights["params"])
+        batch_stats = _overlay(batch_stats, ctx.init_weights["batch_stats"])
     state = init_state(params, batch_stats, ctx.tx, ema=ctx.config.distill.ema_decay > 0)
     return state, {"params": params, "batch_stats": batch_stats}
+
+
+def _overlay(fresh, source):
+    """Take every tensor from ``source`` whose path and shape match; keep the fresh one otherwise."""
+    source_leaves = {jax.tree_util.keystr(path): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(source)}
+
+    def pick(path, leaf):
+        other = source_leaves.get(jax.tree_util.keystr(path))
+        return other if other is not None and other.shape == leaf.shape else leaf
+
+    return jax.tree_util.tree_map_with_path(pick, fresh)
+
+
+def transferable_weights(source_run: Path, config: RunConfig, dataset: Dataset, template) -> tuple[dict, str]:
+    """The final student of another run, as a starting point for generation 0 of this one.
+
+    The architecture must match; a different class list only re-initialises the classifier head.
+    """
+    source = read_lineage(source_run)
+    theirs = RunConfig.from_dict(source["config"]).model
+    if (theirs.name, theirs.size) != (config.model.name, config.model.size):
+        raise ResumeError(f"--init-from {source_run} trained {theirs.label}; this run asks for "
+                          f"{config.model.label}. Pass --model {theirs.name} --size {theirs.size}.")
+    if source.get("final_generation") is None:
+        raise ResumeError(f"--init-from {source_run} has no finished generation to start from")
+    if list(source["data"]["image_shape"])[2] != dataset.image_shape[2]:
+        raise ResumeError(f"--init-from {source_run} used {source['data']['image_shape'][2]} channels, "
+                          f"this data has {dataset.image_shape[2]}")
+    _, params, batch_stats = load_generation_weights(source_run, source, source["final_generation"],
+                                                     source["data"]["image_shape"],
+                                                     len(source["data"]["class_names"]))
+    weights = {"params": params, "batch_stats": batch_stats}
+    _, fresh_params, _ = split_model(template)
+    fresh = {jax.tree_util.keystr(p): x.shape for p, x in jax.tree_util.tree_leaves_with_path(fresh_params)}
+    matched = sum(1 for p, x in jax.tree_util.tree_leaves_with_path(params)
+                  if fresh.get(jax.tree_util.keystr(p)) == x.shape)
+    same_classes = list(source["data"]["class_names"]) == list(dataset.class_names)
+    note = (f"{matched}/{len(fresh)} parameter tensors from generation {source['final_generation']}"
+            + ("" if same_classes else "; classes differ, so the classifier head starts fresh"))
+    return weights, note
 
 
 def _restore_weights(ctx: _Context, gen: int) -> dict:

@@ -1,0 +1,114 @@
+"""Self-distilled hand-gesture classifiers on HaGRID (or your own gesture folders).
+
+    python -m experiments.hagrid --gens 5                       # built-in demo data if no HaGRID
+    python -m experiments.hagrid --data ~/hagrid-sample-30k-384p --crop hand
+    python -m experiments.hagrid --data ../shared/data/sign-language-digits --gens 3
+    python -m experiments.hagrid --data my_gestures --init-from runs/hagrid-... --gens 2
+
+--data accepts every HaGRID layout (v2 / 512p, the 30k-sample mirror, v1) and plain class
+folders. Without --data: ./data/hagrid, then $RNN_JAX_DATA; if neither exists, a small
+built-in gesture set drawn by rnn-jax itself is used (clearly a demo, not HaGRID).
+Presets (--preset cpu|gpu) pick model, input size and epochs for the device; any flag you
+pass explicitly wins over the preset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from experiments.common import add_common_flags, main_guard, run_experiment
+from rnn_jax.data.registry import DataSpec, load_dataset
+
+
+@dataclass(frozen=True)
+class Preset:
+    model: str
+    size: str
+    image_size: int
+    epochs: int
+    batch_size: int
+    lr: float
+
+
+# cpu: a small ResNet at 64 px trains at hundreds of images/s on 2 cores and runs live in ~1 ms;
+# gpu: ResNet-18 at 224 px fits an RTX 3060 (12 GB) at batch 128 (HaGRID's own baselines use 224 px).
+PRESETS = {
+    "cpu": Preset("resnet", "small", 64, 8, 64, 3e-3),
+    "gpu": Preset("resnet18", "default", 224, 15, 128, 2e-3),
+    "demo": Preset("resnet", "small", 32, 6, 64, 5e-3),  # the built-in data: 5 generations in minutes
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m experiments.hagrid", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", default=None,
+                      help="HaGRID root or class folders (default ./data/hagrid, then $RNN_JAX_DATA, "
+                           "else the built-in demo set)")
+    data.add_argument("--crop", choices=("full", "hand"), default="full",
+                      help="full: whole frames, letterboxed (matches a webcam view); hand: square crops "
+                           "around the gesture box (needs annotations; live uses --roi)")
+    data.add_argument("--image-size", type=int, default=None, help="square input side (default from --preset)")
+    data.add_argument("--no-gesture", action="store_true", help="add HaGRID's no_gesture hands as a class")
+    data.add_argument("--preset", choices=("cpu", "gpu"), default=None,
+                      help="defaults for the device: gpu = ResNet-18 @224, cpu = small ResNet @64 "
+                           "(default: chosen from the device JAX sees)")
+    data.add_argument("--init-from", default=None, metavar="RUN",
+                      help="start generation 0 from a finished run's student (fine-tune to your own hands)")
+    add_common_flags(parser, gens=5, epochs=None, model=None, size=None, batch_size=None, lr=None)
+    return parser
+
+
+def find_data(explicit: str | None) -> Path | None:
+    if explicit:
+        return Path(explicit).expanduser()
+    for candidate in (Path("data/hagrid"), os.environ.get("RNN_JAX_DATA")):
+        if candidate and Path(candidate).exists():
+            return Path(candidate)
+    return None
+
+
+def choose_preset(args: argparse.Namespace, data_path: Path | None) -> Preset:
+    if data_path is None:
+        return PRESETS["demo"]
+    if args.preset:
+        return PRESETS[args.preset]
+    import jax
+
+    return PRESETS["gpu" if jax.default_backend() == "gpu" else "cpu"]
+
+
+def apply_preset(args: argparse.Namespace, preset: Preset) -> None:
+    """Fill every flag the user left out from the preset (explicit flags win)."""
+    for key in ("model", "size", "image_size", "epochs", "batch_size", "lr"):
+        if getattr(args, key) is None:
+            setattr(args, key, getattr(preset, key))
+
+
+def build_data(args: argparse.Namespace):
+    path = find_data(args.data)
+    if path is None:
+        spec = DataSpec("builtin", image_size=args.image_size, seed=args.seed)
+    else:
+        spec = DataSpec("hagrid", path=str(path), image_size=args.image_size, crop=args.crop,
+                        no_gesture=args.no_gesture, seed=args.seed)
+    return spec, load_dataset(spec, progress=not args.no_progress)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    data_path = find_data(args.data)
+    preset = choose_preset(args, data_path)
+    apply_preset(args, preset)
+    if data_path is None:
+        print("No HaGRID found (--data, ./data/hagrid, $RNN_JAX_DATA): using rnn-jax's BUILT-IN DEMO gestures. "
+              "Get HaGRID with `python tools/download_hagrid.py` or pass --data.")
+    run_experiment(args, "hagrid", build_data, init_from=args.init_from)
+
+
+if __name__ == "__main__":
+    main_guard(main)

@@ -1,0 +1,62 @@
+"""One entry point for every data source, described by a serialisable DataSpec.
+
+The spec is stored in lineage.json, so tools (evaluate, export) can rebuild the same data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from rnn_jax.data.types import Dataset
+from rnn_jax.errors import ConfigError
+
+KINDS = ("builtin", "idx", "folders", "hagrid", "tfds")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    kind: str
+    path: str | None = None
+    name: str = ""
+    image_size: int | None = None
+    crop: str = "full"
+    channels: int = 3
+    no_gesture: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"unknown data kind {self.kind!r}; choose from {KINDS}")
+        if self.image_size is not None and not 8 <= self.image_size <= 1024:
+            raise ConfigError(f"--image-size must be between 8 and 1024, got {self.image_size}")
+        if self.crop not in ("full", "hand"):
+            raise ConfigError(f"--crop must be 'full' or 'hand', got {self.crop!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def load_dataset(spec: DataSpec, progress: bool = True) -> Dataset:
+    """Build the Dataset a spec describes (imports each source only when it is used)."""
+    if spec.kind == "idx":
+        from rnn_jax.data.idx import load_idx_dataset
+
+        return load_idx_dataset(spec.path, name=spec.name or "fashion_mnist", seed=spec.seed)
+    if spec.kind == "tfds":
+        from rnn_jax.data.tfds_source import load_tfds
+
+        return load_tfds(spec.name, data_dir=spec.path, seed=spec.seed)
+    if spec.kind == "builtin":
+        from rnn_jax.data.builtin import make_builtin_gestures
+
+        return make_builtin_gestures(image_size=spec.image_size or 32, seed=spec.seed)
+    if spec.kind == "folders":
+        from rnn_jax.data.folders import load_class_folders
+
+        return load_class_folders(spec.path, spec.image_size or 64, crop_mode=spec.crop if spec.crop != "hand" else "full",
+                                  channels=spec.channels, seed=spec.seed, progress=progress)
+    from rnn_jax.data.hagrid import load_hagrid
+
+    return load_hagrid(spec.path, spec.image_size or 64, crop=spec.crop, no_gesture=spec.no_gesture,
+                       channels=spec.channels, seed=spec.seed, progress=progress)

@@ -1,0 +1,91 @@
+"""Run one experiment under several seeds and report each generation as mean ± std.
+
+    python tools/multi_seed.py --seeds 0,1,2 --out runs/fm-seeds -- \
+        -m experiments.fashion_mnist --data ../shared/data/fashion-mnist --gens 4 --epochs 3
+
+Everything after ``--`` is passed to ``python`` with ``--seed S --out OUT/seed_S`` added;
+runs that already finished are reused (``--resume``), so an interrupted sweep continues.
+Writes ``OUT/summary.json`` and ``OUT/summary.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def aggregate(records: list[dict]) -> list[dict]:
+    """Per generation: mean/std of val/test accuracy and wall time over the seeds that reached it."""
+    rows = []
+    max_gen = max(len(r["generations"]) for r in records)
+    for gen in range(max_gen):
+        entries = [g for r in records for g in r["generations"] if g["gen"] == gen and g.get("status") == "done"]
+        row = {"gen": gen, "seeds": len(entries)}
+        for key in ("val_acc", "test_acc", "time_s"):
+            values = np.array([e[key] for e in entries if key in e], float)
+            if len(values):
+                row[f"{key}_mean"], row[f"{key}_std"] = float(values.mean()), float(values.std(ddof=1) if len(values) > 1 else 0.0)
+        rows.append(row)
+    for label in sorted({k for r in records for k in (r.get("ensembles") or {})}):
+        values = np.array([r["ensembles"][label]["test_acc"] for r in records
+                           if label in (r.get("ensembles") or {}) and "test_acc" in r["ensembles"][label]], float)
+        if len(values):
+            rows.append({"gen": f"ensemble {label}", "seeds": len(values), "test_acc_mean": float(values.mean()),
+                         "test_acc_std": float(values.std(ddof=1) if len(values) > 1 else 0.0)})
+    return rows
+
+
+def format_rows(rows: list[dict]) -> str:
+    def cell(row: dict, key: str, scale: float = 100.0, digits: int = 2) -> str:
+        if f"{key}_mean" not in row:
+            return "-"
+        return f"{row[f'{key}_mean'] * scale:.{digits}f} ± {row[f'{key}_std'] * scale:.{digits}f}"
+
+    lines = [f"{'generation':<16} {'seeds':>5} {'val acc %':>16} {'test acc %':>16} {'time/gen (s)':>16}"]
+    for row in rows:
+        lines.append(f"{row['gen']!s:<16} {row['seeds']:>5} {cell(row, 'val_acc'):>16} {cell(row, 'test_acc'):>16} "
+                     f"{cell(row, 'time_s', 1.0, 0):>16}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--" not in argv:
+        raise SystemExit("usage: python tools/multi_seed.py --seeds 0,1,2 --out DIR -- -m experiments.X [flags]")
+    split = argv.index("--")
+    parser = argparse.ArgumentParser(prog="python tools/multi_seed.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    parser.add_argument("--out", required=True, help="folder for the per-seed runs and the summary")
+    args = parser.parse_args(argv[:split])
+    command = argv[split + 1 :]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    for seed in (int(s) for s in args.seeds.split(",")):
+        run = out / f"seed_{seed}"
+        extra = ["--seed", str(seed), "--out", str(run)] + (["--resume"] if (run / "lineage.json").exists() else [])
+        print(f"== seed {seed}: python {' '.join(command + extra)}", flush=True)
+        result = subprocess.run([sys.executable, *command, *extra])
+        if result.returncode != 0:
+            raise SystemExit(f"seed {seed} failed with exit code {result.returncode}")
+        records.append(json.loads((run / "lineage.json").read_text()))
+    rows = aggregate(records)
+    table = format_rows(rows)
+    print("\n" + table)
+    (out / "summary.json").write_text(json.dumps({"command": command, "seeds": args.seeds, "rows": rows}, indent=2))
+    with open(out / "summary.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=sorted({k for r in rows for k in r}, key=str))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"\nwrote {out / 'summary.json'} and {out / 'summary.csv'}")
+
+
+if __name__ == "__main__":
+    main()
