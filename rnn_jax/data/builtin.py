@@ -95,11 +95,11 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
         ramp = np.broadcast_to(ramp, (size, size))[..., None]
         img = base * (1 - ramp) + other * ramp
     elif kind == 2:  # smooth noise
-        low = rng.uniform(0, 255, size=(5, 5, 3)).astype(np.float32)
+        low = rng.uniform(0, 255, size=(3, 3, 3)).astype(np.float32)
         img = cv2.resize(low, (size, size), interpolation=cv2.INTER_CUBIC)
     else:  # clutter: random shapes, some of them skin-coloured
         img = np.broadcast_to(base, (size, size, 3)).astype(np.float32).copy()
-        for _ in range(rng.integers(3, 9)):
+        for _ in range(rng.integers(2, 6)):
             colour = (_SKIN[rng.integers(len(_SKIN))] if rng.random() < 0.25
                       else rng.uniform(0, 255, size=3)).tolist()
             p = rng.integers(0, size, size=4).tolist()
@@ -110,14 +110,17 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
                 cv2.circle(img, (p[0], p[1]), int(rng.integers(2, size // 4)), colour, -1)
             else:
                 cv2.line(img, (p[0], p[1]), (p[2], p[3]), colour, int(rng.integers(1, 4)))
+    # tone the background down (half-way to its grey) so the hand, not the backdrop, is the signal
+    grey = img.mean(axis=2, keepdims=True)
+    img = 0.5 * img + 0.5 * grey
     return np.ascontiguousarray(np.clip(img, 0, 255), dtype=np.float32)
 
 
 def _draw_hand(img: np.ndarray, prims: list[tuple], rng: np.random.Generator) -> None:
     """Draw primitives with a random similarity transform, a darker outline, then the skin."""
     size = img.shape[0]
-    scale = size * rng.uniform(0.22, 0.3)  # pixels per hand unit
-    angle = math.radians(rng.uniform(-25, 25))
+    scale = size * rng.uniform(0.27, 0.34)  # pixels per hand unit: the hand fills most of the crop
+    angle = math.radians(rng.uniform(-20, 20))
     mirror = -1.0 if rng.random() < 0.5 else 1.0
     cx = size / 2 + rng.uniform(-0.12, 0.12) * size
     cy = size / 2 + rng.uniform(-0.05, 0.15) * size  # fingers point up: keep them in frame

@@ -84,6 +84,21 @@ def random_context_crop(images: np.ndarray, out_size: int, rng: np.random.Genera
     return np.stack(out)
 
 
+@dataclass(frozen=True)
+class ContextCropView:
+    """Training hand crops stored at ``stored_scale`` x the box: each step draws a new box scale."""
+
+    out_size: int
+    stored_scale: float = HAND_TRAIN_SCALE
+    eval_scale: float = HAND_EVAL_SCALE
+
+    def random(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return random_context_crop(images, self.out_size, rng, stored_scale=self.stored_scale)
+
+    def clean(self, images: np.ndarray) -> np.ndarray:
+        return center_context_crop(images, self.out_size, self.stored_scale, self.eval_scale)
+
+
 def _context_crop(img: np.ndarray, out_size: int, frac: float, dx: float, dy: float) -> np.ndarray:
     stored = img.shape[0]
     side = max(2, int(round(stored * frac)))
@@ -466,4 +481,5 @@ def load_hagrid(root: str | Path, image_size: int, crop: str = "full", no_gestur
     return Dataset(name=name, class_names=class_names, train=splits["train"], val=splits["val"],
                    test=test if test is not None and len(test) else None,
                    crop_mode="full" if crop == "full" else "hand",
-                   notes=notes)
+                   notes=notes,
+                   train_view=ContextCropView(image_size) if crop == "hand" and train_context else None)

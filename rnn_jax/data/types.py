@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -34,6 +35,15 @@ class Split:
         return Split(np.asarray(self.images[idx]), np.asarray(self.labels[idx]))
 
 
+class TrainView(Protocol):
+    """How stored training images become model inputs when they are kept larger than the input
+    (e.g. hand crops stored with extra context so each step can draw a new box scale)."""
+
+    def random(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray: ...
+
+    def clean(self, images: np.ndarray) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class Dataset:
     """A labelled image data set with train/val(/test) splits, ready for the pipeline."""
@@ -45,6 +55,7 @@ class Dataset:
     test: Split | None = None
     crop_mode: str = "stretch"
     notes: dict = field(default_factory=dict)  # e.g. skipped/corrupt file counts, demo-data notice
+    train_view: TrainView | None = None  # None: training images already have the input shape
 
     def __post_init__(self) -> None:
         if not self.class_names:
@@ -53,6 +64,9 @@ class Dataset:
             raise DataError(f"data set {self.name!r} has no training images")
         if len(self.val) == 0:
             raise DataError(f"data set {self.name!r} has no validation images")
+        if self.train_view is None and self.train.images.shape[1:] != self.val.images.shape[1:]:
+            raise DataError(f"train images are {self.train.images.shape[1:]} but val images are "
+                            f"{self.val.images.shape[1:]}; every split must have the model's input shape")
         n = len(self.class_names)
         for split_name, split in self.splits().items():
             if len(split) and (split.labels.min() < 0 or split.labels.max() >= n):
@@ -60,7 +74,12 @@ class Dataset:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train.images.shape[1:])  # type: ignore[return-value]
+        """The model's input shape (validation images always have it)."""
+        return tuple(self.val.images.shape[1:])  # type: ignore[return-value]
+
+    def clean_train_images(self, images: np.ndarray) -> np.ndarray:
+        """Training images as the model sees them without augmentation."""
+        return images if self.train_view is None else self.train_view.clean(images)
 
     @property
     def num_classes(self) -> int:

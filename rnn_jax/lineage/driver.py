@@ -181,10 +181,11 @@ def _open_record(config: RunConfig, dataset: Dataset, train: Split, run_dir: Pat
     return record
 
 
-def predict_logits(forward: Callable, params, batch_stats, images: np.ndarray, batch_size: int) -> np.ndarray:
+def predict_logits(forward: Callable, params, batch_stats, images: np.ndarray, batch_size: int,
+                   transform: Callable | None = None) -> np.ndarray:
     """Logits for a whole split in fixed-size batches (one compilation, padding dropped)."""
     out = []
-    for batch, valid in eval_batches(images, batch_size):
+    for batch, valid in eval_batches(images, batch_size, transform):
         out.append(np.asarray(forward(params, batch_stats, jnp.asarray(batch, jnp.float32)))[:valid])
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
@@ -235,7 +236,7 @@ def _teacher_for(ctx: _Context, gen: int):
             cached = np.load(path)
         if cached is None or cached.shape != (len(ctx.train), ctx.dataset.num_classes):
             cached = predict_logits(ctx.forward, weights["params"], weights["batch_stats"], ctx.train.images,
-                                    ctx.config.train.eval_batch_size)
+                                    ctx.config.train.eval_batch_size, ctx.dataset.clean_train_images)
     return weights["params"], weights["batch_stats"], cached
 
 
@@ -337,7 +338,7 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
             t0 = time.perf_counter()
             seed = epoch_seed(config.seed, gen, epoch)
             batches = train_batches(ctx.train, config.train.batch_size, seed, config.train.augment,
-                                    config.train.flip)
+                                    config.train.flip, train_view=ctx.dataset.train_view)
             bar = tqdm(total=ctx.steps_per_epoch * config.train.batch_size, unit="img", unit_scale=True,
                        desc=f"gen {gen}/{config.gens - 1} epoch {epoch + 1}/{config.train.epochs}",
                        disable=not ctx.progress, leave=False, dynamic_ncols=True)
@@ -399,8 +400,9 @@ def _finish_generation(ctx: _Context, entry: dict, checkpoints: GenerationCheckp
     directory = gen_dir(ctx.run_dir, entry["gen"])
     splits = {"train": ctx.train, **{k: v for k, v in ctx.dataset.splits().items() if k != "train"}}
     for name, split in splits.items():
+        transform = ctx.dataset.clean_train_images if name == "train" else None
         logits = predict_logits(ctx.forward, weights["params"], weights["batch_stats"], split.images,
-                                ctx.config.train.eval_batch_size)
+                                ctx.config.train.eval_batch_size, transform)
         entry[f"{name}_acc"], entry[f"{name}_loss"] = logits_metrics(logits, split.labels)
         _save_npy_atomic(directory / f"{name}_logits.npy", logits.astype(np.float32))
     entry["best_epoch"] = checkpoints.best_epoch()

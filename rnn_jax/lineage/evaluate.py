@@ -32,7 +32,8 @@ def evaluate_run(run_dir: Path, record: dict, dataset: Dataset, split: str = "te
         fns, params, batch_stats = load_generation_weights(run_dir, record, gen, dataset.image_shape,
                                                            dataset.num_classes)
         forward = forward or make_forward(fns)
-        logits = predict_logits(forward, params, batch_stats, data.images, batch_size)
+        transform = dataset.clean_train_images if split == "train" else None
+        logits = predict_logits(forward, params, batch_stats, data.images, batch_size, transform)
         logits_by_gen[gen] = logits
         acc, loss = logits_metrics(logits, data.labels)
         rows.append({"name": f"gen {gen}", "members": [gen], "accuracy": acc, "loss": loss,
