@@ -76,6 +76,13 @@ class Lineage:
                                                            len(data["class_names"]))
         return merge_eval_model(fns, params, batch_stats)
 
+    def export_onnx(self, out: str | Path = "student.onnx", gen: int | None = None, int8: bool = False,
+                    **options):
+        """Export a generation (default: the final student) to ONNX behind the parity gate."""
+        from rnn_jax.export import export_run
+
+        return export_run(self.dir, gen=gen, out=out, int8=int8, dataset=self._dataset, **options)
+
     def evaluate(self, split: str = "test", data_path: str | None = None, dataset: Dataset | None = None) -> dict:
         from rnn_jax.lineage.evaluate import evaluate_run
 
