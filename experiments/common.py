@@ -108,6 +108,10 @@ def run_experiment(args: argparse.Namespace, experiment: str, build_data: Callab
     plots = write_plots(record, out)
     print(f"\nrun folder: {out}  ({time.perf_counter() - started:.0f}s)")
     print(f"  lineage.json, metrics.jsonl, {', '.join(p.name for p in plots)}")
+    from rnn_jax.lineage.run_report import report_summary, write_run_report
+
+    report, files = write_run_report(out, record, dataset)
+    print(f"  {', '.join(p.name for p in files)}\n{report_summary(report)}")
     print(f"  next: python tools/evaluate.py --run {out}   |   python tools/export_onnx.py --run {out}")
     return record
 

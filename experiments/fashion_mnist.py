@@ -9,6 +9,7 @@ Without --data the tensorflow-datasets copy is used (it must be prepared or down
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from experiments.common import add_common_flags, main_guard, run_experiment
 from rnn_jax.data.registry import DataSpec, load_dataset
@@ -26,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_data(args: argparse.Namespace):
     if args.data:
-        spec = DataSpec("idx", path=args.data, name="fashion_mnist", seed=args.seed)
+        spec = DataSpec("idx", path=str(Path(args.data).resolve()), name="fashion_mnist", seed=args.seed)
     else:
         spec = DataSpec("tfds", path=args.tfds_dir, name="fashion_mnist", seed=args.seed)
     return spec, load_dataset(spec)

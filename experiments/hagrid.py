@@ -96,7 +96,7 @@ def build_data(args: argparse.Namespace):
     if path is None:
         spec = DataSpec("builtin", image_size=args.image_size, seed=args.seed)
     else:
-        spec = DataSpec("hagrid", path=str(path), image_size=args.image_size, crop=args.crop,
+        spec = DataSpec("hagrid", path=str(path.resolve()), image_size=args.image_size, crop=args.crop,
                         no_gesture=args.no_gesture, seed=args.seed)
     return spec, load_dataset(spec, progress=not args.no_progress)
 

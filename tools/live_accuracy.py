@@ -1,0 +1,121 @@
+"""Does the live loop see what offline evaluation sees? A video check on labelled photos.
+
+    python tools/live_accuracy.py --onnx student.onnx --images ../shared/data/sign-language-digits/val
+
+Builds a video from class-folder photos (each photo held for --hold frames, MJPG .avi),
+runs it through the live loop (rnn_jax.live.iter_predictions: same smoothing and threshold
+as the live program), and prints the per-frame accuracy of the smoothed top class once the
+smoothing has settled (the first --settle frames of each photo are skipped) next to the
+offline accuracy of the same ONNX file on the same photos, plus how often the stable
+gesture (threshold + steady frames) is shown and how often it is right when shown.
+JAX-free: needs only onnxruntime and OpenCV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rnn_jax.errors import DataError, RnnJaxError  # noqa: E402
+
+
+def labelled_photos(folder: Path, class_names: list[str]) -> list[tuple[Path, int]]:
+    """(path, class index) for every photo in ``folder/<class>/``, classes named as in the model."""
+    from rnn_jax.data.folders import is_image, natural_key
+
+    pairs = []
+    for class_dir in sorted((d for d in folder.iterdir() if d.is_dir()), key=lambda d: natural_key(d.name)):
+        if class_dir.name not in class_names:
+            raise DataError(f"{class_dir} is not one of the model's classes {class_names}")
+        pairs += [(p, class_names.index(class_dir.name)) for p in sorted(class_dir.iterdir()) if is_image(p)]
+    if not pairs:
+        raise DataError(f"no class folders with images in {folder}")
+    return pairs
+
+
+def write_video(photos: list[tuple[Path, int]], path: Path, hold: int, size: int = 200, fps: float = 30.0) -> None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (size, size))
+    for photo, _ in photos:
+        frame = cv2.resize(cv2.imread(str(photo)), (size, size), interpolation=cv2.INTER_AREA)
+        for _ in range(hold):
+            writer.write(frame)
+    writer.release()
+
+
+def run(onnx: Path, images: Path, hold: int, settle: int, smoothing: str, threshold: float,
+        stable_frames: int) -> dict:
+    from rnn_jax.live import iter_predictions
+    from rnn_jax.runtime import Predictor
+
+    predictor = Predictor.load(onnx)
+    photos = labelled_photos(images, list(predictor.class_names))
+    offline = predictor.classify_files([p for p, _ in photos])
+    truth = np.array([label for _, label in photos])
+    offline_acc = float(np.mean([predictor.class_names.index(lbl) == t for (lbl, _), t in zip(offline, truth)]))
+    with tempfile.TemporaryDirectory() as tmp:
+        video = Path(tmp) / "photos.avi"
+        write_video(photos, video, hold)
+        hits = counted = frames = top_hits = active = 0
+        stream = iter_predictions(predictor, video, smoothing=smoothing, threshold=threshold,
+                                  stable_frames=stable_frames)
+        with stream:
+            for record in stream:
+                frames += 1
+                photo_index, offset = divmod(record.index, hold)
+                if offset < settle or photo_index >= len(photos):
+                    continue
+                counted += 1
+                expected = predictor.class_names[truth[photo_index]]
+                hits += record.label == expected
+                active += record.label is not None
+                top_hits += record.top_label == expected
+            summary = stream.summary()
+    return {"photos": len(photos), "frames": frames, "frames_scored": counted, "hold": hold, "settle": settle,
+            "offline_accuracy": offline_acc, "live_accuracy": top_hits / max(counted, 1),
+            "stable_coverage": active / max(counted, 1), "stable_accuracy_when_shown": hits / max(active, 1),
+            "mean_fps": summary.to_dict().get("mean_fps")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python tools/live_accuracy.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--onnx", required=True, help="exported model")
+    parser.add_argument("--images", required=True, help="folder of class folders with labelled photos")
+    parser.add_argument("--hold", type=int, default=15, help="frames each photo is shown (default 15)")
+    parser.add_argument("--settle", type=int, default=8, help="frames skipped after each change (default 8)")
+    parser.add_argument("--smoothing", default="ema:0.5", help="as in rnn_jax.live (default ema:0.5)")
+    parser.add_argument("--threshold", type=float, default=0.6, help="as in rnn_jax.live (default 0.6)")
+    parser.add_argument("--stable-frames", type=int, default=5, help="as in rnn_jax.live (default 5)")
+    parser.add_argument("--json", default=None, help="also write the numbers to this file")
+    args = parser.parse_args(argv)
+    if args.settle >= args.hold:
+        parser.error("--settle must be smaller than --hold")
+    try:
+        result = run(Path(args.onnx), Path(args.images), args.hold, args.settle, args.smoothing, args.threshold,
+                     args.stable_frames)
+    except RnnJaxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{result['photos']} photos x {args.hold} frames = {result['frames']} frames; scored {result['frames_scored']} "
+          f"(first {args.settle} of each photo skipped)")
+    print(f"offline accuracy (same ONNX, same photos):        {result['offline_accuracy']:.4f}")
+    print(f"live per-frame accuracy (smoothed top class):     {result['live_accuracy']:.4f}")
+    print(f"difference (live - offline):                      {result['live_accuracy'] - result['offline_accuracy']:+.4f}")
+    print(f"stable gesture shown on {result['stable_coverage']:.1%} of scored frames (threshold "
+          f"{args.threshold}, {args.stable_frames} steady frames); correct when shown: "
+          f"{result['stable_accuracy_when_shown']:.4f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
