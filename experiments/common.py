@@ -29,6 +29,9 @@ def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int 
     g.add_argument("--size", default=size, help=f"model size preset: tiny, small, medium, large, xlarge (default {default(size)})")
     g.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
                    help="compute dtype; parameters stay float32 (bfloat16 suits recent GPUs)")
+    g.add_argument("--devices", type=int, default=None,
+                   help="data-parallel over this many devices (default: all visible, of every process in a "
+                        "multi-process run); --batch-size must divide by it. See docs/distributed.md")
     g.add_argument("--seed", type=int, default=0, help="run seed; generation k uses seed*1000+k (default 0)")
     g.add_argument("--max-train", type=int, default=None, help="cap the training examples (quick runs)")
     g.add_argument("--augment", choices=("none", "basic", "strong"), default="basic",
@@ -61,7 +64,12 @@ def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int 
 
 def run_config_from_args(args: argparse.Namespace):
     from rnn_jax.config import DistillConfig, RunConfig, TrainConfig
+    from rnn_jax.distributed import initialize_from_env
     from rnn_jax.models.registry import ModelSpec
+
+    # join a multi-process run (SLURM / RNN_JAX_* variables) before anything touches a JAX
+    # backend: loading the data below may already do so
+    initialize_from_env()
 
     size = args.size if args.model not in ("resnet18", "resnet34") else "default"
     return RunConfig(
@@ -76,6 +84,7 @@ def run_config_from_args(args: argparse.Namespace):
                           weight_decay=args.weight_decay, augment=args.augment, flip=not args.no_flip,
                           max_train=args.max_train),
         gens=args.gens, seed=args.seed, patience=args.patience, min_delta=args.min_delta,
+        devices=getattr(args, "devices", None),
     )
 
 

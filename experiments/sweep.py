@@ -27,7 +27,7 @@ from rnn_jax.errors import ConfigError
 from rnn_jax.models.registry import SIZES
 
 EXPERIMENTS = ("hagrid", "fashion_mnist", "cifar10")
-_OWNED_FLAGS = ("--size", "--out")  # the sweep sets these per run
+_OWNED_FLAGS = ("--size",)  # the sweep sets it per run (--out and --model are the sweep's own flags)
 
 
 def parse_sizes(text: str) -> list[str]:
@@ -47,7 +47,7 @@ def run_argv(passthrough: list[str], size: str, out: Path) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m experiments.sweep", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m experiments.sweep", description=__doc__, allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiment", choices=EXPERIMENTS, default="hagrid", help="which experiment (default hagrid)")
     parser.add_argument("--sizes", default="tiny,small,medium",
@@ -74,8 +74,10 @@ def main(argv: list[str] | None = None) -> None:
     sizes = parse_sizes(args.sizes)
     owned = [f for f in passthrough if f.split("=")[0] in _OWNED_FLAGS]
     if owned:
-        raise ConfigError(f"the sweep sets {' and '.join(_OWNED_FLAGS)} itself; drop {' '.join(owned)} "
-                          f"(use --sizes and the sweep's --out)")
+        raise ConfigError(f"the sweep sets --size for each run; drop {' '.join(owned)} and use --sizes")
+    compare = _load_compare()
+    if args.sort not in compare.SORT_KEYS:
+        raise ConfigError(f"--sort must be one of {', '.join(sorted(compare.SORT_KEYS))}, got {args.sort!r}")
     out = Path(args.out) if args.out else Path("runs") / f"sweep-{args.experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
     experiment = importlib.import_module(f"experiments.{args.experiment}")
     runs = []
@@ -84,7 +86,6 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\n=== sweep {i + 1}/{len(sizes)}: {args.model} {size} -> {run_dir} ===")
         experiment.main(run_argv([*passthrough, "--model", args.model], size, run_dir))
         runs.append(str(run_dir))
-    compare = _load_compare()
     print(f"\n=== sweep {out}: {len(runs)} sizes ===")
     compare.main([*runs, "--sort", args.sort, "--chart", str(out / "compare.png"), "--csv", str(out / "compare.csv"),
                   "--markdown", str(out / "compare.md")])

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 
@@ -50,9 +51,15 @@ class Lineage:
         return generation_table(self.record)
 
     def plot(self) -> list[Path]:
+        """Write the run's PNG plots into its folder and return their paths.
+
+        Safe in notebooks: the plotting code selects matplotlib's file-only backend, and the
+        backend the caller had chosen (e.g. Jupyter's inline one) is put back afterwards.
+        """
         from rnn_jax.lineage.report import write_plots
 
-        return write_plots(self.record, self.dir)
+        with _keep_matplotlib_backend():
+            return write_plots(self.record, self.dir)
 
     def dataset(self, data_path: str | None = None) -> Dataset:
         """Rebuild the run's data from the spec stored in lineage.json."""
@@ -87,6 +94,42 @@ class Lineage:
         from rnn_jax.lineage.evaluate import evaluate_run
 
         return evaluate_run(self.dir, self.record, dataset or self.dataset(data_path), split)
+
+
+@contextlib.contextmanager
+def _keep_matplotlib_backend():
+    """Put back the matplotlib backend the caller chose (None: nobody chose one; keep Agg).
+
+    ``write_plots`` switches to Agg so scripts and servers need no display. In Jupyter that
+    would silently turn every later ``plt.show()`` into a no-op, and ``matplotlib.use`` alone
+    does not undo it (the inline backend hooks into IPython only when IPython activates it).
+    """
+    import matplotlib
+
+    try:
+        chosen = matplotlib.get_backend(auto_select=False)  # matplotlib >= 3.10
+    except TypeError:
+        chosen = matplotlib.rcParams._get_backend_or_none()  # 3.8 / 3.9
+    try:
+        yield
+    finally:
+        if chosen is not None and matplotlib.get_backend() != chosen:
+            shell = _ipython_shell()
+            try:
+                if shell is None:
+                    raise RuntimeError("not in IPython")
+                inline = chosen in ("inline", "module://matplotlib_inline.backend_inline")
+                shell.enable_matplotlib("inline" if inline else chosen)  # what %matplotlib does
+            except Exception:  # older IPython without module:// names, or no IPython at all
+                matplotlib.use(chosen)
+
+
+def _ipython_shell():
+    """The running IPython shell (Jupyter, Colab, the IPython terminal), else None."""
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    return ipython.get_ipython() if ipython is not None else None
 
 
 def train(config: RunConfig, data: DataSpec | Dataset, out: str | Path, *, resume: bool = False,

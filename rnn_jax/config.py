@@ -84,9 +84,14 @@ class RunConfig:
     patience: int = 0  # generations without improvement before stopping; 0 = never stop early
     min_delta: float = 0.0  # val-accuracy gain that counts as an improvement
     ensemble_from: int = 1  # BAN ensemble averages generations >= this (gen 0 is often weakest)
+    # data-parallel device count (None: all visible). Not part of resume compatibility: the
+    # numbers do not depend on it beyond floating-point reordering, so a run may resume on
+    # another machine with another device count.
+    devices: int | None = None
 
     def __post_init__(self) -> None:
         _check(self.gens >= 1, f"--gens must be >= 1, got {self.gens}")
+        _check(self.devices is None or self.devices >= 1, f"--devices must be >= 1, got {self.devices}")
         _check(self.patience >= 0, f"--patience must be >= 0, got {self.patience}")
         _check(self.min_delta >= 0, f"--min-delta must be >= 0, got {self.min_delta}")
         _check(self.ensemble_from >= 0, f"--ensemble-from must be >= 0, got {self.ensemble_from}")
@@ -101,7 +106,8 @@ class RunConfig:
                    **{k: v for k, v in d.items() if k not in ("model", "distill", "train")})
 
     def compatible_with(self, other: RunConfig) -> list[str]:
-        """Fields that must match for --resume (the epoch count may grow, the rest may not)."""
+        """Fields that must match for --resume (the epoch count may grow, the rest may not;
+        ``devices`` and ``eval_batch_size`` may change freely)."""
         mine, theirs = self.to_dict(), other.to_dict()
         problems = []
         for key in ("model", "distill", "seed"):

@@ -1,6 +1,10 @@
 """Re-evaluate every generation of a run, and the BAN ensembles, on its test split.
 
     python tools/evaluate.py --run runs/fashion_mnist-20261122-120000
+
+Then (re)writes the run's report from its stored logits: report.json, report.md (accuracy,
+macro-F1, per-class precision/recall/F1, train-val gap verdict, params, GFLOPs, time),
+confusion_matrix*.png and the training-curve plots. Compare runs with tools/compare.py.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="split to evaluate (default test; val when the data has no test split)")
     parser.add_argument("--data", default=None, help="override the data path stored in the run")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    parser.add_argument("--no-report", action="store_true",
+                        help="only re-evaluate; do not rewrite report.json / report.md / the PNGs")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
 
@@ -36,6 +42,15 @@ def main(argv: list[str] | None = None) -> None:
     print(format_evaluation(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
+    if not args.no_report:
+        from rnn_jax.lineage.report import write_plots
+        from rnn_jax.lineage.run_report import models_table, report_summary, write_run_report
+
+        plots = write_plots(lineage.record, lineage.dir)
+        report, files = write_run_report(lineage.dir, lineage.record, lineage.dataset())
+        print(f"\nreport (%, from the stored logits of each generation's best weights):\n{models_table(report)}")
+        print(f"{report['fit_thresholds']['text']}\n{report_summary(report)}")
+        print(f"wrote {', '.join(p.name for p in [*files, *plots])} in {lineage.dir}")
 
 
 if __name__ == "__main__":

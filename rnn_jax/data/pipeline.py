@@ -17,14 +17,28 @@ def epoch_seed(seed: int, generation: int, epoch: int) -> int:
 
 
 def train_batches(split: Split, batch_size: int, seed: int, augment: str = "basic",
-                  flip: bool = True, prefetch_threads: int = 2, train_view: TrainView | None = None
-                  ) -> grain.IterDataset:
+                  flip: bool = True, prefetch_threads: int = 2, train_view: TrainView | None = None,
+                  shard: grain.sharding.ShardOptions | None = None) -> grain.IterDataset:
     """One epoch of shuffled, augmented, full batches: dicts of ``images``, ``labels``, ``index``.
 
     Batches hold indices into the split, so cached teacher logits can be looked up per batch.
     The last partial batch is dropped (stable shapes: one compilation).
+
+    ``shard`` (multi-process runs, e.g. ``grain.sharding.ShardByJaxProcess``): every process
+    draws the same shuffled global batches of ``batch_size`` and reads, augments and returns
+    only its own contiguous ``batch_size / shard_count`` rows, so the global batches are the
+    ones a single process would train on.
     """
     images, labels = split.images, split.labels
+    shuffle_seed = seed  # identical on every process: they must agree on the global batches
+    sharded = shard is not None and shard.shard_count > 1
+    if sharded:
+        if batch_size % shard.shard_count:
+            raise ValueError(f"batch size {batch_size} does not divide by {shard.shard_count} processes")
+        per = batch_size // shard.shard_count
+        rows = slice(shard.shard_index * per, (shard.shard_index + 1) * per)
+        # a different augmentation stream per process (the same one would repeat its draws)
+        seed = int(np.random.SeedSequence([seed, shard.shard_index]).generate_state(1)[0])
 
     def gather(indices: np.ndarray) -> dict[str, np.ndarray]:
         order = np.sort(indices)  # sorted reads are kinder to memory-mapped caches
@@ -34,21 +48,38 @@ def train_batches(split: Split, batch_size: int, seed: int, augment: str = "basi
         images = batch["images"] if train_view is None else train_view.random(batch["images"], rng)
         return {**batch, "images": augment_batch(images, rng, augment, flip)}
 
-    ds = (grain.MapDataset.range(len(split)).shuffle(seed=seed)
-          .batch(batch_size, drop_remainder=True, batch_fn=np.asarray)
-          .map(gather).random_map(augmented, seed=seed))
+    ds = (grain.MapDataset.range(len(split)).shuffle(seed=shuffle_seed)
+          .batch(batch_size, drop_remainder=True, batch_fn=np.asarray))
+    if sharded:
+        ds = ds.map(lambda indices: indices[rows])
+    ds = ds.map(gather).random_map(augmented, seed=seed)
     return ds.to_iter_dataset(grain.ReadOptions(num_threads=prefetch_threads, prefetch_buffer_size=4))
 
 
 def eval_batches(images: np.ndarray, batch_size: int,
-                 transform: Callable[[np.ndarray], np.ndarray] | None = None) -> Iterator[tuple[np.ndarray, int]]:
-    """Fixed-size batches (the last one padded) so evaluation compiles once; yields (batch, n_valid)."""
+                 transform: Callable[[np.ndarray], np.ndarray] | None = None,
+                 rows: slice | None = None) -> Iterator[tuple[np.ndarray, int]]:
+    """Fixed-size batches (the last one padded) so evaluation compiles once; yields (batch, n_valid).
+
+    ``rows`` (multi-process runs): read only this process's rows of every padded global batch;
+    ``n_valid`` still counts the valid rows of the whole global batch.
+    """
     n = len(images)
+    lo, hi = (0, batch_size) if rows is None else (rows.start, rows.stop)
+    size = hi - lo
     for start in range(0, n, batch_size):
-        batch = np.asarray(images[start : start + batch_size])
-        if transform is not None:
+        valid = min(batch_size, n - start)
+        batch = np.asarray(images[min(start + lo, n) : min(start + hi, n)])
+        if transform is not None and len(batch):
             batch = transform(batch)
-        valid = len(batch)
-        if valid < batch_size:
-            batch = np.concatenate([batch, np.zeros((batch_size - valid, *batch.shape[1:]), batch.dtype)])
+        if not len(batch):  # this process's rows of the last batch are all padding
+            batch = _empty_input(images, transform)
+        if len(batch) < size:
+            batch = np.concatenate([batch, np.zeros((size - len(batch), *batch.shape[1:]), batch.dtype)])
         yield batch, valid
+
+
+def _empty_input(images: np.ndarray, transform: Callable | None) -> np.ndarray:
+    """Zero rows shaped like a model input (the transform may change the image shape)."""
+    one = np.asarray(images[:1])
+    return (transform(one) if transform is not None else one)[:0]

@@ -14,8 +14,10 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
+from jax.sharding import Sharding
 
 from rnn_jax.distill.losses import kd_loss
+from rnn_jax.distributed import replicate
 
 PyTree = Any
 
@@ -72,11 +74,13 @@ def evaluated_params(state: TrainState, ema: bool) -> PyTree:
 
 
 def make_train_step(fns: ModelFunctions, tx: optax.GradientTransformation, label_smoothing: float = 0.0,
-                    ema_decay: float = 0.0):
+                    ema_decay: float = 0.0, *, replicated: Sharding | None = None):
     """Build ``step(state, images, labels, teacher_logits, alpha, temperature, key) -> (state, metrics)``.
 
     ``alpha`` and ``temperature`` are traced scalars, so every generation (and every
     temperature schedule) reuses one compilation. ``state`` is donated: no copy per step.
+    ``replicated`` (data-parallel runs): the new state and the metrics stay replicated on
+    that mesh, so donation reuses the buffers; the batch may arrive sharded.
     """
 
     def loss_fn(params, batch_stats, rng_state, images, labels, teacher_logits, alpha, temperature):
@@ -109,24 +113,39 @@ def make_train_step(fns: ModelFunctions, tx: optax.GradientTransformation, label
         }
         return TrainState(params, batch_stats, opt_state, ema, state.step + 1), metrics
 
-    jitted = jax.jit(train_step, donate_argnums=(0,))
+    if replicated is None:
+        jitted = jax.jit(train_step, donate_argnums=(0,))
+    else:
+        jitted = jax.jit(train_step, donate_argnums=(0,), out_shardings=replicated)
+    rng_template = replicate(fns.rng_state, replicated)
 
     def step(state: TrainState, images, labels, teacher_logits, alpha, temperature, key):
         # the RNG template is an argument, not a closure constant: NNX refuses to mutate
         # variables that were created outside the trace
-        return jitted(state, fns.rng_state, images, labels, teacher_logits, alpha, temperature, key)
+        return jitted(state, rng_template, images, labels, teacher_logits, alpha, temperature, key)
 
     return step
 
 
-def make_forward(fns: ModelFunctions):
-    """Jitted inference ``forward(params, batch_stats, images) -> logits`` (eval mode)."""
+def make_forward(fns: ModelFunctions, *, replicated: Sharding | None = None,
+                 out_sharding: Sharding | None = None):
+    """Jitted inference ``forward(params, batch_stats, images) -> logits`` (eval mode).
 
-    @jax.jit
-    def forward_jit(params, batch_stats, rng_state, images):
+    Data-parallel runs: the weights live on ``replicated``; the logits go to ``out_sharding``
+    (default: replicated, so every process can read all of them; the ``consistent`` teacher
+    passes the batch sharding instead, so its logits feed the step without a gather).
+    """
+
+    def apply(params, batch_stats, rng_state, images):
         return nnx.merge(fns.eval_graphdef, params, batch_stats, rng_state)(images)
 
+    if replicated is None:
+        forward_jit = jax.jit(apply)
+    else:
+        forward_jit = jax.jit(apply, out_shardings=out_sharding or replicated)
+    rng_template = replicate(fns.rng_state, replicated)
+
     def forward(params, batch_stats, images):
-        return forward_jit(params, batch_stats, fns.rng_state, images)
+        return forward_jit(params, batch_stats, rng_template, images)
 
     return forward

@@ -3,6 +3,12 @@
 Both are ``CheckpointManager`` series with ``max_to_keep=1``: a new step is written to a
 temporary directory and renamed, and only then the old one is removed, so a kill at any
 moment leaves one complete checkpoint behind.
+
+Multi-process runs: every process calls every method in the same order (save, restore,
+delete, close). Orbax coordinates them: process 0 (the primary host) creates and finalises
+the directories, each process writes the shards it holds (a replicated array is written once),
+and barriers keep them in step. A restore lands on the template's sharding, so a run saved on
+N devices resumes on any other number.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from jax.sharding import Sharding
 
 PyTree = Any
 
@@ -21,8 +28,11 @@ def _manager(directory: Path) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(directory.resolve(), options=options)
 
 
-def _abstract(tree: PyTree) -> PyTree:
-    return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+def _abstract(tree: PyTree, sharding: Sharding | None = None) -> PyTree:
+    """Shapes/dtypes of ``tree``; placed on ``sharding`` when given, else where the template lives."""
+    if sharding is None:
+        return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
 
 
 class GenerationCheckpoints:
@@ -40,11 +50,11 @@ class GenerationCheckpoints:
     def best_epoch(self) -> int | None:
         return self._best.latest_step()
 
-    def restore_best(self, template: PyTree) -> PyTree:
+    def restore_best(self, template: PyTree, sharding: Sharding | None = None) -> PyTree:
         step = self._best.latest_step()
         if step is None:
             raise FileNotFoundError(f"no best checkpoint in {self.gen_dir}")
-        return self._best.restore(step, args=ocp.args.StandardRestore(_abstract(template)))
+        return self._best.restore(step, args=ocp.args.StandardRestore(_abstract(template, sharding)))
 
     def save_resume(self, epoch: int, train_state: PyTree) -> None:
         self._resume.save(epoch, args=ocp.args.StandardSave(train_state), force=True)
@@ -53,9 +63,9 @@ class GenerationCheckpoints:
     def resume_epoch(self) -> int | None:
         return self._resume.latest_step()
 
-    def restore_resume(self, template: PyTree) -> PyTree:
+    def restore_resume(self, template: PyTree, sharding: Sharding | None = None) -> PyTree:
         step = self._resume.latest_step()
-        return self._resume.restore(step, args=ocp.args.StandardRestore(_abstract(template)))
+        return self._resume.restore(step, args=ocp.args.StandardRestore(_abstract(template, sharding)))
 
     def drop_resume(self) -> None:
         """A finished generation needs only its best weights; the optimizer state is dead weight."""

@@ -34,6 +34,14 @@ from rnn_jax.distill.step import (
     make_train_step,
     split_model,
 )
+from rnn_jax.distributed import (
+    Placement,
+    barrier,
+    check_batch_size,
+    initialize_from_env,
+    is_main_process,
+    make_placement,
+)
 from rnn_jax.errors import ConfigError, ResumeError
 from rnn_jax.lineage.checkpoint import GenerationCheckpoints
 from rnn_jax.lineage.record import (
@@ -73,7 +81,18 @@ class _Context:
     steps_per_epoch: int
     progress: bool
     log: Log
+    placement: Placement = dataclasses.field(default_factory=Placement)
+    teacher_forward: Callable | None = None  # consistent mode: logits sharded like the batch
+    main: bool = True  # process 0: the only one that writes files and logs
     init_weights: dict | None = None  # generation 0 starts from these (fine-tuning, --init-from)
+
+    @property
+    def eval_batch_size(self) -> int:
+        return self.placement.eval_batch_size(self.config.train.eval_batch_size)
+
+    def write_record(self, record: dict) -> None:
+        if self.main:
+            write_json_atomic(self.run_dir / LINEAGE_FILE, record)
 
 
 def describe_data(dataset: Dataset, train: Split) -> dict:
@@ -91,14 +110,25 @@ def describe_data(dataset: Dataset, train: Split) -> dict:
 def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, resume: bool = False,
                 overwrite: bool = False, data_spec: dict | None = None, progress: bool = True,
                 init_from: str | Path | None = None, log: Log = print) -> dict:
-    """Train (or finish) a lineage; returns the lineage record (also in ``run_dir/lineage.json``)."""
+    """Train (or finish) a lineage; returns the lineage record (also in ``run_dir/lineage.json``).
+
+    Data-parallel over ``config.devices`` devices (None: all, of every process when the
+    environment describes a multi-process run; see :mod:`rnn_jax.distributed`). Every process
+    runs this same function; only process 0 writes files and logs.
+    """
+    initialize_from_env()
     run_dir = Path(run_dir)
     train = dataset.train.take(config.train.max_train, seed=config.seed)
     if config.train.batch_size > len(train):
         raise ConfigError(
             f"--batch-size {config.train.batch_size} is larger than the {len(train)} training images; "
             f"use --batch-size {max(1, len(train) // 4)} or fewer")
-    record = _open_record(config, dataset, train, run_dir, resume, overwrite, data_spec)
+    placement = make_placement(config.devices)
+    check_batch_size(config.train.batch_size, placement)
+    main = is_main_process()
+    if not main:
+        log, progress = (lambda _: None), False
+    record = _open_record(config, dataset, train, run_dir, resume, overwrite, data_spec, main)
 
     template = create_model(config.model, dataset.image_shape, dataset.num_classes, seed=config.seed)
     fns, _, _ = split_model(template)
@@ -106,10 +136,16 @@ def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, res
     total = steps_per_epoch * config.train.epochs
     lr = learning_rate_schedule(config.train.lr, total, int(config.train.warmup_epochs * steps_per_epoch))
     tx = make_optimizer(lr, config.train.optimizer, config.train.weight_decay)
+    replicated = placement.replicated
     ctx = _Context(config, dataset, train, run_dir, fns,
-                   make_train_step(fns, tx, config.distill.label_smoothing, config.distill.ema_decay),
-                   make_forward(fns), tx, steps_per_epoch, progress, log)
+                   make_train_step(fns, tx, config.distill.label_smoothing, config.distill.ema_decay,
+                                   replicated=replicated),
+                   make_forward(fns, replicated=replicated), tx, steps_per_epoch, progress, log,
+                   placement=placement, main=main,
+                   teacher_forward=None if replicated is None else make_forward(
+                       fns, replicated=replicated, out_sharding=placement.data_sharding))
     record["model"] = {"label": config.model.label, "params": count_params(template)}
+    record["distributed"] = placement.describe()
     if init_from is not None:
         ctx.init_weights, note = transferable_weights(Path(init_from), config, dataset, template)
         record["init_from"] = {"run": str(init_from), "note": note}
@@ -117,6 +153,11 @@ def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, res
     log(f"run {run_dir}: {config.model.label} ({record['model']['params']:,} params) on {dataset.name} "
         f"{tuple(dataset.image_shape)}, {len(train)} train / {len(dataset.val)} val images, "
         f"{config.gens} generations x {config.train.epochs} epochs, teacher={config.distill.teacher}")
+    if placement.num_devices > 1:
+        log(f"data-parallel over {placement.num_devices} {record['distributed']['platform']} devices "
+            f"in {placement.process_count} process(es): each step splits the batch of "
+            f"{config.train.batch_size} into {placement.num_devices} x "
+            f"{config.train.batch_size // placement.num_devices}")
 
     record["stop_reason"] = None
     for gen in range(config.gens):
@@ -128,7 +169,7 @@ def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, res
             record["stop_reason"] = f"generation {gen} failed earlier: {entry.get('stop_reason')}"
             break
         entry = _train_generation(ctx, record, gen)
-        write_json_atomic(run_dir / LINEAGE_FILE, record)
+        ctx.write_record(record)
         if entry["status"] == "failed":
             record["stop_reason"] = f"generation {gen} failed: {entry['stop_reason']}"
             log(record["stop_reason"])
@@ -146,12 +187,15 @@ def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, res
         record["final_generation"] = best["gen"]
         record["ensembles"] = ensemble_metrics(run_dir, record, dataset)
     record["stop_reason"] = record["stop_reason"] or "completed all generations"
-    write_json_atomic(run_dir / LINEAGE_FILE, record)
+    ctx.write_record(record)
+    barrier("rnn_jax:lineage_written")  # nobody returns (and reads the run) before it is complete
     return record
 
 
 def _open_record(config: RunConfig, dataset: Dataset, train: Split, run_dir: Path, resume: bool,
-                 overwrite: bool, data_spec: dict | None) -> dict:
+                 overwrite: bool, data_spec: dict | None, main: bool = True) -> dict:
+    """Check, then create or reopen the run folder. Every process checks the same files (so
+    they raise the same errors); only process 0 changes them, and the others wait for it."""
     data = describe_data(dataset, train)
     lineage_path = run_dir / LINEAGE_FILE
     if lineage_path.exists() and resume:
@@ -171,22 +215,35 @@ def _open_record(config: RunConfig, dataset: Dataset, train: Split, run_dir: Pat
                           f"another --out")
     if resume and not lineage_path.exists():
         raise ResumeError(f"--resume: {run_dir} holds no run to resume (no {LINEAGE_FILE})")
-    if overwrite and run_dir.exists():
-        import shutil
-
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    barrier("rnn_jax:run_dir_checked")  # process 0 may delete what the others just looked at
     record = new_lineage(run_dir.name, config.to_dict(), data, data_spec)
-    write_json_atomic(lineage_path, record)
+    if main:
+        if overwrite and run_dir.exists():
+            import shutil
+
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(lineage_path, record)
+    barrier("rnn_jax:run_dir_created")
     return record
 
 
 def predict_logits(forward: Callable, params, batch_stats, images: np.ndarray, batch_size: int,
-                   transform: Callable | None = None) -> np.ndarray:
-    """Logits for a whole split in fixed-size batches (one compilation, padding dropped)."""
+                   transform: Callable | None = None, placement: Placement | None = None) -> np.ndarray:
+    """Logits for a whole split in fixed-size batches (one compilation, padding dropped).
+
+    With a data-parallel ``placement`` each batch is sharded like a training batch (each
+    process reads only its rows; ``batch_size`` must divide by the device count) and the
+    replicated logits come back whole on every process.
+    """
+    if placement is None or placement.mesh is None:
+        out = []
+        for batch, valid in eval_batches(images, batch_size, transform):
+            out.append(np.asarray(forward(params, batch_stats, jnp.asarray(batch, jnp.float32)))[:valid])
+        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
     out = []
-    for batch, valid in eval_batches(images, batch_size, transform):
-        out.append(np.asarray(forward(params, batch_stats, jnp.asarray(batch, jnp.float32)))[:valid])
+    for batch, valid in eval_batches(images, batch_size, transform, placement.local_rows(batch_size)):
+        out.append(np.asarray(forward(params, batch_stats, placement.batch(batch, jnp.float32)))[:valid])
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
@@ -207,6 +264,7 @@ class TeacherSource:
     forward: Callable | None
     params: object = None
     batch_stats: object = None
+    put: Callable = jnp.asarray  # host rows -> device (sharded along the batch when data-parallel)
 
 
 def batch_teacher_logits(source: TeacherSource, index: np.ndarray, images: jnp.ndarray,
@@ -217,7 +275,7 @@ def batch_teacher_logits(source: TeacherSource, index: np.ndarray, images: jnp.n
     which). ``consistent``: the teacher's own jitted forward on this very augmented batch.
     """
     if source.cached_logits is not None:
-        return jnp.asarray(source.cached_logits[index])
+        return source.put(source.cached_logits[index])
     if source.forward is not None:
         return source.forward(source.params, source.batch_stats, images)
     return no_teacher
@@ -236,7 +294,7 @@ def _teacher_for(ctx: _Context, gen: int):
             cached = np.load(path)
         if cached is None or cached.shape != (len(ctx.train), ctx.dataset.num_classes):
             cached = predict_logits(ctx.forward, weights["params"], weights["batch_stats"], ctx.train.images,
-                                    ctx.config.train.eval_batch_size, ctx.dataset.clean_train_images)
+                                    ctx.eval_batch_size, ctx.dataset.clean_train_images, ctx.placement)
     return weights["params"], weights["batch_stats"], cached
 
 
@@ -295,7 +353,7 @@ def _restore_weights(ctx: _Context, gen: int) -> dict:
     _, template = _fresh_weights(ctx, gen)
     checkpoints = GenerationCheckpoints(gen_dir(ctx.run_dir, gen))
     try:
-        return checkpoints.restore_best(template)
+        return checkpoints.restore_best(template, ctx.placement.replicated)
     finally:
         checkpoints.close()
 
@@ -320,33 +378,40 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
     checkpoints = GenerationCheckpoints(gen_dir(ctx.run_dir, gen))
     state, _ = _fresh_weights(ctx, gen)
     start_epoch = checkpoints.resume_epoch() or 0
+    placement = ctx.placement
     if start_epoch:
-        state = checkpoints.restore_resume(state)
+        state = checkpoints.restore_resume(state, placement.replicated)
         entry["epochs"] = [e for e in entry["epochs"] if e["epoch"] < start_epoch]
         log(f"gen {gen}: resuming after epoch {start_epoch}")
     else:
+        state = placement.replicate(state)
         entry["epochs"] = []
     best_val = max((e["val_acc"] for e in entry["epochs"]), default=-1.0)
     use_ema = config.distill.ema_decay > 0
-    key = jax.random.key(generation_seed(config.seed, gen))
-    alpha_arr, temp_arr = jnp.float32(alpha), jnp.float32(temperature)
-    no_teacher = jnp.zeros((config.train.batch_size, ctx.dataset.num_classes), jnp.float32)
-    teacher_source = TeacherSource(cached_logits, ctx.forward if gen > 0 else None, teacher_params, teacher_stats)
+    key, alpha_arr, temp_arr = placement.replicate(
+        (jax.random.key(generation_seed(config.seed, gen)), jnp.float32(alpha), jnp.float32(temperature)))
+    local_batch = config.train.batch_size // placement.process_count
+    no_teacher = placement.batch(np.zeros((local_batch, ctx.dataset.num_classes), np.float32))
+    teacher_forward = ctx.teacher_forward or ctx.forward
+    teacher_source = TeacherSource(cached_logits, teacher_forward if gen > 0 else None,
+                                   placement.replicate(teacher_params), placement.replicate(teacher_stats),
+                                   placement.batch)
+    shard = placement.shard_options()
 
     try:
         for epoch in range(start_epoch, config.train.epochs):
             t0 = time.perf_counter()
             seed = epoch_seed(config.seed, gen, epoch)
             batches = train_batches(ctx.train, config.train.batch_size, seed, config.train.augment,
-                                    config.train.flip, train_view=ctx.dataset.train_view)
+                                    config.train.flip, train_view=ctx.dataset.train_view, shard=shard)
             bar = tqdm(total=ctx.steps_per_epoch * config.train.batch_size, unit="img", unit_scale=True,
                        desc=f"gen {gen}/{config.gens - 1} epoch {epoch + 1}/{config.train.epochs}",
                        disable=not ctx.progress, leave=False, dynamic_ncols=True)
             sums = None
             for i, batch in enumerate(batches):
-                images = jnp.asarray(batch["images"], jnp.float32)
+                images = placement.batch(batch["images"], jnp.float32)
                 teacher = batch_teacher_logits(teacher_source, batch["index"], images, no_teacher)
-                state, metrics = ctx.step(state, images, jnp.asarray(batch["labels"]), teacher, alpha_arr,
+                state, metrics = ctx.step(state, images, placement.batch(batch["labels"]), teacher, alpha_arr,
                                           temp_arr, key)
                 sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
                 bar.update(config.train.batch_size)
@@ -363,7 +428,7 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
                 break
             weights = {"params": evaluated_params(state, use_ema), "batch_stats": state.batch_stats}
             val_logits = predict_logits(ctx.forward, weights["params"], weights["batch_stats"],
-                                        ctx.dataset.val.images, config.train.eval_batch_size)
+                                        ctx.dataset.val.images, ctx.eval_batch_size, placement=placement)
             val_acc, val_loss = logits_metrics(val_logits, ctx.dataset.val.labels)
             row = {"gen": gen, "epoch": epoch, "train_loss": train_loss,
                    "train_ce": float(sums["ce"]) / steps, "train_kl": float(sums["kl"]) / steps,
@@ -379,8 +444,9 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
             checkpoints.save_resume(epoch + 1, state)
             entry["epochs"].append(row)
             entry["time_s"] = entry.get("time_s", 0.0) + row["time_s"]
-            append_metrics(ctx.run_dir, row)
-            write_json_atomic(ctx.run_dir / LINEAGE_FILE, record)
+            if ctx.main:
+                append_metrics(ctx.run_dir, row)
+            ctx.write_record(record)
             log(f"gen {gen} epoch {epoch + 1}/{config.train.epochs}: loss {train_loss:.4f} "
                 f"val acc {val_acc:.4f} ({row['images_per_s']:.0f} img/s, {row['time_s']:.1f}s)")
         if entry["status"] == "running":
@@ -396,15 +462,17 @@ def _finish_generation(ctx: _Context, entry: dict, checkpoints: GenerationCheckp
     """Evaluate the best epoch's weights on every split; keep logits for ensembles and the next teacher."""
     t0 = time.perf_counter()
     _, template = _fresh_weights(ctx, entry["gen"])
-    weights = checkpoints.restore_best(template)
+    weights = checkpoints.restore_best(template, ctx.placement.replicated)
     directory = gen_dir(ctx.run_dir, entry["gen"])
     splits = {"train": ctx.train, **{k: v for k, v in ctx.dataset.splits().items() if k != "train"}}
     for name, split in splits.items():
         transform = ctx.dataset.clean_train_images if name == "train" else None
         logits = predict_logits(ctx.forward, weights["params"], weights["batch_stats"], split.images,
-                                ctx.config.train.eval_batch_size, transform)
+                                ctx.eval_batch_size, transform, ctx.placement)
         entry[f"{name}_acc"], entry[f"{name}_loss"] = logits_metrics(logits, split.labels)
-        _save_npy_atomic(directory / f"{name}_logits.npy", logits.astype(np.float32))
+        if ctx.main:
+            _save_npy_atomic(directory / f"{name}_logits.npy", logits.astype(np.float32))
+    barrier(f"rnn_jax:gen_{entry['gen']}_logits_written")  # the next teacher and the ensembles read them
     entry["best_epoch"] = checkpoints.best_epoch()
     entry["status"] = "done"
     checkpoints.drop_resume()

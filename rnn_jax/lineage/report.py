@@ -94,3 +94,111 @@ def write_plots(record: dict, run_dir: Path) -> list[Path]:
     plt.close(fig)
     written.append(path)
     return written
+
+
+def format_table(header: list[str], rows: list[list], style: str = "text") -> str:
+    """One table three ways: ``text`` (fixed width, right-aligned), ``markdown`` or ``csv``."""
+    cells = [[str(c) for c in row] for row in rows]
+    if style == "csv":
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(cells)
+        return buffer.getvalue().rstrip("\n")
+    if style == "markdown":
+        def line(values: list[str]) -> str:
+            return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
+
+        return "\n".join([line(header), "|" + "|".join("---" for _ in header) + "|", *map(line, cells)])
+    if style != "text":
+        raise ValueError(f"unknown table style {style!r}")
+    widths = [max(len(x) for x in col) for col in zip(header, *cells)]
+    first = "  ".join(h.rjust(w) for h, w in zip(header, widths))
+    return "\n".join([first, "-" * len(first), *("  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells)])
+
+
+def write_confusion_png(confusion, class_names: list[str], path: Path, title: str) -> Path:
+    """A confusion matrix people can read: counts in the cells, colour = share of the true class.
+
+    Colouring by row (recall) keeps rare classes visible; the figure grows with the class count
+    so names never overlap.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    counts = np.asarray(confusion)
+    n = len(class_names)
+    rows = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, rows, out=np.zeros(counts.shape, float), where=rows > 0)
+    side = min(22.0, max(5.0, 0.55 * n + 2.5))
+    fig, ax = plt.subplots(figsize=(side + 1.2, side))
+    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class (row)")
+    font = 9 if n <= 12 else 7 if n <= 24 else 5
+    for i in range(n):
+        for j in range(n):
+            if counts[i, j]:
+                ax.text(j, i, str(int(counts[i, j])), ha="center", va="center", fontsize=font,
+                        color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xticks(range(n), labels=class_names, rotation=45, ha="right", rotation_mode="anchor", fontsize=font + 1)
+    ax.set_yticks(range(n), labels=class_names, fontsize=font + 1)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_comparison_png(runs: list[dict], path: Path, split: str = "val") -> Path:
+    """Accuracy against GFLOPs per image (left, log scale) and against generation (right).
+
+    Each item of ``runs``: ``label``, ``gflops``, ``acc`` (best generation on ``split``), ``best``
+    (bool) and ``per_generation`` (list of (gen, acc)).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_cost, ax_gen) = plt.subplots(1, 2, figsize=(12, 4.8))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, run in enumerate(runs):
+        colour = colours[i % len(colours)]
+        if run.get("gflops") and run.get("acc") is not None:
+            ax_cost.scatter([run["gflops"]], [run["acc"]], s=90 if run.get("best") else 45, color=colour,
+                            marker="*" if run.get("best") else "o", zorder=3)
+            ax_cost.annotate(run["label"] + (" (best)" if run.get("best") else ""), (run["gflops"], run["acc"]),
+                             textcoords="offset points", xytext=(6, 4), fontsize=8)
+        gens = run.get("per_generation") or []
+        if gens:
+            ax_gen.plot([g for g, _ in gens], [a for _, a in gens], marker="o", color=colour, label=run["label"])
+    if any(run.get("gflops") for run in runs):
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+        ax_cost.set_xscale("log")
+        ax_cost.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 0.01, 0.02, 0.05: plain numbers
+        ax_cost.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+        ax_cost.xaxis.set_minor_formatter(NullFormatter())
+        ax_cost.margins(x=0.3, y=0.15)  # room for the run names beside the outermost points
+    ax_cost.set(xlabel="GFLOPs per image (log scale)", ylabel=f"{split} accuracy (best generation)",
+                title=f"{split} accuracy against compute")
+    ax_gen.set(xlabel="generation", ylabel=f"{split} accuracy", title=f"{split} accuracy per generation")
+    ax_gen.xaxis.get_major_locator().set_params(integer=True)
+    for ax in (ax_cost, ax_gen):
+        ax.grid(alpha=0.3)
+    if any(run.get("per_generation") for run in runs):
+        ax_gen.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -65,7 +65,7 @@ class ViT(nnx.Module):
 
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         x = self.embed(normalize_pixels(x, self.dtype))
-        x = x.reshape(x.shape[0], -1, x.shape[-1]) + self.pos.value.astype(self.dtype)
+        x = x.reshape(x.shape[0], -1, x.shape[-1]) + self.pos[...].astype(self.dtype)
         for block in self.blocks:
             x = block(x)
         return self.head(jnp.mean(self.norm(x), axis=1)).astype(jnp.float32)
