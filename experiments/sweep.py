@@ -24,7 +24,7 @@ from pathlib import Path
 
 from experiments.common import main_guard
 from rnn_jax.errors import ConfigError
-from rnn_jax.models.registry import SIZES
+from rnn_jax.models.registry import PRESETS, SIZES
 
 EXPERIMENTS = ("hagrid", "fashion_mnist", "cifar10")
 _OWNED_FLAGS = ("--size",)  # the sweep sets it per run (--out and --model are the sweep's own flags)
@@ -61,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def load_experiment(name: str):
+    """The experiment module (its ``main(argv)`` trains one run)."""
+    return importlib.import_module(f"experiments.{name}")
+
+
 def _load_compare():
     path = Path(__file__).resolve().parents[1] / "tools" / "compare.py"
     spec = importlib.util.spec_from_file_location("rnn_jax_tools_compare", path)
@@ -72,6 +77,9 @@ def _load_compare():
 def main(argv: list[str] | None = None) -> None:
     args, passthrough = build_parser().parse_known_args(argv)
     sizes = parse_sizes(args.sizes)
+    if args.model not in PRESETS or "default" in PRESETS[args.model]:
+        sized = sorted(name for name, presets in PRESETS.items() if "default" not in presets)
+        raise ConfigError(f"--model {args.model} has no size presets to sweep; choose from {', '.join(sized)}")
     owned = [f for f in passthrough if f.split("=")[0] in _OWNED_FLAGS]
     if owned:
         raise ConfigError(f"the sweep sets --size for each run; drop {' '.join(owned)} and use --sizes")
@@ -79,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.sort not in compare.SORT_KEYS:
         raise ConfigError(f"--sort must be one of {', '.join(sorted(compare.SORT_KEYS))}, got {args.sort!r}")
     out = Path(args.out) if args.out else Path("runs") / f"sweep-{args.experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
-    experiment = importlib.import_module(f"experiments.{args.experiment}")
+    experiment = load_experiment(args.experiment)
     runs = []
     for i, size in enumerate(sizes):
         run_dir = out / f"{args.model}-{size}"

@@ -16,11 +16,11 @@ HAGRID_NAMES = {"call", "dislike", "fist", "four", "like", "mute", "ok", "one", 
 
 def test_shapes_splits_and_balance():
     ds = make_builtin_gestures(image_size=24, per_class=20, seed=0)
-    assert ds.class_names == GESTURES and set(GESTURES) <= HAGRID_NAMES
+    assert ds.class_names == GESTURES and set(GESTURES) <= HAGRID_NAMES | {"no_gesture"}
     assert ds.image_shape == (24, 24, 3) and ds.train.images.dtype == np.uint8
-    assert [len(s) for s in ds.splits().values()] == [14 * 6, 3 * 6, 3 * 6]
+    assert [len(s) for s in ds.splits().values()] == [14 * len(GESTURES), 3 * len(GESTURES), 3 * len(GESTURES)]
     for split in ds.splits().values():
-        assert np.bincount(split.labels).tolist() == [len(split) // 6] * 6
+        assert np.bincount(split.labels).tolist() == [len(split) // len(GESTURES)] * len(GESTURES)
     assert "download_hagrid.py" in ds.notes["demo"]
 
 
@@ -45,7 +45,7 @@ def test_grid_png(tmp_path):
     out = tmp_path / "grid.png"
     save_grid(ds, str(out), per_class=4, scale=2)
     img = cv2.imread(str(out))
-    assert img.shape == (6 * 16 * 2, 4 * 16 * 2, 3)
+    assert img.shape == (len(GESTURES) * 16 * 2, 4 * 16 * 2, 3)
 
 
 def test_bad_arguments():

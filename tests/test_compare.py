@@ -167,10 +167,7 @@ def test_sweep_runs_each_size_with_the_same_flags_then_compares(tmp_path: Path, 
         size = argv[argv.index("--size") + 1]
         make_run(out.parent, out.name, size, val_wrong=[3, 2] if size == "tiny" else [1, 1], train_wrong=[0, 0])
 
-    real_import = sweep.importlib.import_module
-    monkeypatch.setattr(sweep.importlib, "import_module",
-                        lambda name: types.SimpleNamespace(main=fake_main) if name == "experiments.hagrid"
-                        else real_import(name))
+    monkeypatch.setattr(sweep, "load_experiment", lambda name: types.SimpleNamespace(main=fake_main))
     sweep.main(["--sizes", "tiny,small", "--model", "mlp", "--out", str(tmp_path / "sw"), "--data", "D",
                 "--seed", "3"])
     assert calls == [["--data", "D", "--seed", "3", "--model", "mlp", "--size", size, "--out",
@@ -189,6 +186,31 @@ def test_sweep_refuses_bad_sizes_and_flags_it_owns():
     assert sweep.parse_sizes("tiny, small,tiny") == ["tiny", "small"]
     with pytest.raises(ConfigError, match="--sizes"):
         sweep.parse_sizes("tiny,huge")
+    with pytest.raises(ConfigError, match="no size presets"):
+        sweep.main(["--model", "resnet18"])
     for owned in (["--size", "small"], ["--size=small"]):  # no abbreviation of --sizes either
         with pytest.raises(ConfigError, match="sets --size for each run"):
             sweep.main(["--sizes", "tiny", *owned, "--gens", "1"])
+
+
+@pytest.mark.slow
+def test_every_run_ends_with_its_report(tmp_path: Path, blobs, capsys):
+    """run_experiment (what every experiment calls) writes the report beside the run."""
+    import argparse
+
+    from experiments.common import add_common_flags, run_experiment
+
+    parser = argparse.ArgumentParser()
+    add_common_flags(parser, gens=2, epochs=1, model="mlp", size="tiny", batch_size=32, lr=1e-2)
+    args = parser.parse_args(["--out", str(tmp_path / "run"), "--no-progress", "--augment", "none"])
+    run_experiment(args, "blobs", lambda _: (None, blobs))
+    run = tmp_path / "run"
+    for name in ("report.json", "report.md", "confusion_matrix.png", "confusion_matrix_ensemble.png",
+                 "loss_curves.png", "labels/train.npy", "labels/test.npy"):
+        assert (run / name).is_file(), name
+    report = read_report(run)
+    final = next(m for m in report["models"] if m.get("gen") == report["final_generation"])
+    assert final["splits"]["val"]["accuracy"] == pytest.approx(json.loads((run / "lineage.json").read_text())
+                                                              ["generations"][report["final_generation"]]["val_acc"])
+    assert report["headline_split"] == "test" and "test" in final["splits"]
+    assert "report: gen" in capsys.readouterr().out

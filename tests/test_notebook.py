@@ -41,6 +41,7 @@ def test_notebook_runs_in_quick_mode(tmp_path, monkeypatch):
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.setenv("JUPYTER_PATH", _kernel_for_this_python(tmp_path / "kernel"))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))  # connection files
     monkeypatch.setenv("RNN_JAX_NOTEBOOK_QUICK", "1")
     monkeypatch.delenv("RNN_JAX_DATA", raising=False)  # the demo data, whatever the shell says
     # the kernel imports rnn_jax from this checkout even when it is not pip-installed

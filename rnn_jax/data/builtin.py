@@ -16,9 +16,12 @@ import numpy as np
 from rnn_jax.data.types import Dataset, Split
 from rnn_jax.errors import DataError
 
-GESTURES = ("fist", "like", "ok", "one", "palm", "peace")  # HaGRID's own label strings
+HAND_GESTURES = ("fist", "like", "ok", "one", "palm", "peace")  # HaGRID's own label strings
+# HaGRID's label for "no gesture here": scenes without a hand (a live model must be able to say so)
+NO_GESTURE = "no_gesture"
+GESTURES = (*HAND_GESTURES, NO_GESTURE)
 SPLIT_FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
-DEMO_NOTE = ("built-in demo data: drawn hands in 6 HaGRID gestures, made on the fly so that "
+DEMO_NOTE = ("built-in demo data: drawn hands in 6 HaGRID gestures plus no_gesture scenes, made on the fly so that "
              "everything runs without a download; for a real model get HaGRID with "
              "`python tools/download_hagrid.py` and train on it")
 
@@ -161,10 +164,30 @@ def _draw_hand(img: np.ndarray, prims: list[tuple], rng: np.random.Generator) ->
         draw(prim, skin, 0.0)
 
 
+def _distractor(img: np.ndarray, rng: np.random.Generator) -> None:
+    """Something that is not a gesture: a skin-coloured blob (a face, an arm) or nothing at all."""
+    if rng.random() < 0.3:
+        return
+    size = img.shape[0]
+    skin = np.clip(_SKIN[rng.integers(len(_SKIN))] * rng.uniform(0.85, 1.1), 0, 255).tolist()
+    centre = tuple(int(c) for c in rng.uniform(0.2, 0.8, size=2) * size)
+    axes = tuple(int(a) for a in rng.uniform(0.12, 0.35, size=2) * size)
+    cv2.ellipse(img, centre, axes, float(rng.uniform(0, 180)), 0, 360, skin, -1, cv2.LINE_AA)
+    if rng.random() < 0.5:  # eyes and mouth: a face, as a webcam sees most of the time
+        for dx in (-0.35, 0.35):
+            eye = (int(centre[0] + dx * axes[0]), int(centre[1] - 0.2 * axes[1]))
+            cv2.circle(img, eye, max(1, axes[0] // 8), (40, 30, 30), -1, cv2.LINE_AA)
+        cv2.ellipse(img, (centre[0], int(centre[1] + 0.4 * axes[1])), (max(1, axes[0] // 3), max(1, axes[1] // 8)),
+                    0, 0, 180, (90, 40, 40), max(1, size // 40), cv2.LINE_AA)
+
+
 def _render(gesture: str, size: int, rng: np.random.Generator) -> np.ndarray:
     big = 2 * size
     img = _background(rng, big)
-    _draw_hand(img, _shape(gesture, rng), rng)
+    if gesture == NO_GESTURE:
+        _distractor(img, rng)
+    else:
+        _draw_hand(img, _shape(gesture, rng), rng)
     sigma = rng.uniform(0.0, 1.4)
     if sigma > 0.3:
         img = cv2.GaussianBlur(img, (0, 0), sigma)
