@@ -426,3 +426,13 @@ def test_window_keys_with_a_fake_gui(media: dict[str, Path], tmp_path: Path,
     events = [json.loads(line) for line in captured.out.splitlines()]
     assert [(e["event"], e.get("reason")) for e in events] == [
         ("started", None), ("ended", "reset"), ("started", None), ("ended", "end of stream")]
+
+
+def test_a_confident_no_gesture_class_is_not_a_gesture():
+    from rnn_jax.live.smoothing import GestureConfig, GestureTracker, SmoothingConfig
+
+    tracker = GestureTracker(("like", "no_gesture"),
+                             GestureConfig(smoothing=SmoothingConfig.parse("none"), threshold=0.5, stable_frames=1))
+    states = [tracker.update(np.array(p)) for p in ([0.1, 0.9], [0.1, 0.9], [0.9, 0.1])]
+    assert [s.label for s in states] == [None, None, "like"]
+    assert states[0].top_label == "no_gesture"

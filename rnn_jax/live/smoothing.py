@@ -27,6 +27,9 @@ from rnn_jax.errors import ConfigError
 SMOOTHING_HELP = "none | ema:A (0<A<=1, weight of the newest frame) | vote:N (N>=1 frames)"
 
 
+
+NO_GESTURE_CLASSES = ("no_gesture",)  # HaGRID's label for a hand (or scene) without a gesture
+
 @dataclass(frozen=True)
 class SmoothingConfig:
     """How per-frame probabilities are smoothed; build from text with :meth:`parse`."""
@@ -159,6 +162,8 @@ class GestureTracker:
         self._candidate: int | None = None  # top class above threshold (None = below)
         self._run = 0  # consecutive frames with this candidate
         self._last: np.ndarray | None = None  # last smoothed probabilities
+        # a model trained with a "no gesture" class (HaGRID's no_gesture) saying so is not a gesture
+        self._background = {i for i, name in enumerate(self.class_names) if name in NO_GESTURE_CLASSES}
 
     def update(self, probs: np.ndarray, frame: int | None = None) -> GestureState:
         """Feed one frame's raw probabilities [K] (``frame`` defaults to the next index)."""
@@ -168,7 +173,7 @@ class GestureTracker:
         top, smoothed = self.smoother.update(probs)
         self._last = smoothed
         confidence = float(smoothed[top])
-        candidate = top if confidence >= self.config.threshold else None
+        candidate = top if confidence >= self.config.threshold and top not in self._background else None
         if candidate == self._candidate:
             self._run += 1
         else:
