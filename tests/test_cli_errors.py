@@ -1,0 +1,51 @@
+"""Bad input on the command line: exit code 2 and one readable line, no traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments import fashion_mnist, hagrid
+from experiments.common import main_guard
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--data", "/nonexistent/hagrid"], "does not exist"),
+        (["--alpha", "1.5"], "--alpha must be in [0, 1]"),
+        (["--temperature", "0"], "--temperature must be > 0"),
+        (["--gens", "0"], "--gens must be >= 1"),
+        (["--size", "huge"], "unknown size 'huge'"),
+        (["--image-size", "3"], "--image-size must be between"),
+        (["--teacher", "consistent", "--ema-decay", "1.5"], "--ema-decay"),
+    ],
+)
+def test_hagrid_cli_rejects_bad_input_with_one_line(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main_guard(hagrid.main, [*argv, "--out", str(tmp_path / "run"), "--no-progress"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and message in err[-1]
+    assert not any("Traceback" in line for line in err)
+
+
+def test_folder_with_no_images_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "empty" / "train" / "like").mkdir(parents=True)
+    with pytest.raises(SystemExit):
+        main_guard(hagrid.main, ["--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run"), "--no-progress"])
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_idx_folder_missing_files_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "idx").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main_guard(fashion_mnist.main, ["--data", str(tmp_path / "idx"), "--out", str(tmp_path / "run")])
+    assert exit_info.value.code == 2
+    assert "train-images-idx3-ubyte" in capsys.readouterr().err
+
+
+def test_debug_flag_shows_the_traceback(tmp_path):
+    from rnn_jax.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        main_guard(hagrid.main, ["--alpha", "2", "--debug", "--out", str(tmp_path / "run")])
