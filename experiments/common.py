@@ -112,6 +112,10 @@ def run_experiment(args: argparse.Namespace, experiment: str, build_data: Callab
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished epochs are saved; continue with --resume --out {out}", file=sys.stderr)
         raise SystemExit(130) from None
+    from rnn_jax.distributed import is_main_process
+
+    if not is_main_process():  # only process 0 prints and writes reports
+        return record
     print()
     print(generation_table(record))
     plots = write_plots(record, out)

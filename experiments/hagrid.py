@@ -103,6 +103,9 @@ def build_data(args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    from rnn_jax.distributed import initialize_from_env
+
+    initialize_from_env()  # join a multi-host job before anything asks JAX for devices
     data_path = find_data(args.data)
     preset = choose_preset(args, data_path)
     apply_preset(args, preset)

@@ -1,0 +1,178 @@
+"""The project's real JAX train step, set up for timing, plus prototypes the benchmark compares.
+
+:func:`build_step` drives :func:`rnn_jax.distill.step.make_train_step` exactly as the
+generation driver does (split_model, make_optimizer, init_state, the driver's
+``TeacherSource`` / ``batch_teacher_logits``). :func:`with_compiler_options` recompiles
+that same jitted step with XLA debug options, so flag variants can be timed side by side
+in one process. :func:`make_scan_epoch` is a prototype of one jitted ``lax.scan`` over a
+whole epoch, for data that fits in memory (augmentation moved onto the device).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rnn_jax.bench.timing import StepBench
+from rnn_jax.distill.schedules import learning_rate_schedule
+from rnn_jax.distill.step import (
+    init_state,
+    make_forward,
+    make_optimizer,
+    make_train_step,
+    split_model,
+)
+from rnn_jax.lineage.driver import TeacherSource, batch_teacher_logits
+from rnn_jax.models.registry import ModelSpec, count_params, create_model, gflops_per_image
+
+TEACHER_MODES = ("none", "cached", "consistent")
+
+
+def _closure(fn: Callable, name: str) -> Any:
+    """A variable captured by ``fn`` (the jitted step inside ``make_train_step``'s wrapper)."""
+    cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or ()))
+    if name not in cells:
+        raise RuntimeError(f"make_train_step no longer captures {name!r}; update rnn_jax/bench/jax_steps.py")
+    return cells[name].cell_contents
+
+
+def step_parts(step: Callable) -> tuple[Any, Any]:
+    """(the jitted train step, the RNG template argument) behind ``make_train_step``'s wrapper."""
+    return _closure(step, "jitted"), _closure(step, "rng_template")
+
+
+def with_compiler_options(step: Callable, example: tuple, options: dict[str, Any]) -> Callable:
+    """The same step compiled with XLA debug options (``--xla_cpu_*`` flags, per compilation).
+
+    ``example`` is ``(state, images, labels, teacher, alpha, temperature, key)``.
+    """
+    jitted, rng = step_parts(step)
+    state, *rest = example
+    compiled = jitted.lower(state, rng, *rest).compile(compiler_options=dict(options))
+
+    def run(state, *args):
+        return compiled(state, rng, *args)
+
+    return run
+
+
+def random_images(n: int, size: int, channels: int = 3, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, channels), dtype=np.uint8)
+
+
+def build_step(spec: ModelSpec, image_size: int, batch: int, *, classes: int = 10, teacher: str = "none",
+               compiler_options: dict[str, Any] | None = None, n_batches: int = 4, seed: int = 0,
+               widths: tuple[int, ...] | None = None) -> StepBench:
+    """The driver's step on ``n_batches`` pre-staged random batches (rotated), compiled and warmed up.
+
+    ``teacher``: ``none`` (generation 0), ``cached`` (rows of stored logits, the default) or
+    ``consistent`` (the teacher's jitted forward on every batch), all via the driver's
+    :func:`batch_teacher_logits`.
+    """
+    import time
+
+    if teacher not in TEACHER_MODES:
+        raise ValueError(f"teacher must be one of {TEACHER_MODES}")
+    shape = (image_size, image_size, 3)
+    if widths is None:
+        model = create_model(spec, shape, classes, seed=seed)
+    else:  # a width variant of the ResNet preset (channel-width experiment)
+        from flax import nnx
+
+        from rnn_jax.models.registry import DTYPES, PRESETS
+        from rnn_jax.models.resnet import ResNet
+
+        blocks = PRESETS["resnet"][spec.size]["blocks"]
+        model = ResNet(shape, classes, widths, blocks, dtype=DTYPES[spec.dtype],
+                       rngs=nnx.Rngs(params=seed, dropout=seed + 1))
+    gflops = gflops_per_image(model, shape)
+    params_count = count_params(model)
+    fns, params, batch_stats = split_model(model)
+    tx = make_optimizer(learning_rate_schedule(1e-3, 100_000, 100), "adamw", 5e-4)
+    step = make_train_step(fns, tx)
+    state = init_state(params, batch_stats, tx)
+
+    n = n_batches * batch
+    images = [jnp.asarray(random_images(batch, image_size, seed=seed + i), jnp.float32) for i in range(n_batches)]
+    labels = [jnp.asarray(np.random.default_rng(seed + i).integers(0, classes, batch), jnp.int32)
+              for i in range(n_batches)]
+    index = [np.arange(i * batch, (i + 1) * batch) for i in range(n_batches)]
+    no_teacher = jnp.zeros((batch, classes), jnp.float32)
+    source = TeacherSource(None, None)
+    if teacher == "cached":
+        source = TeacherSource(np.random.default_rng(seed).normal(size=(n, classes)).astype(np.float32), None)
+    elif teacher == "consistent":
+        tmodel = create_model(spec, shape, classes, seed=seed + 7) if widths is None else model
+        _, tparams, tstats = split_model(tmodel)
+        source = TeacherSource(None, make_forward(fns), tparams, tstats)
+    alpha = jnp.float32(0.0 if teacher == "none" else 0.7)
+    temperature, key = jnp.float32(4.0), jax.random.key(seed)
+
+    t0 = time.perf_counter()
+    if compiler_options:
+        step = with_compiler_options(step, (state, images[0], labels[0], no_teacher, alpha, temperature, key),
+                                     compiler_options)
+    holder = {"state": state}
+
+    def run(steps: int) -> None:
+        st, metrics = holder["state"], None
+        for i in range(steps):
+            j = i % n_batches
+            t = batch_teacher_logits(source, index[j], images[j], no_teacher)
+            st, metrics = step(st, images[j], labels[j], t, alpha, temperature, key)
+        jax.block_until_ready(metrics)
+        holder["state"] = st
+
+    run(1)  # compile (and, for consistent, the teacher's forward)
+    compile_s = time.perf_counter() - t0
+    label = spec.label + (f"[{'-'.join(map(str, widths))}]" if widths else "")
+    return StepBench(label, batch, image_size, params_count, gflops, compile_s, run)
+
+
+# ------------------------------------------------------------------ lax.scan over an epoch
+def device_augment(images_u8: jnp.ndarray, key: jax.Array, flip: bool = True) -> jnp.ndarray:
+    """``augment="basic"`` on the device: edge-pad by size//8, random crop back, random h-flip."""
+    b, h, w, c = images_u8.shape
+    pad = max(1, h // 8)
+    padded = jnp.pad(images_u8, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
+    ky, kx, kf = jax.random.split(key, 3)
+    ys = jax.random.randint(ky, (b,), 0, 2 * pad + 1)
+    xs = jax.random.randint(kx, (b,), 0, 2 * pad + 1)
+    out = jax.vmap(lambda img, y, x: jax.lax.dynamic_slice(img, (y, x, 0), (h, w, c)))(padded, ys, xs)
+    if flip:
+        mask = jax.random.bernoulli(kf, 0.5, (b,))
+        out = jnp.where(mask[:, None, None, None], out[:, :, ::-1], out)
+    return out
+
+
+def make_scan_epoch(step: Callable, flip: bool = True) -> Callable:
+    """One jitted call per epoch: ``epoch(state, images_u8, labels, teacher, order, alpha, T, key)``.
+
+    ``images_u8`` [N,H,W,C], ``labels`` [N] and ``teacher`` [N,K] live on the device for
+    the whole generation; ``order`` [steps, batch] holds the epoch's shuffled indices (drawn
+    on the host, as grain does). Each scan iteration gathers its batch, augments it on the
+    device and calls the very same jitted train step (inlined by XLA). Returns the new state
+    and the summed metrics.
+    """
+    jitted, rng = step_parts(step)
+
+    def epoch(state, rng_state, images_u8, labels, teacher, order, alpha, temperature, key):
+        def body(state, idx):
+            x = device_augment(images_u8[idx], jax.random.fold_in(key, state.step), flip)
+            state, metrics = jitted(state, rng_state, x.astype(jnp.float32), labels[idx], teacher[idx],
+                                    alpha, temperature, key)
+            return state, metrics
+
+        state, metrics = jax.lax.scan(body, state, order)
+        return state, jax.tree.map(lambda m: m.sum(0), metrics)
+
+    compiled = jax.jit(epoch, donate_argnums=(0,))
+
+    def run(state, images_u8, labels, teacher, order, alpha, temperature, key):
+        return compiled(state, rng, images_u8, labels, teacher, order, alpha, temperature, key)
+
+    return run
