@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rnn_jax.errors import RnnJaxError
+from rnn_jax.errors import RnnJaxError, StorageError
 
 
 def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int | None, model: str | None,
@@ -92,6 +92,43 @@ def default_out(experiment: str) -> Path:
     return Path("runs") / f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def _mark_started(out: Path) -> Path | None:
+    """Mark ``out`` as a run being set up, so that one stopped while its data loads (before
+    lineage.json exists) can still be continued with --resume. Returns what to remove if the
+    data turns out to be unusable: the folder when this call created it, else the marker."""
+    from rnn_jax.lineage.record import LINEAGE_FILE, STARTED_FILE, storage_errors
+
+    if (out / LINEAGE_FILE).exists():
+        return None
+    created = not out.exists()
+    with storage_errors(f"the run folder {out}"):
+        out.mkdir(parents=True, exist_ok=True)
+        (out / STARTED_FILE).touch()
+    return out if created else out / STARTED_FILE
+
+
+def _unmark_started(mark: Path | None) -> None:
+    import shutil
+
+    from rnn_jax.lineage.record import STARTED_FILE
+
+    if mark is None:
+        return
+    if mark.name == STARTED_FILE:
+        mark.unlink(missing_ok=True)
+    elif mark.is_dir() and {p.name for p in mark.iterdir()} <= {STARTED_FILE}:
+        shutil.rmtree(mark, ignore_errors=True)
+
+
+def _skipped_images_note(dataset) -> str | None:
+    skipped = dataset.notes.get("skipped") or {}
+    if not skipped.get("count"):
+        return None
+    reasons = ", ".join(f"{n} {why}" for why, n in sorted(skipped.get("by_reason", {}).items()))
+    example = f"; e.g. {skipped['examples'][0]}" if skipped.get("examples") else ""
+    return f"NOTE: skipped {skipped['count']} image(s) that could not be used ({reasons}){example}"
+
+
 def run_experiment(args: argparse.Namespace, experiment: str, build_data: Callable,
                    init_from: str | None = None) -> dict:
     """Validate flags, load data, train the lineage, print the table, write plots."""
@@ -99,19 +136,37 @@ def run_experiment(args: argparse.Namespace, experiment: str, build_data: Callab
     from rnn_jax.lineage.report import generation_table, write_plots
 
     config = run_config_from_args(args)  # validates before any slow work
-    spec, dataset = build_data(args)
+    out = Path(args.out) if args.out else default_out(experiment)
+    resume_hint = f"continue with --resume --out {out}"
+    mark = None if args.resume else _mark_started(out)
+    try:
+        spec, dataset = build_data(args)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted while loading the data; {resume_hint}", file=sys.stderr)
+        raise SystemExit(130) from None
+    except BaseException:
+        _unmark_started(mark)
+        raise
     for key, note in dataset.notes.items():
         if key == "demo":
             print(f"NOTE: {note}")
-    out = Path(args.out) if args.out else default_out(experiment)
+    skipped = _skipped_images_note(dataset)
+    if skipped:
+        print(skipped)
     started = time.perf_counter()
     try:
         record = run_lineage(config, dataset, out, resume=args.resume, overwrite=args.overwrite,
                              data_spec=spec.to_dict() if spec else None, progress=not args.no_progress,
                              init_from=init_from)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: finished epochs are saved; continue with --resume --out {out}", file=sys.stderr)
+        print(f"\ninterrupted: finished epochs are saved; {resume_hint}", file=sys.stderr)
         raise SystemExit(130) from None
+    except StorageError as exc:
+        raise StorageError(f"{exc}; once it can be written, {resume_hint}") from exc
+    except RnnJaxError:  # refused before it started (e.g. --batch-size): leave no empty run folder
+        if not (out / "lineage.json").exists():
+            _unmark_started(mark)
+        raise
     from rnn_jax.distributed import is_main_process
 
     if not is_main_process():  # only process 0 prints and writes reports
@@ -126,6 +181,10 @@ def run_experiment(args: argparse.Namespace, experiment: str, build_data: Callab
     report, files = write_run_report(out, record, dataset)
     print(f"  {', '.join(p.name for p in files)}\n{report_summary(report)}")
     print(f"  next: python tools/evaluate.py --run {out}   |   python tools/export_onnx.py --run {out}")
+    failed = [g for g in record["generations"] if g.get("status") == "failed"]
+    if failed:  # the finished generations are usable, but the run did not do what was asked
+        print(f"error: generation {failed[0]['gen']} failed: {failed[0].get('stop_reason')}", file=sys.stderr)
+        raise SystemExit(1)
     return record
 
 
@@ -139,3 +198,8 @@ def main_guard(main: Callable[[list[str] | None], object], argv: list[str] | Non
             raise
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("\ninterrupted", file=sys.stderr)
+        raise SystemExit(130) from None

@@ -25,3 +25,7 @@ class ResumeError(RnnJaxError):
 
 class SourceError(RnnJaxError):
     """A camera, video file, image folder or stream cannot be opened."""
+
+
+class StorageError(RnnJaxError):
+    """A file could not be written (disk full, no permission); what was saved before is intact."""

@@ -49,3 +49,17 @@ def test_debug_flag_shows_the_traceback(tmp_path):
 
     with pytest.raises(ConfigError):
         main_guard(hagrid.main, ["--alpha", "2", "--debug", "--out", str(tmp_path / "run")])
+
+
+def test_a_diverged_generation_makes_the_cli_exit_non_zero(tmp_path, capsys):
+    from tests.conftest import make_blobs_dataset, write_idx
+
+    blobs = make_blobs_dataset(n_train=300, n_val=20, size=28)
+    data = write_idx(tmp_path / "idx", blobs.train.images[..., 0], blobs.train.labels,
+                     blobs.test.images[..., 0], blobs.test.labels)
+    with pytest.raises(SystemExit) as exit_info:
+        main_guard(fashion_mnist.main, ["--data", str(data), "--out", str(tmp_path / "run"), "--gens", "2",
+                                        "--epochs", "1", "--batch-size", "32", "--model", "mlp", "--size", "tiny",
+                                        "--lr", "1e30", "--optimizer", "sgd", "--no-progress"])
+    assert exit_info.value.code == 1
+    assert "generation 0 failed" in capsys.readouterr().err

@@ -18,6 +18,7 @@ shapes do not match is rebuilt, never silently reused.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -170,8 +171,8 @@ def _read_valid(slot: Path, key: str, splits: Mapping[str, SplitSpec],
     kept: dict[str, np.ndarray] = {}
     try:
         for split_name, spec in splits.items():
-            arr = np.load(slot / f"{split_name}.npy", mmap_mode="r")
-            idx = np.load(slot / f"{split_name}.kept.npy")
+            arr = np.load(slot / f"{split_name}.npy", mmap_mode="r", allow_pickle=False)
+            idx = np.load(slot / f"{split_name}.kept.npy", allow_pickle=False)
             expected = (len(idx), spec.size, spec.size, channels)
             if arr.dtype != np.uint8 or arr.shape != expected:
                 return None
@@ -288,6 +289,10 @@ def load_decoded(name: str, splits: Mapping[str, SplitSpec], *, crop_mode: str =
                     "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
         _install(tmp, slot)
+    except OSError as exc:  # unreadable images never get here: they are skipped and counted
+        reason = "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        raise DataError(f"cannot write the decoded-image cache in {root} ({reason}); free some space "
+                        f"or set {ENV_VAR} to a folder with room") from exc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     result = _read_valid(slot, key, splits, channels)

@@ -2,7 +2,9 @@
 
 Both are ``CheckpointManager`` series with ``max_to_keep=1``: a new step is written to a
 temporary directory and renamed, and only then the old one is removed, so a kill at any
-moment leaves one complete checkpoint behind.
+moment leaves one complete checkpoint behind. Temporary directories of a save that was cut
+off are removed when the generation's checkpoints are next opened. A save that fails (disk
+full) raises :class:`~rnn_jax.errors.StorageError` and leaves the previous step in place.
 
 Multi-process runs: every process calls every method in the same order (save, restore,
 delete, close). Orbax coordinates them: process 0 (the primary host) creates and finalises
@@ -20,12 +22,15 @@ import jax
 import orbax.checkpoint as ocp
 from jax.sharding import Sharding
 
+from rnn_jax.lineage.record import storage_errors
+
 PyTree = Any
 
 
 def _manager(directory: Path) -> ocp.CheckpointManager:
-    options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True, enable_async_checkpointing=False)
-    return ocp.CheckpointManager(directory.resolve(), options=options)
+    options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True, enable_async_checkpointing=False,
+                                           cleanup_tmp_directories=True)
+    return ocp.CheckpointManager(directory.resolve(), options=options, item_handlers=ocp.StandardCheckpointHandler())
 
 
 def _abstract(tree: PyTree, sharding: Sharding | None = None) -> PyTree:
@@ -44,8 +49,12 @@ class GenerationCheckpoints:
         self._resume = _manager(self.gen_dir / "resume")
 
     def save_best(self, epoch: int, weights: PyTree) -> None:
-        self._best.save(epoch, args=ocp.args.StandardSave(weights), force=True)
-        self._best.wait_until_finished()
+        with storage_errors(f"the best checkpoint of {self.gen_dir.name} (epoch {epoch + 1}) in {self.gen_dir}"):
+            if epoch in self._best.all_steps():
+                # left by a run killed before that epoch's resume checkpoint; the epoch is being redone
+                self._best.delete(epoch)
+            self._best.save(epoch, args=ocp.args.StandardSave(weights), force=True)
+            self._best.wait_until_finished()
 
     def best_epoch(self) -> int | None:
         return self._best.latest_step()
@@ -56,12 +65,25 @@ class GenerationCheckpoints:
             raise FileNotFoundError(f"no best checkpoint in {self.gen_dir}")
         return self._best.restore(step, args=ocp.args.StandardRestore(_abstract(template, sharding)))
 
-    def save_resume(self, epoch: int, train_state: PyTree) -> None:
-        self._resume.save(epoch, args=ocp.args.StandardSave(train_state), force=True)
-        self._resume.wait_until_finished()
+    def save_resume(self, epoch: int, train_state: PyTree, progress: dict | None = None) -> None:
+        """The train state after ``epoch`` epochs; ``progress`` (JSON) is stored in the same atomic
+        save, so the epochs it describes can never be out of step with the weights."""
+        with storage_errors(f"the resume checkpoint of {self.gen_dir.name} (after epoch {epoch}) in {self.gen_dir}"):
+            if epoch in self._resume.all_steps():
+                self._resume.delete(epoch)
+            self._resume.save(epoch, args=ocp.args.StandardSave(train_state), force=True,
+                              custom_metadata=progress)
+            self._resume.wait_until_finished()
 
     def resume_epoch(self) -> int | None:
         return self._resume.latest_step()
+
+    def resume_progress(self) -> dict | None:
+        """The ``progress`` saved with the latest resume checkpoint (None when there is none)."""
+        step = self._resume.latest_step()
+        if step is None:
+            return None
+        return dict(self._resume.metadata(step).custom_metadata or {}) or None
 
     def restore_resume(self, template: PyTree, sharding: Sharding | None = None) -> PyTree:
         step = self._resume.latest_step()

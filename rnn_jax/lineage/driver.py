@@ -46,11 +46,14 @@ from rnn_jax.errors import ConfigError, ResumeError
 from rnn_jax.lineage.checkpoint import GenerationCheckpoints
 from rnn_jax.lineage.record import (
     LINEAGE_FILE,
+    STARTED_FILE,
     append_metrics,
     finished_generations,
     generation_entry,
     new_lineage,
     read_lineage,
+    storage_errors,
+    uninterrupted,
     write_json_atomic,
 )
 from rnn_jax.models.registry import count_params, create_model
@@ -128,7 +131,7 @@ def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, res
     main = is_main_process()
     if not main:
         log, progress = (lambda _: None), False
-    record = _open_record(config, dataset, train, run_dir, resume, overwrite, data_spec, main)
+    record = _open_record(config, dataset, train, run_dir, resume, overwrite, data_spec, main, log)
 
     template = create_model(config.model, dataset.image_shape, dataset.num_classes, seed=config.seed)
     fns, _, _ = split_model(template)
@@ -193,9 +196,12 @@ def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, res
 
 
 def _open_record(config: RunConfig, dataset: Dataset, train: Split, run_dir: Path, resume: bool,
-                 overwrite: bool, data_spec: dict | None, main: bool = True) -> dict:
+                 overwrite: bool, data_spec: dict | None, main: bool = True, log: Log = print) -> dict:
     """Check, then create or reopen the run folder. Every process checks the same files (so
-    they raise the same errors); only process 0 changes them, and the others wait for it."""
+    they raise the same errors); only process 0 changes them, and the others wait for it.
+
+    ``--resume`` of a folder the CLI marked as started (:data:`STARTED_FILE`) but that has
+    no lineage.json yet (the run was stopped while loading its data) starts the run afresh."""
     data = describe_data(dataset, train)
     lineage_path = run_dir / LINEAGE_FILE
     if lineage_path.exists() and resume:
@@ -214,7 +220,9 @@ def _open_record(config: RunConfig, dataset: Dataset, train: Split, run_dir: Pat
         raise ResumeError(f"{run_dir} already holds a run; pass --resume to continue it or choose "
                           f"another --out")
     if resume and not lineage_path.exists():
-        raise ResumeError(f"--resume: {run_dir} holds no run to resume (no {LINEAGE_FILE})")
+        if not (run_dir / STARTED_FILE).exists():
+            raise ResumeError(f"--resume: {run_dir} holds no run to resume (no {LINEAGE_FILE})")
+        log(f"--resume: {run_dir} was stopped before its first epoch; starting it from the beginning")
     barrier("rnn_jax:run_dir_checked")  # process 0 may delete what the others just looked at
     record = new_lineage(run_dir.name, config.to_dict(), data, data_spec)
     if main:
@@ -222,8 +230,10 @@ def _open_record(config: RunConfig, dataset: Dataset, train: Split, run_dir: Pat
             import shutil
 
             shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        with storage_errors(str(run_dir)):
+            run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(lineage_path, record)
+        (run_dir / STARTED_FILE).unlink(missing_ok=True)
     barrier("rnn_jax:run_dir_created")
     return record
 
@@ -291,7 +301,10 @@ def _teacher_for(ctx: _Context, gen: int):
     if ctx.config.distill.teacher == "cached":
         path = gen_dir(ctx.run_dir, parent) / "train_logits.npy"
         if path.is_file():
-            cached = np.load(path)
+            try:
+                cached = np.load(path, allow_pickle=False)  # never unpickle: an unreadable file is recomputed
+            except (OSError, ValueError):
+                cached = None
         if cached is None or cached.shape != (len(ctx.train), ctx.dataset.num_classes):
             cached = predict_logits(ctx.forward, weights["params"], weights["batch_stats"], ctx.train.images,
                                     ctx.eval_batch_size, ctx.dataset.clean_train_images, ctx.placement)
@@ -374,6 +387,8 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
                  "epochs": [], "time_s": 0.0}
         record["generations"].append(entry)
     entry["status"] = "running"
+    entry["teacher_time_s"] = teacher_time
+    entry["time_s"] = entry.get("time_s", 0.0) + teacher_time
 
     checkpoints = GenerationCheckpoints(gen_dir(ctx.run_dir, gen))
     state, _ = _fresh_weights(ctx, gen)
@@ -381,12 +396,19 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
     placement = ctx.placement
     if start_epoch:
         state = checkpoints.restore_resume(state, placement.replicated)
-        entry["epochs"] = [e for e in entry["epochs"] if e["epoch"] < start_epoch]
+        saved = (checkpoints.resume_progress() or {}).get("epochs")
+        # the rows saved with the checkpoint win: a kill may have come before lineage.json had them
+        entry["epochs"] = saved if saved is not None else [e for e in entry["epochs"] if e["epoch"] < start_epoch]
         log(f"gen {gen}: resuming after epoch {start_epoch}")
     else:
         state = placement.replicate(state)
         entry["epochs"] = []
     best_val = max((e["val_acc"] for e in entry["epochs"]), default=-1.0)
+    best_epoch = checkpoints.best_epoch()
+    if start_epoch < config.train.epochs and (best_epoch is None or best_epoch >= start_epoch):
+        # a kill between the best save and the resume save of an epoch left no best weights,
+        # or the best weights of an epoch that is redone now: the redone epoch replaces them
+        best_val = -1.0
     use_ema = config.distill.ema_decay > 0
     key, alpha_arr, temp_arr = placement.replicate(
         (jax.random.key(generation_seed(config.seed, gen)), jnp.float32(alpha), jnp.float32(temperature)))
@@ -423,8 +445,8 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
             train_loss = float(sums["loss"]) / steps
             train_time = time.perf_counter() - t0
             if not math.isfinite(train_loss):
-                entry.update(status="failed", stop_reason=f"non-finite training loss ({train_loss}) in epoch "
-                             f"{epoch + 1}; the last good checkpoint is kept")
+                entry.update(status="failed", stop_reason=_diverged(f"training loss ({train_loss})", epoch,
+                                                                     checkpoints, config))
                 break
             weights = {"params": evaluated_params(state, use_ema), "batch_stats": state.batch_stats}
             val_logits = predict_logits(ctx.forward, weights["params"], weights["batch_stats"],
@@ -436,25 +458,29 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
                    "val_acc": val_acc, "val_loss": val_loss, "time_s": time.perf_counter() - t0,
                    "images_per_s": steps * config.train.batch_size / train_time}
             if not math.isfinite(val_loss):
-                entry.update(status="failed", stop_reason=f"non-finite validation loss in epoch {epoch + 1}")
+                entry.update(status="failed", stop_reason=_diverged("validation loss", epoch, checkpoints, config))
                 break
-            if val_acc > best_val:
-                best_val = val_acc
-                checkpoints.save_best(epoch, weights)
-            checkpoints.save_resume(epoch + 1, state)
-            entry["epochs"].append(row)
-            entry["time_s"] = entry.get("time_s", 0.0) + row["time_s"]
-            if ctx.main:
-                append_metrics(ctx.run_dir, row)
-            ctx.write_record(record)
+            # Ctrl-C waits for these writes. A kill between them is safe: the resume checkpoint
+            # carries this generation's epoch rows, so a resume never misses one lineage.json
+            # did not get yet; a best checkpoint without its resume checkpoint is redone
+            with uninterrupted("saving this epoch before stopping"):
+                if val_acc > best_val:
+                    best_val = val_acc
+                    checkpoints.save_best(epoch, weights)
+                entry["epochs"].append(row)
+                entry["time_s"] = entry.get("time_s", 0.0) + row["time_s"]
+                checkpoints.save_resume(epoch + 1, state, {"epochs": entry["epochs"]})
+                if ctx.main:
+                    append_metrics(ctx.run_dir, row)
+                ctx.write_record(record)
             log(f"gen {gen} epoch {epoch + 1}/{config.train.epochs}: loss {train_loss:.4f} "
                 f"val acc {val_acc:.4f} ({row['images_per_s']:.0f} img/s, {row['time_s']:.1f}s)")
         if entry["status"] == "running":
             _finish_generation(ctx, entry, checkpoints)
+            ctx.write_record(record)  # "done" is on disk before the resume checkpoint goes
+            checkpoints.drop_resume()
     finally:
         checkpoints.close()
-    entry["teacher_time_s"] = teacher_time
-    entry["time_s"] = entry.get("time_s", 0.0) + teacher_time
     return entry
 
 
@@ -475,17 +501,28 @@ def _finish_generation(ctx: _Context, entry: dict, checkpoints: GenerationCheckp
     barrier(f"rnn_jax:gen_{entry['gen']}_logits_written")  # the next teacher and the ensembles read them
     entry["best_epoch"] = checkpoints.best_epoch()
     entry["status"] = "done"
-    checkpoints.drop_resume()
     entry["time_s"] = entry.get("time_s", 0.0) + time.perf_counter() - t0
     test = f", test {entry['test_acc']:.4f}" if "test_acc" in entry else ""
     ctx.log(f"gen {entry['gen']} done: best epoch {entry['best_epoch'] + 1}, val {entry['val_acc']:.4f}{test}, "
             f"train (clean) {entry['train_acc']:.4f}")
 
 
+def _diverged(what: str, epoch: int, checkpoints: GenerationCheckpoints, config: RunConfig) -> str:
+    best = checkpoints.best_epoch()
+    kept = ("no checkpoint was written" if best is None
+            else f"the best checkpoint so far (epoch {best + 1}) is kept")
+    return (f"non-finite {what} in epoch {epoch + 1}: training diverged; {kept}. "
+            f"Try a lower --lr (this run: {config.train.lr:g})")
+
+
 def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
     tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, array)
-    tmp.replace(path)
+    with storage_errors(str(path)):
+        try:
+            np.save(tmp, array)
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def ensemble_metrics(run_dir: Path, record: dict, dataset: Dataset) -> dict:

@@ -1,39 +1,117 @@
 """lineage.json: the run's config, data fingerprint, versions and per-generation metrics.
 
-Always written atomically (temp file + rename) so a kill never leaves half a file.
+Always written atomically (temp file + rename) so a kill never leaves half a file. A write
+that fails (disk full, no permission) raises :class:`~rnn_jax.errors.StorageError`, one
+readable line, and leaves the previous file as it was.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import platform
+import signal
+import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from rnn_jax.errors import ResumeError
+from rnn_jax.errors import ResumeError, StorageError
 
 LINEAGE_FILE = "lineage.json"
 METRICS_FILE = "metrics.jsonl"
+# put in --out by the CLIs before the data loads and removed once lineage.json exists: a run
+# killed in between (while decoding its images) can still be continued with --resume
+STARTED_FILE = ".rnn-jax-started"
 FORMAT_VERSION = 1
 _LIBRARIES = ("rnn-jax", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "numpy")
 
 
+_NO_SPACE = ("no space left on device", "enospc", "disk quota exceeded")
+
+
+def is_out_of_space(exc: BaseException) -> bool:
+    """True for a full disk, whether it arrives as OSError or as another library's wrapper."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return True
+    return any(text in str(exc).lower() for text in _NO_SPACE)
+
+
+def storage_error(what: str, exc: BaseException) -> StorageError:
+    """The one-line error for a failed write of ``what``."""
+    reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc).splitlines()[0]
+    if is_out_of_space(exc):
+        reason = "no space left on device"
+    return StorageError(f"cannot write {what} ({reason}); what was saved before it is intact")
+
+
+@contextlib.contextmanager
+def storage_errors(what: str) -> Iterator[None]:
+    """Turn an OSError (or an out-of-space error of any type) inside the block into a StorageError."""
+    try:
+        yield
+    except OSError as exc:
+        raise storage_error(what, exc) from exc
+    except Exception as exc:
+        if is_out_of_space(exc):
+            raise storage_error(what, exc) from exc
+        raise
+
+
+@contextlib.contextmanager
+def uninterrupted(note: str = "finishing the save before stopping") -> Iterator[None]:
+    """Hold Ctrl-C until the block's writes are done, then stop as usual (KeyboardInterrupt).
+
+    Keeps one epoch's checkpoints and record together when the user presses Ctrl-C; a second
+    Ctrl-C stops at once (safe too: resume copes with a kill at any moment, it just redoes the
+    epoch). Only the main thread can handle signals; elsewhere the block runs unprotected.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pressed: list[int] = []
+    previous = signal.getsignal(signal.SIGINT)
+
+    def hold(signum, frame):
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(signum)
+        try:
+            print(f"\nCtrl-C: {note} (press again to stop at once)", file=sys.stderr, flush=True)
+        except (OSError, RuntimeError):  # stderr busy or closed: holding the signal is what matters
+            pass
+
+    signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed:
+        if callable(previous):
+            previous(signal.SIGINT, None)
+        elif previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, default=_json_default)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with storage_errors(str(path)):
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(obj, f, indent=2, default=_json_default)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def _json_default(value: Any) -> Any:
@@ -103,5 +181,6 @@ def finished_generations(record: dict) -> list[dict]:
 
 def append_metrics(run_dir: Path, row: dict) -> None:
     """One JSON object per epoch, appended (metrics.jsonl is a log, not the source of truth)."""
-    with open(Path(run_dir) / METRICS_FILE, "a") as f:
+    path = Path(run_dir) / METRICS_FILE
+    with storage_errors(str(path)), open(path, "a") as f:
         f.write(json.dumps(row, default=_json_default) + "\n")
