@@ -72,15 +72,18 @@ class Lineage:
             self._dataset = load_dataset(DataSpec(**spec), progress=False)
         return self._dataset
 
-    def load_model(self, gen: int | None = None):
-        """The generation's model (default: the final student), in inference mode."""
+    def load_model(self, gen: int | None = None, dtype: str | None = None):
+        """The generation's model (default: the final student), in inference mode.
+
+        ``dtype`` overrides the compute dtype the run trained with (export uses float32).
+        """
         from rnn_jax.distill.step import merge_eval_model
         from rnn_jax.lineage.driver import load_generation_weights
 
         gen = self.final_generation if gen is None else gen
         data = self.record["data"]
         fns, params, batch_stats = load_generation_weights(self.dir, self.record, gen, data["image_shape"],
-                                                           len(data["class_names"]))
+                                                           len(data["class_names"]), compute_dtype=dtype)
         return merge_eval_model(fns, params, batch_stats)
 
     def export_onnx(self, out: str | Path = "student.onnx", gen: int | None = None, int8: bool = False,

@@ -523,7 +523,7 @@ def export_run(run_dir: str | Path, gen: int | None = None, out: str | Path = "s
     info = build_model_info(record, gen, image_shape)
     log(f"run {run_dir}: generation {gen} ({info.model_name}, val acc {info.val_accuracy:.4f}), "
         f"{image_shape[0]}px {info.channels}, {len(info.class_names)} classes")
-    model = lineage.load_model(gen)
+    model = lineage.load_model(gen, dtype="float32")  # export float32 whatever the training dtype
     data = dataset if dataset is not None else lineage.dataset(data_path)
     if tuple(data.image_shape) != image_shape or list(data.class_names) != list(info.class_names):
         raise ExportError(f"the data ({data.name}, {data.image_shape}) is not what {run_dir} was trained on "

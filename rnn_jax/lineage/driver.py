@@ -547,9 +547,16 @@ def ensemble_metrics(run_dir: Path, record: dict, dataset: Dataset) -> dict:
     return out
 
 
-def load_generation_weights(run_dir: Path, record: dict, gen: int, image_shape, num_classes: int):
-    """Restore a finished generation: returns (ModelFunctions, params, batch_stats)."""
+def load_generation_weights(run_dir: Path, record: dict, gen: int, image_shape, num_classes: int,
+                            compute_dtype: str | None = None):
+    """Restore a finished generation: returns (ModelFunctions, params, batch_stats).
+
+    ``compute_dtype`` overrides the run's compute dtype (parameters are float32 either way),
+    e.g. float32 for export after a bfloat16 run.
+    """
     config = RunConfig.from_dict(record["config"])
+    if compute_dtype is not None:
+        config = dataclasses.replace(config, model=dataclasses.replace(config.model, dtype=compute_dtype))
     entry = generation_entry(record, gen)
     if entry is None or entry.get("status") != "done":
         done = [g["gen"] for g in finished_generations(record)]
