@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnn_jax.bench.timing import StepBench
+from rnn_jax.data.types import Split
 from rnn_jax.distill.schedules import learning_rate_schedule
 from rnn_jax.distill.step import (
     init_state,
@@ -176,3 +177,87 @@ def make_scan_epoch(step: Callable, flip: bool = True) -> Callable:
         return compiled(state, rng, images_u8, labels, teacher, order, alpha, temperature, key)
 
     return run
+
+
+def build_epoch_runners(spec: ModelSpec, split: Split, batch: int, classes: int, *, augment: str = "basic",
+                        flip: bool = True, seed: int = 0, scan: bool = True,
+                        prefetch: tuple[int, ...] = ()) -> dict[str, Callable[[], float]]:
+    """Ways to train one epoch of ``split`` with the cached teacher; each returns the images trained.
+
+    - ``driver loop``: what :mod:`rnn_jax.lineage.driver` does per epoch: the grain pipeline
+      (:func:`train_batches`), the cached teacher rows via :func:`batch_teacher_logits`, one
+      jitted step per batch, metric sums on the device, read once at the end;
+    - ``staged loop``: the same steps on batches already on the device (no loader, no
+      teacher gather): the step's own speed;
+    - ``scan epoch`` (``scan=True``): one jitted ``lax.scan`` over the epoch
+      (:func:`make_scan_epoch`), data and teacher logits resident on the device;
+    - ``driver loop, prefetch N`` for each N in ``prefetch``: the driver loop with grain's
+      ``prefetch_threads=N`` (the pipeline's default is 2).
+
+    Every runner trains its own copy of the state (the step donates it).
+    """
+    from rnn_jax.data.pipeline import epoch_seed, train_batches
+
+    shape = tuple(split.images.shape[1:])
+    model = create_model(spec, shape, classes, seed=seed)
+    fns, params, batch_stats = split_model(model)
+    steps = len(split) // batch
+    tx = make_optimizer(learning_rate_schedule(2e-3, steps * 1000, steps // 2), "adamw", 5e-4)
+    step = make_train_step(fns, tx)
+    cached = np.random.default_rng(seed).normal(size=(len(split), classes)).astype(np.float32)
+    source = TeacherSource(cached, None)
+    no_teacher = jnp.zeros((batch, classes), jnp.float32)
+    alpha, temperature, key = jnp.float32(0.7), jnp.float32(4.0), jax.random.key(seed)
+
+    def fresh_state():
+        return init_state(jax.tree.map(jnp.copy, params), jax.tree.map(jnp.copy, batch_stats), tx)
+
+    states: dict[str, Any] = {}
+    epochs = {"n": 0}
+
+    def next_seed() -> int:
+        epochs["n"] += 1
+        return epoch_seed(seed, 1, epochs["n"])
+
+    def driver_loop(threads: int = 2, slot: str = "driver") -> float:
+        st = states.setdefault(slot, fresh_state())
+        sums = None
+        for b in train_batches(split, batch, next_seed(), augment, flip, prefetch_threads=threads):
+            images = jnp.asarray(b["images"], jnp.float32)
+            teacher = batch_teacher_logits(source, b["index"], images, no_teacher)
+            st, metrics = step(st, images, jnp.asarray(b["labels"]), teacher, alpha, temperature, key)
+            sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
+        jax.device_get(sums)
+        states[slot] = st
+        return float(steps * batch)
+
+    staged = [(jnp.asarray(b["images"], jnp.float32), jnp.asarray(b["labels"]), jnp.asarray(cached[b["index"]]))
+              for b in train_batches(split, batch, next_seed(), augment, flip)]
+
+    def staged_loop() -> float:
+        st, metrics = states.setdefault("staged", fresh_state()), None
+        for images, labels, teacher in staged:
+            st, metrics = step(st, images, labels, teacher, alpha, temperature, key)
+        jax.block_until_ready(metrics)
+        states["staged"] = st
+        return float(steps * batch)
+
+    runners: dict[str, Callable[[], float]] = {"driver loop": driver_loop, "staged loop": staged_loop}
+    for n in prefetch:
+        runners[f"driver loop, prefetch {n}"] = lambda n=n: driver_loop(n, f"driver-{n}")
+    if scan:
+        scan_epoch = make_scan_epoch(step, flip)
+        images_dev, labels_dev = jnp.asarray(np.asarray(split.images)), jnp.asarray(split.labels, jnp.int32)
+        teacher_dev = jnp.asarray(cached)
+
+        def scan_loop() -> float:
+            st = states.setdefault("scan", fresh_state())
+            order = np.random.default_rng(next_seed()).permutation(len(split))[:steps * batch]
+            st, sums = scan_epoch(st, images_dev, labels_dev, teacher_dev, jnp.asarray(order.reshape(steps, batch)),
+                                  alpha, temperature, key)
+            jax.device_get(sums)
+            states["scan"] = st
+            return float(steps * batch)
+
+        runners["scan epoch"] = scan_loop
+    return runners

@@ -1,0 +1,48 @@
+"""Smoke test of tools/bench.py: the cheap sections run, print a table and write the JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "tools" / "bench.py"
+
+
+def test_help_lists_every_section():
+    out = subprocess.run([sys.executable, str(BENCH), "--help"], capture_output=True, text=True, check=True).stdout
+    for name in ("peak", "train", "teacher", "data", "generation", "onnx", "live", "scan", "presets"):
+        assert name in out
+
+
+def test_unknown_section_is_refused():
+    proc = subprocess.run([sys.executable, str(BENCH), "--only", "nonsense"], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "unknown section" in (proc.stderr + proc.stdout)
+
+
+def test_quick_peak_and_train_side_by_side(tmp_path):
+    pytest.importorskip("torch", reason="the PyTorch reference needs the bench extra: pip install 'rnn-jax[bench]'")
+    out = tmp_path / "bench.json"
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--only", "peak,train", "--models", "mlp-tiny",
+         "--rounds", "1", "--block", "0.1", "--json", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert time.perf_counter() - started < 60
+    assert "Train step" in proc.stdout and "JAX/PT" in proc.stdout
+    assert "load average" in proc.stdout
+    result = json.loads(out.read_text())
+    assert set(result["sections"]) == {"peak", "train"}
+    (row,) = result["sections"]["train"]["records"]
+    assert row["model"] == "mlp-tiny"
+    assert row["jax_img_s"] > 0 and row["pytorch_img_s"] > 0
+    assert row["jax_over_pytorch"] == pytest.approx(row["jax_img_s"] / row["pytorch_img_s"])
+    assert len(row["load"]) == 3
+    assert result["sections"]["peak"]["records"][0]["gflops"] > 0
