@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,13 +28,11 @@ def test_unknown_section_is_refused():
 def test_quick_peak_and_train_side_by_side(tmp_path):
     pytest.importorskip("torch", reason="the PyTorch reference needs the bench extra: pip install 'rnn-jax[bench]'")
     out = tmp_path / "bench.json"
-    started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, str(BENCH), "--quick", "--only", "peak,train", "--models", "mlp-tiny",
          "--rounds", "1", "--block", "0.1", "--json", str(out)],
         capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert time.perf_counter() - started < 60
     assert "Train step" in proc.stdout and "JAX/PT" in proc.stdout
     assert "load average" in proc.stdout
     result = json.loads(out.read_text())
