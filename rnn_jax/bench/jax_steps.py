@@ -46,19 +46,24 @@ def step_parts(step: Callable) -> tuple[Any, Any]:
     return _closure(step, "jitted"), _closure(step, "rng_template")
 
 
-def with_compiler_options(step: Callable, example: tuple, options: dict[str, Any]) -> Callable:
+def with_compiler_options(step: Callable, example: tuple, options: dict[str, Any]) -> tuple[Callable, str]:
     """The same step compiled with XLA debug options (``--xla_cpu_*`` flags, per compilation).
 
-    ``example`` is ``(state, images, labels, teacher, alpha, temperature, key)``.
+    ``example`` is ``(state, images, labels, teacher, alpha, temperature, key)``. Returns the
+    step and a fingerprint of the optimised program (equal fingerprints: the option changed
+    nothing, whatever the timings say).
     """
+    import hashlib
+
     jitted, rng = step_parts(step)
     state, *rest = example
     compiled = jitted.lower(state, rng, *rest).compile(compiler_options=dict(options))
+    fingerprint = hashlib.sha256(compiled.as_text().encode()).hexdigest()[:12]
 
     def run(state, *args):
         return compiled(state, rng, *args)
 
-    return run
+    return run, fingerprint
 
 
 def random_images(n: int, size: int, channels: int = 3, seed: int = 0) -> np.ndarray:
@@ -114,9 +119,10 @@ def build_step(spec: ModelSpec, image_size: int, batch: int, *, classes: int = 1
     temperature, key = jnp.float32(4.0), jax.random.key(seed)
 
     t0 = time.perf_counter()
-    if compiler_options:
-        step = with_compiler_options(step, (state, images[0], labels[0], no_teacher, alpha, temperature, key),
-                                     compiler_options)
+    fingerprint = ""
+    if compiler_options is not None:  # {} = default options, compiled the same way (for a fingerprint)
+        step, fingerprint = with_compiler_options(
+            step, (state, images[0], labels[0], no_teacher, alpha, temperature, key), compiler_options)
     holder = {"state": state}
 
     def run(steps: int) -> None:
@@ -131,7 +137,9 @@ def build_step(spec: ModelSpec, image_size: int, batch: int, *, classes: int = 1
     run(1)  # compile (and, for consistent, the teacher's forward)
     compile_s = time.perf_counter() - t0
     label = spec.label + (f"[{'-'.join(map(str, widths))}]" if widths else "")
-    return StepBench(label, batch, image_size, params_count, gflops, compile_s, run)
+    bench = StepBench(label, batch, image_size, params_count, gflops, compile_s, run)
+    bench.fingerprint = fingerprint
+    return bench
 
 
 # ------------------------------------------------------------------ lax.scan over an epoch

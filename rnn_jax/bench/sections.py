@@ -367,7 +367,8 @@ def section_data(ctx: Context) -> Section:
 
 
 # ------------------------------------------------------------------------- generation
-def _run_hagrid(ctx: Context, out: Path, env: dict[str, str], epochs: int, max_train: int | None) -> dict:
+def _run_hagrid(ctx: Context, out: Path, env: dict[str, str], epochs: int, max_train: int | None,
+                extra: tuple[str, ...] = ()) -> dict:
     """``python -m experiments.hagrid`` with the cpu preset and 2 generations, as a user runs it."""
     import json
 
@@ -375,6 +376,7 @@ def _run_hagrid(ctx: Context, out: Path, env: dict[str, str], epochs: int, max_t
            "--gens", "2", "--epochs", str(epochs), "--no-progress", "--out", str(out), "--overwrite"]
     if max_train:
         cmd += ["--max-train", str(max_train)]
+    cmd += list(extra)
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
                           env={**os.environ, "MPLBACKEND": "Agg", **env})
@@ -407,16 +409,24 @@ def section_generation(ctx: Context) -> Section:
         return _run_hagrid(ctx, ctx.workdir / "gen-today", {"RNN_JAX_CACHE": str(ctx.workdir / f"gen-data-{counter['n']}"),
                                                              "JAX_COMPILATION_CACHE_DIR": ""}, epochs, max_train)
 
+    warm_env = {"RNN_JAX_CACHE": str(warm_data), "JAX_COMPILATION_CACHE_DIR": str(warm_jax),
+                "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+    cpus = os.cpu_count() or 1
+
     def warm() -> dict:
-        return _run_hagrid(ctx, ctx.workdir / "gen-warm", {
-            "RNN_JAX_CACHE": str(warm_data), "JAX_COMPILATION_CACHE_DIR": str(warm_jax),
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"},
-            epochs, max_train)
+        return _run_hagrid(ctx, ctx.workdir / "gen-warm", {**warm_env, "XLA_FLAGS": ""}, epochs, max_train)
+
+    def warm_devices() -> dict:
+        return _run_hagrid(ctx, ctx.workdir / "gen-warm-dev",
+                           {**warm_env, "XLA_FLAGS": f"--xla_force_host_platform_device_count={cpus}"},
+                           epochs, max_train, ("--devices", str(cpus)))
 
     variants: dict[str, Callable[[], dict]] = {
         "rnn-jax today (experiments.hagrid, first decode, no compile cache)": today,
         "rnn-jax, second run (decoded cache + persistent compile cache warm)": warm,
     }
+    if cpus > 1:
+        variants[f"rnn-jax, second run + {cpus} host devices (--devices {cpus})"] = warm_devices
     threads = None
     if ctx.torch_ok:
         from rnn_jax.bench.torch_ref import build_torch_step
@@ -439,8 +449,10 @@ def section_generation(ctx: Context) -> Section:
         variants[f"PyTorch-project way (decode every epoch, teacher forward every step, {threads}t)"] = torch_way
     else:
         sec.notes.append("torch is not installed: the PyTorch-project way was not run")
-    progress("generation: warming the caches of the 'second run' variant once")
+    progress("generation: warming the caches of the 'second run' variants once")
     warm()
+    if cpus > 1:
+        warm_devices()
     runs: dict[str, list[dict]] = {k: [] for k in variants}
     rounds = 1 if ctx.quick else 2
     for r in range(rounds):
@@ -625,7 +637,11 @@ def section_live(ctx: Context) -> Section:
 # ------------------------------------------------------------------------ candidates
 XLA_VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
-    "YNNPACK conv off (Eigen conv)": {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"},
+    # jaxlib 0.10.2 hands convolutions and reductions to YNNPACK by default; these narrow it
+    "YNNPACK for dots only (convs, reductions: XLA)": {
+        "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"},
+    "YNNPACK for convolutions only": {
+        "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION"},
     "XNN graph fusion greedy": {"xla_cpu_experimental_xnn_graph_fusion_mode": "XNN_GRAPH_FUSION_MODE_GREEDY"},
     "fast math": {"xla_cpu_enable_fast_math": True},
     "prefer vector width 512": {"xla_cpu_prefer_vector_width": 512},
@@ -639,30 +655,35 @@ def section_xla(ctx: Context) -> Section:
     from rnn_jax.bench.jax_steps import build_step
 
     sec = Section("xla", "XLA CPU options on the train step (compiler_options per compilation), images/s",
-                  ["model", "px", "batch", "variant", "img/s", "vs default", "compile s", "load 1m"])
+                  ["model", "px", "batch", "variant", "img/s", "vs default", "program", "compile s", "load 1m"])
     rows = [("resnet", "tiny", 16, 16)] if ctx.quick else [CPU_PRESET, ("resnet", "small", 32, 128)]
     variants = dict(list(XLA_VARIANTS.items())[:3]) if ctx.quick else XLA_VARIANTS
     for name, size, px, batch in rows:
         spec = _spec(name, size)
-        cands, compile_s, errors = {}, {}, {}
+        cands, compile_s, errors, prints = {}, {}, {}, {}
         for label, options in variants.items():
             progress(f"xla: {spec.label} {px}px b{batch}: compiling '{label}'")
             try:
-                bench = build_step(spec, px, batch, compiler_options=options or None)
+                bench = build_step(spec, px, batch, compiler_options=options)
             except Exception as exc:  # an option this jaxlib does not accept
                 errors[label] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
                 continue
             cands[label], compile_s[label] = _step_work(bench, ctx.block_s), bench.compile_s
+            prints[label] = bench.fingerprint
         res = alternate(cands, ctx.rounds, warmup=1)
         base = res["default"].median
         for label, m in res.items():
+            same = label != "default" and prints[label] == prints["default"]
             sec.add([spec.label, str(px), str(batch), label, fmt(m.median), fmt(ratio(m.median, base), 2, "x"),
-                     fmt(compile_s[label], 1), f"{_load1():.1f}"],
+                     "same program" if same else prints[label], fmt(compile_s[label], 1), f"{_load1():.1f}"],
                     {"model": spec.label, "image_size": px, "batch": batch, "variant": label,
-                     "options": variants[label], **m.to_dict(), "load": load()})
+                     "options": variants[label], "fingerprint": prints[label], "same_as_default": same,
+                     **m.to_dict(), "load": load()})
         for label, err in errors.items():
-            sec.add([spec.label, str(px), str(batch), label, "rejected", "", "", ""],
+            sec.add([spec.label, str(px), str(batch), label, "rejected", "", "", "", ""],
                     {"variant": label, "error": err})
+    sec.notes.append("program: fingerprint of the optimised HLO; 'same program' = the option changed nothing, "
+                     "so any difference in its row is noise (a measure of this run's noise level)")
     sec.notes.append("already tried via XLA_FLAGS in the stack notes (no change): xla_cpu_use_onednn, "
                      "xla_cpu_use_xnnpack, xla_cpu_experimental_onednn_custom_call, xla_cpu_use_thunk_runtime=false, "
                      "xla_cpu_multi_thread_eigen=false")
@@ -875,49 +896,60 @@ def section_devices(ctx: Context) -> Section:
 def preset_candidates(quick: bool) -> list[tuple[str, str, int]]:
     if quick:
         return [("resnet", "tiny", 32)]
-    return [("resnet", "tiny", 32), ("resnet", "small", 32), ("resnet", "tiny", 64), ("resnet", "small", 64),
-            ("resnet", "medium", 64), ("vit", "tiny", 32), ("vit", "tiny", 64)]
+    return [("resnet", "tiny", 32), ("resnet", "small", 32), ("resnet", "small", 64), ("resnet", "medium", 64),
+            ("vit", "tiny", 32)]
 
 
 def section_presets(ctx: Context) -> Section:
-    """Short real trainings (one generation) per candidate CPU preset: accuracy per second."""
-    sec = Section("presets", "CPU preset candidates: one generation via experiments.hagrid",
-                  ["model", "px", "epochs", "train s", "img/s", "val acc", "val acc / min", "load 1m"])
+    """Short real trainings (one generation) per candidate CPU preset: accuracy per minute."""
+    import json
+
+    seeds = (0,) if ctx.quick else (0, 1)
+    sec = Section("presets", f"CPU preset candidates: one generation via experiments.hagrid, seeds {seeds}",
+                  ["model", "px", "epochs", "train s", "img/s", "val acc (per seed)", "mean val acc",
+                   "val acc / train min", "live p50 ms (fp32, 1t)", "load 1m"])
     if ctx.data_root is not None:
         data_args, what = ["--data", str(ctx.data_root)], "Sign Language Digits"
     else:
         data_args, what = [], "built-in gestures"
     epochs = 1 if ctx.quick else 10
+    onnx = {(r["model"], r["image_size"]): r["fp32_p50_ms"] for r in ctx.cache.get("onnx_rows", [])
+            if r["threads"] == 1}
     for name, size, px in preset_candidates(ctx.quick):
-        out = ctx.workdir / "presets" / f"{name}-{size}-{px}"
-        cmd = [sys.executable, "-m", "experiments.hagrid", *data_args, "--preset", "cpu", "--gens", "1",
-               "--model", name, "--size", size, "--image-size", str(px), "--epochs", str(epochs),
-               "--no-progress", "--out", str(out), "--overwrite"]
-        if ctx.quick:
-            cmd += ["--max-train", "128"]
-        progress(f"presets: {name}-{size} {px}px, {epochs} epochs on {what}")
-        env = {**os.environ, "RNN_JAX_CACHE": str(ctx.workdir / "cache"), "MPLBACKEND": "Agg"}
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
-        wall = time.perf_counter() - t0
-        if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
-            sec.add([f"{name}-{size}", str(px), str(epochs), "failed", "", "", "", ""],
-                    {"model": f"{name}-{size}", "error": tail[0]})
+        label = _spec(name, size).label
+        runs = []
+        for seed in seeds:
+            out = ctx.workdir / "presets" / f"{label}-{px}-s{seed}"
+            cmd = [sys.executable, "-m", "experiments.hagrid", *data_args, "--preset", "cpu", "--gens", "1",
+                   "--model", name, "--size", size, "--image-size", str(px), "--epochs", str(epochs),
+                   "--seed", str(seed), "--no-progress", "--out", str(out), "--overwrite"]
+            if ctx.quick:
+                cmd += ["--max-train", "128"]
+            progress(f"presets: {label} {px}px, {epochs} epochs on {what}, seed {seed}")
+            env = {**os.environ, "RNN_JAX_CACHE": str(ctx.workdir / "cache"), "MPLBACKEND": "Agg"}
+            proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+            if proc.returncode != 0:
+                tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
+                runs.append({"seed": seed, "error": tail[0]})
+                continue
+            gen = json.loads((out / "lineage.json").read_text())["generations"][0]
+            runs.append({"seed": seed, "train_s": sum(e["time_s"] for e in gen["epochs"]),
+                         "images_per_s": float(np.median([e["images_per_s"] for e in gen["epochs"]])),
+                         "val_acc": gen["val_acc"], "command": " ".join(cmd)})
+        ok = [r for r in runs if "error" not in r]
+        if not ok:
+            sec.add([label, str(px), str(epochs), "failed", "", "", "", "", "", ""], {"model": label, "runs": runs})
             continue
-        import json
-
-        record = json.loads((out / "lineage.json").read_text())
-        gen = record["generations"][0]
-        train_s = sum(e["time_s"] for e in gen["epochs"])
-        ips = float(np.median([e["images_per_s"] for e in gen["epochs"]]))
-        acc = gen["val_acc"]
-        sec.add([f"{name}-{size}", str(px), str(epochs), fmt(train_s, 1), fmt(ips), fmt(acc, 3),
-                 fmt(acc / (train_s / 60), 3), f"{_load1():.1f}"],
-                {"model": f"{name}-{size}", "image_size": px, "epochs": epochs, "train_s": train_s,
-                 "images_per_s": ips, "val_acc": acc, "wall_s": wall, "load": load(), "command": " ".join(cmd)})
-    sec.notes.append(f"data: {what}; batch 32, lr 2e-3 (the cpu preset), seed 0, one seed each: accuracy "
-                     "differences of a few points are within seed noise")
+        train_s = float(np.mean([r["train_s"] for r in ok]))
+        acc = float(np.mean([r["val_acc"] for r in ok]))
+        ips = float(np.median([r["images_per_s"] for r in ok]))
+        sec.add([label, str(px), str(epochs), fmt(train_s, 1), fmt(ips), " ".join(f"{r['val_acc']:.3f}" for r in ok),
+                 fmt(acc, 3), fmt(acc / (train_s / 60), 2), fmt(onnx.get((label, px)), 3), f"{_load1():.1f}"],
+                {"model": label, "image_size": px, "epochs": epochs, "train_s": train_s, "images_per_s": ips,
+                 "val_acc": acc, "runs": runs, "load": load()})
+    sec.notes.append(f"data: {what}; the cpu preset's batch 32 and lr 2e-3, {epochs} epochs, one generation; "
+                     "train s = the epochs' own time (first epoch includes compilation); live p50 from the onnx "
+                     "section when it ran at that size")
     return sec
 
 

@@ -97,6 +97,7 @@ class StepBench:
     gflops_fwd: float  # forward GFLOPs per image (XLA cost analysis)
     compile_s: float
     _run: Callable[[int], None] = field(repr=False)
+    fingerprint: str = ""  # of the optimised XLA program, when compiled with explicit options
 
     def run(self, n: int) -> float:
         self._run(n)
