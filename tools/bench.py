@@ -20,7 +20,13 @@ machine. Sections:
   xla         XLA CPU options on the step        bf16     bfloat16 compute
   batch       batch-size effect                   widths   channel widths
   scan        lax.scan over an epoch vs the driver's loop
+  startup     a fresh process's start-up, with and without the compilation cache
+  devices     the batch split over the cores as host devices (--devices N)
+  allocator   glibc's default malloc thresholds vs the driver's (rnn_jax/process_setup.py)
   presets     one short training per CPU preset candidate: accuracy per minute
+
+--quick runs peak, train, teacher, data, generation, onnx and live (every figure the
+performance issue asks for) with tiny models and short blocks; add others with --only.
 
 PyTorch comes with the bench extra: pip install 'rnn-jax[bench]' (sections still run
 without it, minus the PyTorch columns). Data from ../shared/data is used when present.
@@ -39,7 +45,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from rnn_jax.bench.report import Section, fmt, markdown, render  # noqa: E402
-from rnn_jax.bench.sections import CPU_PRESET, SECTIONS, Context, torch_available  # noqa: E402
+from rnn_jax.bench.sections import CPU_PRESET, QUICK_SECTIONS, SECTIONS, Context, torch_available  # noqa: E402
 from rnn_jax.bench.timing import load, load_str  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_sections(only: str | None, skip: str) -> list[str]:
-    chosen = [s.strip() for s in only.split(",") if s.strip()] if only else list(DEFAULT_ORDER)
+def parse_sections(only: str | None, skip: str, quick: bool = False) -> list[str]:
+    default = list(QUICK_SECTIONS) if quick else list(DEFAULT_ORDER)
+    chosen = [s.strip() for s in only.split(",") if s.strip()] if only else default
     skipped = {s.strip() for s in skip.split(",") if s.strip()}
     unknown = [s for s in [*chosen, *skipped] if s not in SECTIONS]
     if unknown:
@@ -105,7 +112,8 @@ def goals(results: dict[str, Section], ctx: Context) -> list[str]:
     cpu = train.get(CPU_PRESET)
     if cpu and cpu.get("jax_over_pytorch") is not None:
         r = cpu["jax_over_pytorch"]
-        lines.append(f"[{'met' if r >= 1.0 else 'NOT met'}] cpu preset train step (resnet-small 64px b32) "
+        lines.append(f"[{'met' if r >= 1.0 else 'NOT met'}] cpu preset train step "
+                     f"({CPU_PRESET[0]}-{CPU_PRESET[1]} {CPU_PRESET[2]}px b{CPU_PRESET[3]}) "
                      f"JAX/PyTorch = {r:.2f}x (goal >= 1.0x)")
     r18 = train.get(("resnet18", "default", 32, 128))
     if r18 and r18.get("jax_over_pytorch") is not None:
@@ -141,7 +149,10 @@ def goals(results: dict[str, Section], ctx: Context) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    names = parse_sections(args.only, args.skip)
+    names = parse_sections(args.only, args.skip, args.quick)
+    from rnn_jax.process_setup import tune_host_allocator
+
+    host_malloc = tune_host_allocator()  # as the driver does, so in-process steps see what training sees
     quick = args.quick
     data = Path(args.data)
     video = Path(args.video)
@@ -158,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     load_start = load()
     command = " ".join(["python tools/bench.py", *(argv if argv is not None else sys.argv[1:])])
     print(f"bench: {', '.join(names)}{' (quick)' if quick else ''}; {ctx.rounds} alternating rounds of "
-          f"~{ctx.block_s:g} s; load {load_str(load_start)}; work dir {ctx.workdir}", file=sys.stderr, flush=True)
+          f"~{ctx.block_s:g} s; load {load_str(load_start)}; host malloc {host_malloc}; work dir {ctx.workdir}",
+          file=sys.stderr, flush=True)
     if ctx.data_root is None:
         print(f"bench: no Sign Language Digits at {data}: the sections that need it skip or fall back",
               file=sys.stderr)
@@ -189,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     print(f"machine: {info.get('cpu')} x{info['cpus']}, jax {info['jax']} ({info['backend']}), "
           f"torch {info.get('torch') or 'absent'}, onnxruntime {info.get('onnxruntime')}")
-    print(f"load average (1/5/15 min): start {load_str(load_start)}, end {load_str(load_end)}; total {total:.0f} s\n")
+    print(f"load average (1/5/15 min): start {load_str(load_start)}, end {load_str(load_end)}; total {total:.0f} s; "
+          f"host malloc {host_malloc}\n")
     ordered = [results[n] for n in DEFAULT_ORDER if n in results]
     for section in ordered:
         print(render(section) + "\n")
@@ -203,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n### {section.title}\n\n{markdown(section)}")
     out = Path(args.json) if args.json else REPO / "runs" / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"command": command, "quick": quick, "machine": info, "load_start": load_start, "load_end": load_end,
+    payload = {"command": command, "quick": quick, "machine": info, "host_malloc": host_malloc, "load_start": load_start, "load_end": load_end,
                "seconds": round(total, 1), "sections": {s.name: s.to_dict() for s in ordered}, "goals": checked}
     out.write_text(json.dumps(payload, indent=1, default=str))
     print(f"\nresults: {out}")

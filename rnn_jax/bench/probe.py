@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(torchway(args)))
         return
 
+    from rnn_jax.process_setup import tune_host_allocator
+
+    host_malloc = tune_host_allocator()  # as the driver does ($RNN_JAX_HOST_MALLOC=default: glibc's defaults)
+
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -76,13 +80,18 @@ def main(argv: list[str] | None = None) -> None:
     jax.block_until_ready(metrics)
     t_compile = time.perf_counter() - t0
     out = {"what": args.what, "import_s": t_import, "create_model_s": t_create, "compile_s": t_compile,
-           "devices": placement.num_devices}
+           "devices": placement.num_devices, "host_malloc": host_malloc}
     if args.what == "step":
         from rnn_jax.bench.timing import alternate, repeats_for
 
         holder = {"state": state}
 
+        usage = {"faults": 0, "sys": 0.0, "wall": 0.0, "steps": 0}
+
         def jax_steps(n: int) -> float:
+            import resource
+
+            before, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
             st, m = holder["state"], None
             for i in range(n):
                 st, m = step(st, images, labels, teacher, alpha, temperature, key)
@@ -90,6 +99,11 @@ def main(argv: list[str] | None = None) -> None:
                     jax.block_until_ready(m)
             jax.block_until_ready(m)
             holder["state"] = st
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            usage["faults"] += after.ru_minflt + after.ru_majflt - before.ru_minflt - before.ru_majflt
+            usage["sys"] += after.ru_stime - before.ru_stime
+            usage["wall"] += time.perf_counter() - t0
+            usage["steps"] += n
             return float(n * args.batch)
 
         n_jax = repeats_for(lambda: jax_steps(1), args.seconds / 4)
@@ -115,6 +129,8 @@ def main(argv: list[str] | None = None) -> None:
         out["rates"] = {k: v.rates for k, v in res.items()}
         out["img_s"] = res["jax"].median
         out["medians"] = {k: v.median for k, v in res.items()}
+        out["faults_per_step"] = usage["faults"] / max(usage["steps"], 1)
+        out["sys_over_wall"] = usage["sys"] / max(usage["wall"], 1e-9)
     out["total_s"] = time.perf_counter() - T_START
     print(json.dumps(out))
 

@@ -25,7 +25,7 @@ from rnn_jax.bench.report import Section, fmt, ratio
 from rnn_jax.bench.timing import Measured, StepBench, alternate, load, progress, repeats_for
 
 REPO = Path(__file__).resolve().parents[2]
-CPU_PRESET = ("resnet", "small", 64, 32)  # experiments/hagrid.py PRESETS["cpu"]: model, size, px, batch
+CPU_PRESET = ("resnet", "small", 64, 16)  # experiments/hagrid.py PRESETS["cpu"]: model, size, px, batch
 LIVE_MODEL = ("resnet", "small", 64)  # what the cpu preset trains, so what runs live
 
 
@@ -152,7 +152,7 @@ def _ensure_peak(ctx: Context) -> float:
 # ------------------------------------------------------------------------------ train
 def train_rows(quick: bool, models: list[str] | None = None) -> list[tuple[str, str, int, int]]:
     """(model, size, image px, batch): every registry model at its default size, batch 128,
-    plus the CPU preset the live model is trained with (64 px, batch 32).
+    plus the CPU preset the live model is trained with (64 px, batch 16) and that model at batch 32.
 
     ``models`` keeps only rows whose label (``resnet-small``, ``resnet18``, ...) is listed.
     """
@@ -164,11 +164,11 @@ def train_rows(quick: bool, models: list[str] | None = None) -> list[tuple[str, 
 
 def _train_rows(quick: bool) -> list[tuple[str, str, int, int]]:
     if quick:
-        return [("mlp", "tiny", 32, 32), ("resnet", "tiny", 16, 16)]
+        return [("mlp", "tiny", 32, 32), ("resnet", "tiny", 16, 16), CPU_PRESET]
     return [("mlp", "small", 32, 128), ("resnet", "tiny", 32, 128), ("resnet", "small", 32, 128),
             ("resnet", "medium", 32, 128), ("resnet", "large", 32, 128), ("resnet", "xlarge", 32, 128),
             ("resnet18", "default", 32, 128), ("resnet34", "default", 32, 128), ("vit", "small", 32, 128),
-            (*CPU_PRESET[:2], CPU_PRESET[2], CPU_PRESET[3])]
+            CPU_PRESET, (*CPU_PRESET[:3], 32)]
 
 
 def section_train(ctx: Context) -> Section:
@@ -392,7 +392,7 @@ def _run_hagrid(ctx: Context, out: Path, env: dict[str, str], epochs: int, max_t
 def section_generation(ctx: Context) -> Section:
     """Wall time of whole generations on Sign Language Digits: rnn-jax vs the PyTorch-project way."""
     sec = Section("generation", "Two generations on Sign Language Digits, fresh processes "
-                  "(cpu preset: resnet-small 64px, batch 32, 10 epochs)",
+                  f"(cpu preset: {CPU_PRESET[0]}-{CPU_PRESET[1]} {CPU_PRESET[2]}px, batch {CPU_PRESET[3]}, 10 epochs)",
                   ["way", "gen 0 s", "gen 1 s", "process wall s", "best val acc", "vs PyTorch way (gen 1 / wall)",
                    "load 1m"])
     if ctx.data_root is None:
@@ -405,12 +405,12 @@ def section_generation(ctx: Context) -> Section:
     counter = {"n": 0}
 
     def today() -> dict:
-        counter["n"] += 1  # a fresh decoded cache every time: the first run on new data
-        return _run_hagrid(ctx, ctx.workdir / "gen-today", {"RNN_JAX_CACHE": str(ctx.workdir / f"gen-data-{counter['n']}"),
-                                                             "JAX_COMPILATION_CACHE_DIR": ""}, epochs, max_train)
+        counter["n"] += 1  # fresh caches every time: the first run ever on new data
+        return _run_hagrid(ctx, ctx.workdir / "gen-today",
+                           {"RNN_JAX_CACHE": str(ctx.workdir / f"gen-data-{counter['n']}"),
+                            "RNN_JAX_XLA_CACHE": str(ctx.workdir / f"gen-xla-{counter['n']}")}, epochs, max_train)
 
-    warm_env = {"RNN_JAX_CACHE": str(warm_data), "JAX_COMPILATION_CACHE_DIR": str(warm_jax),
-                "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+    warm_env = {"RNN_JAX_CACHE": str(warm_data), "RNN_JAX_XLA_CACHE": str(warm_jax)}
     cpus = os.cpu_count() or 1
 
     def warm() -> dict:
@@ -422,8 +422,8 @@ def section_generation(ctx: Context) -> Section:
                            epochs, max_train, ("--devices", str(cpus)))
 
     variants: dict[str, Callable[[], dict]] = {
-        "rnn-jax today (experiments.hagrid, first decode, no compile cache)": today,
-        "rnn-jax, second run (decoded cache + persistent compile cache warm)": warm,
+        "rnn-jax, first run (decodes the JPEGs, compiles)": today,
+        "rnn-jax, second run (decoded cache and compilation cache warm)": warm,
     }
     if cpus > 1:
         variants[f"rnn-jax, second run + {cpus} host devices (--devices {cpus})"] = warm_devices
@@ -815,14 +815,14 @@ def section_startup(ctx: Context) -> Section:
                   ["variant", "import", "first create_model", "step compile", "process total", "load 1m"])
     cache_dir = ctx.workdir / "jax-cache"
     variants = {
-        "no compilation cache (today)": {"JAX_COMPILATION_CACHE_DIR": ""},
-        "persistent cache, warm": {"JAX_COMPILATION_CACHE_DIR": str(cache_dir),
+        "no compilation cache (RNN_JAX_XLA_CACHE=off)": {"JAX_COMPILATION_CACHE_DIR": ""},
+        "persistent cache, warm (the driver's default)": {"JAX_COMPILATION_CACHE_DIR": str(cache_dir),
                                    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
                                    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"},
     }
     args = ["startup", "--model", name, "--size", size, "--px", str(px), "--batch", str(batch)]
     progress("startup: filling the persistent cache once (cold run)")
-    cold = _probe(args, variants["persistent cache, warm"])
+    cold = _probe(args, variants["persistent cache, warm (the driver's default)"])
     results: dict[str, list[dict]] = {k: [] for k in variants}
     rounds = 1 if ctx.quick else 3
     for r in range(rounds):
@@ -892,6 +892,45 @@ def section_devices(ctx: Context) -> Section:
     return sec
 
 
+def section_allocator(ctx: Context) -> Section:
+    """glibc's default malloc thresholds vs the driver's (rnn_jax.process_setup), fresh processes."""
+    name, size, px, batch = ("resnet", "tiny", 16, 16) if ctx.quick else CPU_PRESET
+    label = _spec(name, size).label
+    sec = Section("allocator", f"Host allocator, {label} {px}px batch {batch}: train step in fresh processes",
+                  ["host malloc", "JAX img/s", "vs glibc default", "page faults/step", "sys s / wall s",
+                   "PT best (same process)", "JAX/PT", "load 1m"])
+    variants = {"glibc defaults (RNN_JAX_HOST_MALLOC=default)": {"RNN_JAX_HOST_MALLOC": "default"},
+                "tuned (the driver's default)": {"RNN_JAX_HOST_MALLOC": "tuned"}}
+    args = ["step", "--model", name, "--size", size, "--px", str(px), "--batch", str(batch),
+            "--seconds", "2" if ctx.quick else "6", "--rounds", "2" if ctx.quick else "4"]
+    if ctx.torch_ok:
+        args.append("--torch")
+    runs: dict[str, list[dict]] = {k: [] for k in variants}
+    rounds = 1 if ctx.quick else 2
+    for r in range(rounds):
+        for variant in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
+            progress(f"allocator: {variant} (round {r + 1}/{rounds})")
+            runs[variant].append(_probe(args, variants[variant]))
+    base = None
+    for variant, rs in runs.items():
+        jax_rate = float(np.median([x["img_s"] for x in rs]))
+        base = base or jax_rate
+        faults = float(np.median([x["faults_per_step"] for x in rs]))
+        sys_share = float(np.median([x["sys_over_wall"] for x in rs]))
+        pt = [max(v for k, v in x["medians"].items() if k.startswith("pytorch")) for x in rs
+              if any(k.startswith("pytorch") for k in x["medians"])]
+        jax_over_pt = float(np.median([x["img_s"] / p for x, p in zip(rs, pt)])) if pt else None
+        sec.add([variant, fmt(jax_rate), fmt(ratio(jax_rate, base), 2, "x"), fmt(faults), fmt(sys_share, 2),
+                 fmt(float(np.median(pt)) if pt else None), fmt(jax_over_pt, 2, "x"), f"{_load1():.1f}"],
+                {"variant": variant, "model": label, "image_size": px, "batch": batch, "jax_img_s": jax_rate,
+                 "faults_per_step": faults, "sys_over_wall": sys_share, "jax_over_pytorch": jax_over_pt,
+                 "runs": rs, "load": load()})
+    sec.notes.append("each process sets its allocator before JAX starts; the PyTorch twin runs in the same process, "
+                     "so it gets the same allocator; page faults and sys time are the JAX step's own "
+                     "(getrusage around its timed blocks)")
+    return sec
+
+
 # ---------------------------------------------------------------------------- presets
 def preset_candidates(quick: bool) -> list[tuple[str, str, int]]:
     if quick:
@@ -947,7 +986,7 @@ def section_presets(ctx: Context) -> Section:
                  fmt(acc, 3), fmt(acc / (train_s / 60), 2), fmt(onnx.get((label, px)), 3), f"{_load1():.1f}"],
                 {"model": label, "image_size": px, "epochs": epochs, "train_s": train_s, "images_per_s": ips,
                  "val_acc": acc, "runs": runs, "load": load()})
-    sec.notes.append(f"data: {what}; the cpu preset's batch 32 and lr 2e-3, {epochs} epochs, one generation; "
+    sec.notes.append(f"data: {what}; the cpu preset's batch {CPU_PRESET[3]} and lr 2e-3, {epochs} epochs, one generation; "
                      "train s = the epochs' own time (first epoch includes compilation); live p50 from the onnx "
                      "section when it ran at that size")
     return sec
@@ -957,5 +996,8 @@ SECTIONS: dict[str, Callable[[Context], Section]] = {
     "peak": section_peak, "train": section_train, "teacher": section_teacher, "data": section_data,
     "generation": section_generation, "onnx": section_onnx, "live": section_live, "xla": section_xla,
     "bf16": section_bf16, "batch": section_batch, "widths": section_widths, "scan": section_scan,
-    "startup": section_startup, "devices": section_devices, "presets": section_presets,
+    "startup": section_startup, "devices": section_devices, "allocator": section_allocator,
+    "presets": section_presets,
 }
+# what --quick runs unless --only names sections: every row issue #7 asks for, in < 3 minutes
+QUICK_SECTIONS = ("peak", "train", "teacher", "data", "generation", "onnx", "live")

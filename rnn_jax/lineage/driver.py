@@ -57,6 +57,7 @@ from rnn_jax.lineage.record import (
     write_json_atomic,
 )
 from rnn_jax.models.registry import count_params, create_model
+from rnn_jax.process_setup import setup_training_process
 
 Log = Callable[[str], None]
 
@@ -120,6 +121,7 @@ def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, res
     runs this same function; only process 0 writes files and logs.
     """
     initialize_from_env()
+    process = setup_training_process()  # allocator + compilation cache, before the first compile
     run_dir = Path(run_dir)
     train = dataset.train.take(config.train.max_train, seed=config.seed)
     if config.train.batch_size > len(train):
@@ -149,6 +151,7 @@ def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, res
                        fns, replicated=replicated, out_sharding=placement.data_sharding))
     record["model"] = {"label": config.model.label, "params": count_params(template)}
     record["distributed"] = placement.describe()
+    record["process"] = process
     if init_from is not None:
         ctx.init_weights, note = transferable_weights(Path(init_from), config, dataset, template)
         record["init_from"] = {"run": str(init_from), "note": note}
