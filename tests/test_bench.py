@@ -15,8 +15,16 @@ BENCH = REPO / "tools" / "bench.py"
 
 def test_help_lists_every_section():
     out = subprocess.run([sys.executable, str(BENCH), "--help"], capture_output=True, text=True, check=True).stdout
-    for name in ("peak", "train", "teacher", "data", "generation", "onnx", "live", "scan", "presets"):
+    for name in ("peak", "train", "teacher", "data", "generation", "onnx", "live", "scan", "presets", "allocator"):
         assert name in out
+
+
+def test_quick_runs_every_row_the_issue_asks_for():
+    """--quick must cover: step vs PyTorch (+ GFLOP/s), teacher, data, generation, ONNX, live."""
+    from rnn_jax.bench.sections import QUICK_SECTIONS, SECTIONS
+
+    assert set(QUICK_SECTIONS) >= {"peak", "train", "teacher", "data", "generation", "onnx", "live"}
+    assert set(QUICK_SECTIONS) <= set(SECTIONS)
 
 
 def test_unknown_section_is_refused():
