@@ -23,6 +23,7 @@ machine. Sections:
   startup     a fresh process's start-up, with and without the compilation cache
   devices     the batch split over the cores as host devices (--devices N)
   allocator   glibc's default malloc thresholds vs the driver's (rnn_jax/process_setup.py)
+  profile     the cpu preset step under jax.profiler: op time by kind (convs, transposes, ...)
   presets     one short training per CPU preset candidate: accuracy per minute
 
 --quick runs peak, train, teacher, data, generation, onnx and live (every figure the

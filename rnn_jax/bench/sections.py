@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from rnn_jax.bench.profile import section_profile
 from rnn_jax.bench.report import Section, fmt, ratio
 from rnn_jax.bench.timing import Measured, StepBench, alternate, load, progress, repeats_for
 
@@ -997,7 +998,7 @@ SECTIONS: dict[str, Callable[[Context], Section]] = {
     "generation": section_generation, "onnx": section_onnx, "live": section_live, "xla": section_xla,
     "bf16": section_bf16, "batch": section_batch, "widths": section_widths, "scan": section_scan,
     "startup": section_startup, "devices": section_devices, "allocator": section_allocator,
-    "presets": section_presets,
+    "profile": section_profile, "presets": section_presets,
 }
 # what --quick runs unless --only names sections: every row issue #7 asks for, in < 3 minutes
 QUICK_SECTIONS = ("peak", "train", "teacher", "data", "generation", "onnx", "live")

@@ -1,0 +1,97 @@
+"""Where a train step's time goes on XLA:CPU: the profiler's op events, grouped by kind.
+
+Explains the JAX-vs-PyTorch gap with a measurement instead of a guess: XLA names every
+executed op after what it is (``ynn_fusion`` = a convolution/dot/reduction handed to
+YNNPACK, ``transpose_copy_fusion`` = a layout change, ``*_fusion`` = fused element-wise
+work such as BatchNorm and ReLU).
+"""
+
+from __future__ import annotations
+
+import collections
+import gzip
+import json
+import re
+import tempfile
+from pathlib import Path
+
+from rnn_jax.bench.report import Section, fmt
+from rnn_jax.bench.timing import load, progress
+
+KINDS = (  # (kind, pattern on the op name), first match wins
+    ("convolution / dot / reduction (YNNPACK)", r"^ynn_fusion"),
+    ("layout transpose", r"transpose"),
+    ("convolution (XLA's own)", r"conv"),
+    ("element-wise fusions (BatchNorm, ReLU, loss, optimizer)", r"fusion|^wrapped_|^copy|^add|^multiply"),
+)
+
+
+def kind_of(op_name: str) -> str:
+    for kind, pattern in KINDS:
+        if re.search(pattern, op_name):
+            return kind
+    return "other"
+
+
+def op_times(trace_dir: Path) -> dict[str, float]:
+    """Microseconds per op name on XLA's worker threads, from the newest trace under ``trace_dir``."""
+    files = sorted(trace_dir.rglob("*.trace.json.gz"), key=lambda p: p.stat().st_mtime)
+    if not files:
+        raise RuntimeError(f"the profiler wrote no trace under {trace_dir}")
+    events = json.loads(gzip.decompress(files[-1].read_bytes()))["traceEvents"]
+    threads = {(e["pid"], e["tid"]): e["args"]["name"] for e in events
+               if e.get("ph") == "M" and e.get("name") == "thread_name"}
+    totals: dict[str, float] = collections.Counter()
+    for e in events:
+        if e.get("ph") != "X" or not threads.get((e["pid"], e["tid"]), "").startswith("tf_XLAEigen"):
+            continue
+        name = re.sub(r"\.\d+$", "", e["name"])
+        if "Thunk" in name or name.startswith("end:") or "threadpool" in name.lower():
+            continue
+        totals[name] += e["dur"]
+    return dict(totals)
+
+
+def section_profile(ctx) -> Section:
+    """Profile the cpu preset's train step and group the op time by kind."""
+    import time
+
+    import jax
+
+    from rnn_jax.bench.jax_steps import build_step
+    from rnn_jax.bench.sections import CPU_PRESET, _spec
+
+    name, size, px, batch = ("resnet", "tiny", 16, 16) if ctx.quick else CPU_PRESET
+    spec = _spec(name, size)
+    steps = 10 if ctx.quick else 40
+    sec = Section("profile", f"Where the train step's time goes: {spec.label} {px}px batch {batch}, "
+                  f"{steps} profiled steps", ["kind of op", "ms/step", "share", "top ops"])
+    progress(f"profile: {spec.label} {px}px b{batch}: compiling")
+    bench = build_step(spec, px, batch)
+    bench.run(3)
+    with tempfile.TemporaryDirectory(prefix="rnn_jax_profile_") as tmp:
+        t0 = time.perf_counter()
+        jax.profiler.start_trace(tmp)
+        try:
+            bench.run(steps)
+        finally:
+            jax.profiler.stop_trace()
+        wall = time.perf_counter() - t0
+        totals = op_times(Path(tmp))
+    by_kind: dict[str, float] = collections.Counter()
+    top: dict[str, list[tuple[float, str]]] = collections.defaultdict(list)
+    for op, us in totals.items():
+        by_kind[kind_of(op)] += us
+        top[kind_of(op)].append((us, op))
+    busy = sum(by_kind.values())
+    for kind, us in sorted(by_kind.items(), key=lambda kv: -kv[1]):
+        names = ", ".join(op for _, op in sorted(top[kind], reverse=True)[:3])
+        sec.add([kind, fmt(us / 1e3 / steps, 2), fmt(100 * us / busy, 1, "%"), names],
+                {"kind": kind, "ms_per_step": us / 1e3 / steps, "share": us / busy, "top_ops": names})
+    sec.records.append({"model": spec.label, "image_size": px, "batch": batch, "steps": steps,
+                        "busy_ms_per_step": busy / 1e3 / steps, "wall_ms_per_step": 1e3 * wall / steps,
+                        "load": load()})
+    sec.notes.append(f"op time summed over XLA's worker threads: {busy / 1e3 / steps:.1f} ms/step busy in "
+                     f"{1e3 * wall / steps:.1f} ms/step of wall time under the profiler "
+                     f"({busy / 1e6 / wall:.2f} threads busy on average)")
+    return sec
