@@ -33,14 +33,15 @@ class Preset:
     lr: float
 
 
-# cpu: a small ResNet at 64 px trains at ~1,000 images/s on 2 cores and runs live in ~0.2 ms;
-# small batches on purpose: on 2 cores XLA's images/s barely depends on the batch, and small
-# data sets (a few thousand photos) need the optimizer steps: on Sign Language Digits batch 16
-# reached 94.9/95.2% val (seeds 0/1) against 92.1/93.0% at batch 32 in the same time, and
-# batch 64 stalled on the demo data (docs/performance.md, "CPU preset");
+# cpu: chosen by accuracy per second of training on Sign Language Digits (python tools/bench.py
+# --only presets; docs/performance.md): resnet-medium at 64 px reached 98.9% val in 28 s per
+# generation, more than resnet-small given twice the epochs (98.2% in 33 s); it runs live in
+# ~0.4 ms. Batch 16: on 2 cores XLA's images/s barely depends on the batch, and small data sets
+# need the optimizer steps (resnet-small: 95.0% at batch 16 vs 92.6% at batch 32, same time;
+# batch 64 stalled on the demo data);
 # gpu: ResNet-18 at 224 px fits an RTX 3060 (12 GB) at batch 128 (HaGRID's own baselines use 224 px).
 PRESETS = {
-    "cpu": Preset("resnet", "small", 64, 10, 16, 2e-3),
+    "cpu": Preset("resnet", "medium", 64, 10, 16, 2e-3),
     "gpu": Preset("resnet18", "default", 224, 15, 128, 2e-3),
     "demo": Preset("resnet", "small", 32, 8, 32, 2e-3),  # the built-in data: 5 generations in ~2-3 min
 }

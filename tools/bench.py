@@ -46,7 +46,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from rnn_jax.bench.report import Section, fmt, markdown, render  # noqa: E402
-from rnn_jax.bench.sections import CPU_PRESET, QUICK_SECTIONS, SECTIONS, Context, torch_available  # noqa: E402
+from rnn_jax.bench.sections import (  # noqa: E402
+    CPU_PRESET,
+    LIVE_MODEL,
+    QUICK_SECTIONS,
+    SECTIONS,
+    Context,
+    torch_available,
+)
 from rnn_jax.bench.timing import load, load_str  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,7 +141,7 @@ def goals(results: dict[str, Section], ctx: Context) -> list[str]:
                          f"PyTorch-project way = {r1:.2f}x (whole run incl. decode+compile {fmt(rw, 2, 'x')}; "
                          "goal <= 0.5x)")
     for row in ctx.cache.get("onnx_rows", []):
-        if row["model"] == "resnet-small" and row["image_size"] == 64 and row["threads"] == 1:
+        if (row["model"], row["image_size"]) == (f"{LIVE_MODEL[0]}-{LIVE_MODEL[1]}", LIVE_MODEL[2]) and row["threads"] == 1:
             p50 = row["fp32_p50_ms"]
             lines.append(f"[{'met' if p50 <= 10 else 'NOT met'}] exported default live model p50 at batch 1, 1 thread: "
                          f"{p50:.2f} ms fp32, {row['int8_p50_ms']:.2f} ms int8 (goal <= 10 ms)")
