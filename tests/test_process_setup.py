@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rnn_jax.errors import ConfigError
-from rnn_jax.process_setup import MALLOC_ENV, enable_compilation_cache, tune_host_allocator
+from rnn_jax.process_setup import MALLOC_ENV, tune_host_allocator
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,17 +29,6 @@ def test_allocator_tuned_on_glibc(monkeypatch):
     assert tune_host_allocator() == "tuned"
 
 
-def test_compilation_cache_off(monkeypatch):
-    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
-    monkeypatch.setenv("RNN_JAX_XLA_CACHE", "off")
-    import jax
-
-    if jax.config.jax_compilation_cache_dir:
-        pytest.skip("this test process already has a compilation cache configured")
-    assert enable_compilation_cache().startswith("off")
-    assert not jax.config.jax_compilation_cache_dir
-
-
 def _run(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION")}
     return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
@@ -56,6 +45,18 @@ def test_compilation_cache_fills_the_directory(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == str(tmp_path / "xla")
     assert any((tmp_path / "xla").iterdir()), "no compiled program was written to the cache"
+
+
+def test_compilation_cache_off_leaves_jax_alone(tmp_path):
+    code = ("import jax\n"
+            "from rnn_jax.process_setup import enable_compilation_cache\n"
+            "print(enable_compilation_cache())\n"
+            "print(repr(jax.config.jax_compilation_cache_dir))\n")
+    proc = _run(code, {"RNN_JAX_XLA_CACHE": "off", "HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    said, configured = proc.stdout.strip().splitlines()[-2:]
+    assert said.startswith("off") and configured == "None"
+    assert not (tmp_path / ".cache" / "rnn-jax" / "xla").exists()
 
 
 def test_compilation_cache_unwritable_is_one_clear_error(tmp_path):
