@@ -393,7 +393,8 @@ def _run_hagrid(ctx: Context, out: Path, env: dict[str, str], epochs: int, max_t
 def section_generation(ctx: Context) -> Section:
     """Wall time of whole generations on Sign Language Digits: rnn-jax vs the PyTorch-project way."""
     sec = Section("generation", "Two generations on Sign Language Digits, fresh processes "
-                  f"(cpu preset: {CPU_PRESET[0]}-{CPU_PRESET[1]} {CPU_PRESET[2]}px, batch {CPU_PRESET[3]}, 10 epochs)",
+                  f"(cpu preset: {CPU_PRESET[0]}-{CPU_PRESET[1]} {CPU_PRESET[2]}px, batch {CPU_PRESET[3]}, "
+                  + ("1 epoch on 256 images: a smoke run, start-up dominates)" if ctx.quick else "10 epochs)"),
                   ["way", "gen 0 s", "gen 1 s", "process wall s", "best val acc", "vs PyTorch way (gen 1 / wall)",
                    "load 1m"])
     if ctx.data_root is None:
@@ -426,7 +427,8 @@ def section_generation(ctx: Context) -> Section:
         "rnn-jax, first run (decodes the JPEGs, compiles)": today,
         "rnn-jax, second run (decoded cache and compilation cache warm)": warm,
     }
-    if cpus > 1:
+    use_devices = cpus > 1 and not ctx.quick  # the devices section measures it; quick stays under 3 minutes
+    if use_devices:
         variants[f"rnn-jax, second run + {cpus} host devices (--devices {cpus})"] = warm_devices
     threads = None
     if ctx.torch_ok:
@@ -452,7 +454,7 @@ def section_generation(ctx: Context) -> Section:
         sec.notes.append("torch is not installed: the PyTorch-project way was not run")
     progress("generation: warming the caches of the 'second run' variants once")
     warm()
-    if cpus > 1:
+    if use_devices:
         warm_devices()
     runs: dict[str, list[dict]] = {k: [] for k in variants}
     rounds = 1 if ctx.quick else 2
