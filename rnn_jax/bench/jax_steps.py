@@ -137,9 +137,7 @@ def build_step(spec: ModelSpec, image_size: int, batch: int, *, classes: int = 1
     run(1)  # compile (and, for consistent, the teacher's forward)
     compile_s = time.perf_counter() - t0
     label = spec.label + (f"[{'-'.join(map(str, widths))}]" if widths else "")
-    bench = StepBench(label, batch, image_size, params_count, gflops, compile_s, run)
-    bench.fingerprint = fingerprint
-    return bench
+    return StepBench(label, batch, image_size, params_count, gflops, compile_s, run, fingerprint)
 
 
 # ------------------------------------------------------------------ lax.scan over an epoch

@@ -456,12 +456,8 @@ def section_generation(ctx: Context) -> Section:
     warm()
     if use_devices:
         warm_devices()
-    runs: dict[str, list[dict]] = {k: [] for k in variants}
     rounds = 1 if ctx.quick else 2
-    for r in range(rounds):
-        for label in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
-            progress(f"generation: {label} (round {r + 1}/{rounds})")
-            runs[label].append(variants[label]())
+    runs = _alternating_runs(variants, rounds, "generation")
     summary = {}
     for label, rs in runs.items():
         summary[label] = {"gen0": float(np.median([x["gen_s"][0] for x in rs])),
@@ -801,6 +797,16 @@ def section_scan(ctx: Context) -> Section:
 
 
 # ------------------------------------------------------------- fresh-process probes
+def _alternating_runs(calls: dict[str, Callable[[], dict]], rounds: int, what: str) -> dict[str, list[dict]]:
+    """Whole runs (fresh processes) in alternating order, A B / B A ...: the results of each, by label."""
+    runs: dict[str, list[dict]] = {k: [] for k in calls}
+    for r in range(rounds):
+        for label in (list(calls) if r % 2 == 0 else list(calls)[::-1]):
+            progress(f"{what}: {label} (round {r + 1}/{rounds})")
+            runs[label].append(calls[label]())
+    return runs
+
+
 def _probe(args: list[str], env: dict[str, str]) -> dict:
     import json
 
@@ -826,12 +832,9 @@ def section_startup(ctx: Context) -> Section:
     args = ["startup", "--model", name, "--size", size, "--px", str(px), "--batch", str(batch)]
     progress("startup: filling the persistent cache once (cold run)")
     cold = _probe(args, variants["persistent cache, warm (the driver's default)"])
-    results: dict[str, list[dict]] = {k: [] for k in variants}
     rounds = 1 if ctx.quick else 3
-    for r in range(rounds):
-        for label in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
-            progress(f"startup: {label} (round {r + 1}/{rounds})")
-            results[label].append(_probe(args, variants[label]))
+    results = _alternating_runs({label: (lambda env=env: _probe(args, env)) for label, env in variants.items()},
+                                rounds, "startup")
     rows = {"persistent cache, cold (first run)": [cold], **results}
     for label, runs in rows.items():
         med = {k: float(np.median([run[k] for run in runs])) for k in ("import_s", "create_model_s", "compile_s",
@@ -869,13 +872,10 @@ def section_devices(ctx: Context) -> Section:
                 "--seconds", str(seconds), "--rounds", "2" if ctx.quick else "4"]
         if ctx.torch_ok:
             args.append("--torch")
-        runs: dict[str, list[dict]] = {k: [] for k in variants}
         rounds = 1 if ctx.quick else 2
-        for r in range(rounds):
-            for label in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
-                extra, env = variants[label]
-                progress(f"devices: {name}-{size} {px}px b{batch}: {label} (round {r + 1}/{rounds})")
-                runs[label].append(_probe(args + extra, env))
+        runs = _alternating_runs({label: (lambda args=args, extra=extra, env=env: _probe(args + extra, env))
+                                  for label, (extra, env) in variants.items()},
+                                 rounds, f"devices: {name}-{size} {px}px b{batch}")
         base = float(np.median([x["img_s"] for x in runs["1 device (default)"]]))
         for label, rs in runs.items():
             jax_rate = float(np.median([x["img_s"] for x in rs]))
@@ -912,11 +912,9 @@ def section_allocator(ctx: Context) -> Section:
         label = _spec(name, size).label
         args = ["step", "--model", name, "--size", size, "--px", str(px), "--batch", str(batch),
                 "--seconds", "2" if ctx.quick else "6", "--rounds", "2" if ctx.quick else "4"]
-        runs: dict[str, list[dict]] = {k: [] for k in variants}
-        for r in range(rounds):
-            for variant in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
-                progress(f"allocator: {label} {px}px b{batch}: {variant} (round {r + 1}/{rounds})")
-                runs[variant].append(_probe(args, variants[variant]))
+        runs = _alternating_runs({variant: (lambda args=args, env=env: _probe(args, env))
+                                  for variant, env in variants.items()},
+                                 rounds, f"allocator: {label} {px}px b{batch}")
         base = None
         for variant, rs in runs.items():
             jax_rate = float(np.median([x["img_s"] for x in rs]))
