@@ -65,15 +65,14 @@ def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int 
 def run_config_from_args(args: argparse.Namespace):
     from rnn_jax.config import DistillConfig, RunConfig, TrainConfig
     from rnn_jax.distributed import initialize_from_env
-    from rnn_jax.models.registry import ModelSpec
+    from rnn_jax.models.registry import model_spec
 
     # join a multi-process run (SLURM / RNN_JAX_* variables) before anything touches a JAX
     # backend: loading the data below may already do so
     initialize_from_env()
 
-    size = args.size if args.model not in ("resnet18", "resnet34") else "default"
     return RunConfig(
-        model=ModelSpec(args.model, size, dropout=args.dropout, stochastic_depth=args.stochastic_depth,
+        model=model_spec(args.model, args.size, dropout=args.dropout, stochastic_depth=args.stochastic_depth,
                         dtype=args.dtype),
         distill=DistillConfig(alpha=args.alpha, temperature=args.temperature,
                               temperature_end=args.temperature_end,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from rnn_jax.models.registry import ModelSpec, count_params, create_model, list_models
+from rnn_jax.models.registry import ModelSpec, count_params, create_model, list_models, model_spec
 
 SMALL = [(n, s) for n, s in list_models() if s in ("tiny", "default")]
 
@@ -45,3 +45,8 @@ def test_bfloat16_compute_keeps_float32_params_and_logits():
     assert {p.dtype for p in jax.tree.leaves(nnx.state(model, nnx.Param))} == {jnp.dtype("float32")}
     model.eval()
     assert model(jnp.zeros((1, 8, 8, 3))).dtype == jnp.float32
+
+
+def test_model_spec_gives_fixed_size_models_their_default_size():
+    assert model_spec("resnet18", "small").size == "default"
+    assert model_spec("resnet", "medium").label == "resnet-medium"

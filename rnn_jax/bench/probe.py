@@ -56,10 +56,10 @@ def main(argv: list[str] | None = None) -> None:
     from rnn_jax.distill.schedules import learning_rate_schedule
     from rnn_jax.distill.step import init_state, make_optimizer, make_train_step, split_model
     from rnn_jax.distributed import make_placement
-    from rnn_jax.models.registry import ModelSpec, create_model
+    from rnn_jax.models.registry import create_model, model_spec
 
     t_import = time.perf_counter() - T_START
-    spec = ModelSpec(args.model, "default" if args.model in ("resnet18", "resnet34") else args.size)
+    spec = model_spec(args.model, args.size)
     shape = (args.px, args.px, 3)
     t0 = time.perf_counter()
     model = create_model(spec, shape, 10, seed=0)
@@ -140,12 +140,12 @@ def torchway(args: argparse.Namespace) -> dict:
 
     import numpy as np
 
-    from rnn_jax.bench.sections import _folder_items
+    from rnn_jax.bench.step_sections import folder_items
     from rnn_jax.bench.torch_ref import pytorch_project_lineage, setup_threads
 
     threads = setup_threads(args.threads)
     root = Path(args.data)
-    train, val = _folder_items(root, "train"), _folder_items(root, "val")
+    train, val = folder_items(root, "train"), folder_items(root, "val")
     if args.max_train:
         keep = np.sort(np.random.default_rng(0).permutation(len(train))[:args.max_train])
         train = [train[i] for i in keep]

@@ -58,11 +58,12 @@ def section_profile(ctx) -> Section:
 
     import jax
 
+    from rnn_jax.bench.context import CPU_PRESET
     from rnn_jax.bench.jax_steps import build_step
-    from rnn_jax.bench.sections import CPU_PRESET, _spec
+    from rnn_jax.models.registry import model_spec
 
     name, size, px, batch = ("resnet", "tiny", 16, 16) if ctx.quick else CPU_PRESET
-    spec = _spec(name, size)
+    spec = model_spec(name, size)
     steps = 10 if ctx.quick else 40
     sec = Section("profile", f"Where the train step's time goes: {spec.label} {px}px batch {batch}, "
                   f"{steps} profiled steps", ["kind of op", "ms/step", "share", "top ops"])

@@ -78,6 +78,16 @@ class ModelSpec:
         return self.name if "default" in PRESETS[self.name] else f"{self.name}-{self.size}"
 
 
+def model_spec(name: str, size: str = "small", **fields) -> ModelSpec:
+    """A :class:`ModelSpec` for ``name`` at ``size``; fixed-size models ignore ``size``.
+
+    Fixed-size models are those with a ``"default"`` entry in :data:`PRESETS` (such as
+    resnet18): they always get size ``"default"``, so one (name, size) list can mix them
+    with the sized families.
+    """
+    return ModelSpec(name, "default" if "default" in PRESETS.get(name, {}) else size, **fields)
+
+
 def create_model(spec: ModelSpec, image_shape: tuple[int, int, int], num_classes: int,
                  seed: int = 0) -> nnx.Module:
     """A freshly initialised model; every generation calls this with its own seed."""
