@@ -138,3 +138,20 @@ def test_sigkill_during_generation_one_then_resume_finishes_without_retraining_g
     assert after["generations"][0] == before["generations"][0]  # generation 0 untouched
     assert sorted(p.name for p in (run / "gen_0" / "best").iterdir()) == gen0_best
     assert [e["epoch"] for e in after["generations"][1]["epochs"]] == [0, 1, 2, 3]
+
+
+def test_generation_time_counts_its_checkpoint_saves(tmp_path, blobs, monkeypatch):
+    """A generation's time_s is its wall time, saves included: the benchmark compares it to PyTorch."""
+    from rnn_jax.lineage.checkpoint import GenerationCheckpoints
+
+    real = GenerationCheckpoints.save_resume
+
+    def slow_save_resume(self, *args, **kwargs):
+        time.sleep(0.25)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(GenerationCheckpoints, "save_resume", slow_save_resume)
+    record = run_lineage(_config(gens=1), blobs, tmp_path / "run", progress=False, log=lambda _: None)
+    gen = record["generations"][0]
+    in_epochs = sum(e["time_s"] for e in gen["epochs"])
+    assert gen["time_s"] >= in_epochs + 2 * 0.25

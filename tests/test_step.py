@@ -80,6 +80,27 @@ def test_checkpoint_round_trip_gives_identical_logits(tmp_path, blobs):
     np.testing.assert_array_equal(before, after)
     resumed = reopened.restore_resume(fresh)
     assert int(resumed.step) == 3 and reopened.resume_epoch() == 3 and reopened.best_epoch() == 2
+    for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(state), strict=True):  # every leaf, bit for bit
+        assert a.dtype == b.dtype and a.shape == b.shape
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_resume_checkpoint_saved_as_a_tree_still_restores(tmp_path, blobs):
+    """Runs interrupted before the resume state was packed into flat arrays can still resume."""
+    import orbax.checkpoint as ocp
+
+    from rnn_jax.lineage.checkpoint import _manager
+
+    _, _, state, _ = _setup()
+    state = jax.tree.map(lambda leaf: leaf + 1, state)
+    old = _manager(tmp_path / "gen_0" / "resume")
+    old.save(2, args=ocp.args.StandardSave(state), force=True)
+    old.wait_until_finished()
+    old.close()
+    _, _, fresh, _ = _setup()
+    resumed = GenerationCheckpoints(tmp_path / "gen_0").restore_resume(fresh)
+    for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(state), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
 def test_cached_mode_looks_up_clean_logits_by_index():

@@ -2,7 +2,10 @@
 
 Both are ``CheckpointManager`` series with ``max_to_keep=1``: a new step is written to a
 temporary directory and renamed, and only then the old one is removed, so a kill at any
-moment leaves one complete checkpoint behind. Temporary directories of a save that was cut
+moment leaves one complete checkpoint behind. The resume checkpoint stores the train state
+packed into one flat array per dtype: Orbax's cost is per array (~2 ms each), and the train
+state of the cpu preset has ~175 of them (0.33 s per save packed as a tree, 0.04 s as two
+arrays: a sixth of a 2 s epoch). The best weights stay a readable tree. Temporary directories of a save that was cut
 off are removed when the generation's checkpoints are next opened. A save that fails (disk
 full) raises :class:`~rnn_jax.errors.StorageError` and leaves the previous step in place.
 
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from jax.sharding import Sharding
 
@@ -31,6 +35,41 @@ def _manager(directory: Path) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(max_to_keep=1, create=True, enable_async_checkpointing=False,
                                            cleanup_tmp_directories=True)
     return ocp.CheckpointManager(directory.resolve(), options=options, item_handlers=ocp.StandardCheckpointHandler())
+
+
+@jax.jit
+def _pack(tree: PyTree) -> dict[str, jax.Array]:
+    """All leaves of ``tree`` raveled and concatenated, one flat array per dtype."""
+    groups: dict[str, list[jax.Array]] = {}
+    for leaf in jax.tree.leaves(tree):
+        groups.setdefault(jnp.dtype(leaf.dtype).name, []).append(jnp.ravel(leaf))
+    return {name: jnp.concatenate(parts) for name, parts in groups.items()}
+
+
+@jax.jit
+def _unpack(packed: dict[str, jax.Array], template: PyTree) -> PyTree:
+    """The inverse of :func:`_pack`, shaped like ``template`` (only its shapes and dtypes are read)."""
+    leaves, treedef = jax.tree.flatten(template)
+    offsets = dict.fromkeys(packed, 0)
+    out = []
+    for leaf in leaves:
+        name = jnp.dtype(leaf.dtype).name
+        start = offsets[name]
+        offsets[name] = start + leaf.size
+        out.append(packed[name][start:start + leaf.size].reshape(leaf.shape))
+    return jax.tree.unflatten(treedef, out)
+
+
+def _is_packed(metadata: Any) -> bool:
+    keys = set(metadata.keys()) if hasattr(metadata, "keys") else set()
+    return bool(keys) and all(_is_dtype_name(k) for k in keys)
+
+
+def _is_dtype_name(name: str) -> bool:
+    try:
+        return jnp.dtype(name).name == name
+    except TypeError:
+        return False
 
 
 def _abstract(tree: PyTree, sharding: Sharding | None = None) -> PyTree:
@@ -71,7 +110,7 @@ class GenerationCheckpoints:
         with storage_errors(f"the resume checkpoint of {self.gen_dir.name} (after epoch {epoch}) in {self.gen_dir}"):
             if epoch in self._resume.all_steps():
                 self._resume.delete(epoch)
-            self._resume.save(epoch, args=ocp.args.StandardSave(train_state), force=True,
+            self._resume.save(epoch, args=ocp.args.StandardSave(_pack(train_state)), force=True,
                               custom_metadata=progress)
             self._resume.wait_until_finished()
 
@@ -87,7 +126,13 @@ class GenerationCheckpoints:
 
     def restore_resume(self, template: PyTree, sharding: Sharding | None = None) -> PyTree:
         step = self._resume.latest_step()
-        return self._resume.restore(step, args=ocp.args.StandardRestore(_abstract(template, sharding)))
+        if not _is_packed(self._resume.item_metadata(step)):  # saved as a tree by an earlier rnn-jax
+            return self._resume.restore(step, args=ocp.args.StandardRestore(_abstract(template, sharding)))
+        packed_template = jax.eval_shape(_pack, template)
+        if sharding is None:  # where the template lives
+            sharding = jax.tree.leaves(template)[0].sharding
+        packed = self._resume.restore(step, args=ocp.args.StandardRestore(_abstract(packed_template, sharding)))
+        return _unpack(packed, template)
 
     def drop_resume(self) -> None:
         """A finished generation needs only its best weights; the optimizer state is dead weight."""

@@ -471,8 +471,9 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
                     best_val = val_acc
                     checkpoints.save_best(epoch, weights)
                 entry["epochs"].append(row)
-                entry["time_s"] = entry.get("time_s", 0.0) + row["time_s"]
                 checkpoints.save_resume(epoch + 1, state, {"epochs": entry["epochs"]})
+                # the generation's time counts the saves (they block while the previous ones finish)
+                entry["time_s"] = entry.get("time_s", 0.0) + time.perf_counter() - t0
                 if ctx.main:
                     append_metrics(ctx.run_dir, row)
                 ctx.write_record(record)
