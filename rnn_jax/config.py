@@ -57,7 +57,9 @@ class TrainConfig:
     warmup_epochs: float = 0.5
     augment: str = "basic"
     flip: bool = True  # horizontal flips; turn off when left/right changes the class
-    eval_batch_size: int = 512
+    # None: 64 on CPU (XLA:CPU's images/s drops above ~64 images per call: 2,450 img/s at 64
+    # vs ~1,300 at 512 for the cpu preset's forward), 512 on GPU/TPU
+    eval_batch_size: int | None = None
     max_train: int | None = None
 
     def __post_init__(self) -> None:
@@ -68,7 +70,8 @@ class TrainConfig:
         _check(self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}")
         _check(self.warmup_epochs >= 0, f"--warmup-epochs must be >= 0, got {self.warmup_epochs}")
         _check(self.augment in AUGMENTATIONS, f"--augment must be one of {AUGMENTATIONS}")
-        _check(self.eval_batch_size >= 1, "--eval-batch-size must be >= 1")
+        _check(self.eval_batch_size is None or self.eval_batch_size >= 1,
+               f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
         _check(self.max_train is None or self.max_train >= 1, f"--max-train must be >= 1, got {self.max_train}")
 
 

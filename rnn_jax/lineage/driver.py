@@ -92,7 +92,10 @@ class _Context:
 
     @property
     def eval_batch_size(self) -> int:
-        return self.placement.eval_batch_size(self.config.train.eval_batch_size)
+        requested = self.config.train.eval_batch_size
+        if requested is None:
+            requested = 64 if jax.default_backend() == "cpu" else 512
+        return self.placement.eval_batch_size(requested)
 
     def write_record(self, record: dict) -> None:
         if self.main:
