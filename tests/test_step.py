@@ -85,22 +85,21 @@ def test_checkpoint_round_trip_gives_identical_logits(tmp_path, blobs):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-def test_a_resume_checkpoint_saved_as_a_tree_still_restores(tmp_path, blobs):
-    """Runs interrupted before the resume state was packed into flat arrays can still resume."""
+def test_a_resume_checkpoint_from_an_earlier_layout_is_refused_with_the_way_out(tmp_path):
+    """Resume checkpoints are packed now; one saved as a plain tree says what to delete."""
     import orbax.checkpoint as ocp
+    import pytest
 
+    from rnn_jax.errors import ResumeError
     from rnn_jax.lineage.checkpoint import _manager
 
     _, _, state, _ = _setup()
-    state = jax.tree.map(lambda leaf: leaf + 1, state)
     old = _manager(tmp_path / "gen_0" / "resume")
     old.save(2, args=ocp.args.StandardSave(state), force=True)
     old.wait_until_finished()
     old.close()
-    _, _, fresh, _ = _setup()
-    resumed = GenerationCheckpoints(tmp_path / "gen_0").restore_resume(fresh)
-    for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(state), strict=True):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(ResumeError, match="delete that folder to train gen_0 again"):
+        GenerationCheckpoints(tmp_path / "gen_0").restore_resume(state)
 
 
 def test_cached_mode_looks_up_clean_logits_by_index():

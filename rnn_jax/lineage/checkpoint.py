@@ -2,12 +2,14 @@
 
 Both are ``CheckpointManager`` series with ``max_to_keep=1``: a new step is written to a
 temporary directory and renamed, and only then the old one is removed, so a kill at any
-moment leaves one complete checkpoint behind. The resume checkpoint stores the train state
-packed into one flat array per dtype: Orbax's cost is per array (~2 ms each), and the train
-state of the cpu preset has ~175 of them (0.33 s per save packed as a tree, 0.04 s as two
-arrays: a sixth of a 2 s epoch). The best weights stay a readable tree. Temporary directories of a save that was cut
+moment leaves one complete checkpoint behind. Temporary directories of a save that was cut
 off are removed when the generation's checkpoints are next opened. A save that fails (disk
 full) raises :class:`~rnn_jax.errors.StorageError` and leaves the previous step in place.
+
+The resume checkpoint (written every epoch) is packed into one flat array per dtype: Orbax's
+cost is per array, ~2 ms each, and the cpu preset's train state has ~175 arrays (0.33 s per
+save as a tree, 0.04 s packed; an epoch takes ~2 s). The best weights, written once per
+generation, stay a readable tree.
 
 Multi-process runs: every process calls every method in the same order (save, restore,
 delete, close). Orbax coordinates them: process 0 (the primary host) creates and finalises
@@ -26,6 +28,7 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from jax.sharding import Sharding
 
+from rnn_jax.errors import ResumeError
 from rnn_jax.lineage.record import storage_errors
 
 PyTree = Any
@@ -105,8 +108,8 @@ class GenerationCheckpoints:
         return self._best.restore(step, args=ocp.args.StandardRestore(_abstract(template, sharding)))
 
     def save_resume(self, epoch: int, train_state: PyTree, progress: dict | None = None) -> None:
-        """The train state after ``epoch`` epochs; ``progress`` (JSON) is stored in the same atomic
-        save, so the epochs it describes can never be out of step with the weights."""
+        """Everything needed to go on after ``epoch`` epochs (any pytree of arrays); ``progress``
+        (JSON) is stored in the same atomic save, so it can never be out of step with the arrays."""
         with storage_errors(f"the resume checkpoint of {self.gen_dir.name} (after epoch {epoch}) in {self.gen_dir}"):
             if epoch in self._resume.all_steps():
                 self._resume.delete(epoch)
@@ -126,8 +129,10 @@ class GenerationCheckpoints:
 
     def restore_resume(self, template: PyTree, sharding: Sharding | None = None) -> PyTree:
         step = self._resume.latest_step()
-        if not _is_packed(self._resume.item_metadata(step)):  # saved as a tree by an earlier rnn-jax
-            return self._resume.restore(step, args=ocp.args.StandardRestore(_abstract(template, sharding)))
+        if not _is_packed(self._resume.item_metadata(step)):
+            raise ResumeError(f"{self.gen_dir / 'resume'} was written by an earlier rnn-jax and cannot be "
+                              f"resumed; delete that folder to train {self.gen_dir.name} again from its first "
+                              "epoch (finished generations are not affected)")
         packed_template = jax.eval_shape(_pack, template)
         if sharding is None:  # where the template lives
             sharding = jax.tree.leaves(template)[0].sharding

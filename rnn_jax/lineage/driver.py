@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -377,6 +378,13 @@ def _restore_weights(ctx: _Context, gen: int) -> dict:
         checkpoints.close()
 
 
+class Best(NamedTuple):
+    """The weights of the epoch with the best validation accuracy so far, kept in memory."""
+
+    epoch: int
+    weights: dict
+
+
 def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
     config, log = ctx.config, ctx.log
     temperature = generation_temperature(gen, config.gens, config.distill.temperature,
@@ -397,24 +405,21 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
     entry["time_s"] = entry.get("time_s", 0.0) + teacher_time
 
     checkpoints = GenerationCheckpoints(gen_dir(ctx.run_dir, gen))
-    state, _ = _fresh_weights(ctx, gen)
+    state, weights_template = _fresh_weights(ctx, gen)
     start_epoch = checkpoints.resume_epoch() or 0
     placement = ctx.placement
+    best: Best | None = None
     if start_epoch:
-        state = checkpoints.restore_resume(state, placement.replicated)
-        saved = (checkpoints.resume_progress() or {}).get("epochs")
+        saved = checkpoints.restore_resume({"state": state, "best": weights_template}, placement.replicated)
+        progress = checkpoints.resume_progress() or {}
+        state, best = saved["state"], Best(progress["best_epoch"], saved["best"])
         # the rows saved with the checkpoint win: a kill may have come before lineage.json had them
-        entry["epochs"] = saved if saved is not None else [e for e in entry["epochs"] if e["epoch"] < start_epoch]
+        entry["epochs"] = progress["epochs"]
         log(f"gen {gen}: resuming after epoch {start_epoch}")
     else:
         state = placement.replicate(state)
         entry["epochs"] = []
     best_val = max((e["val_acc"] for e in entry["epochs"]), default=-1.0)
-    best_epoch = checkpoints.best_epoch()
-    if start_epoch < config.train.epochs and (best_epoch is None or best_epoch >= start_epoch):
-        # a kill between the best save and the resume save of an epoch left no best weights,
-        # or the best weights of an epoch that is redone now: the redone epoch replaces them
-        best_val = -1.0
     use_ema = config.distill.ema_decay > 0
     key, alpha_arr, temp_arr = placement.replicate(
         (jax.random.key(generation_seed(config.seed, gen)), jnp.float32(alpha), jnp.float32(temperature)))
@@ -452,7 +457,7 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
             train_time = time.perf_counter() - t0
             if not math.isfinite(train_loss):
                 entry.update(status="failed", stop_reason=_diverged(f"training loss ({train_loss})", epoch,
-                                                                     checkpoints, config))
+                                                                     checkpoints, config, best))
                 break
             weights = {"params": evaluated_params(state, use_ema), "batch_stats": state.batch_stats}
             val_logits = predict_logits(ctx.forward, weights["params"], weights["batch_stats"],
@@ -464,17 +469,18 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
                    "val_acc": val_acc, "val_loss": val_loss, "time_s": time.perf_counter() - t0,
                    "images_per_s": steps * config.train.batch_size / train_time}
             if not math.isfinite(val_loss):
-                entry.update(status="failed", stop_reason=_diverged("validation loss", epoch, checkpoints, config))
+                entry.update(status="failed", stop_reason=_diverged("validation loss", epoch, checkpoints, config,
+                                                                     best))
                 break
+            if val_acc > best_val:  # a copy: the next step donates the state these weights live in
+                best_val, best = val_acc, Best(epoch, jax.tree.map(jnp.copy, weights))
             # Ctrl-C waits for these writes. A kill between them is safe: the resume checkpoint
-            # carries this generation's epoch rows, so a resume never misses one lineage.json
-            # did not get yet; a best checkpoint without its resume checkpoint is redone
+            # carries this generation's epoch rows and best weights in one atomic save, so a
+            # resume never misses a row lineage.json did not get yet
             with uninterrupted("saving this epoch before stopping"):
-                if val_acc > best_val:
-                    best_val = val_acc
-                    checkpoints.save_best(epoch, weights)
                 entry["epochs"].append(row)
-                checkpoints.save_resume(epoch + 1, state, {"epochs": entry["epochs"]})
+                checkpoints.save_resume(epoch + 1, {"state": state, "best": best.weights},
+                                        {"epochs": entry["epochs"], "best_epoch": best.epoch})
                 # the generation's time counts the saves (they block while the previous ones finish)
                 entry["time_s"] = entry.get("time_s", 0.0) + time.perf_counter() - t0
                 if ctx.main:
@@ -483,7 +489,7 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
             log(f"gen {gen} epoch {epoch + 1}/{config.train.epochs}: loss {train_loss:.4f} "
                 f"val acc {val_acc:.4f} ({row['images_per_s']:.0f} img/s, {row['time_s']:.1f}s)")
         if entry["status"] == "running":
-            _finish_generation(ctx, entry, checkpoints)
+            _finish_generation(ctx, entry, checkpoints, best)
             ctx.write_record(record)  # "done" is on disk before the resume checkpoint goes
             checkpoints.drop_resume()
     finally:
@@ -491,11 +497,12 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
     return entry
 
 
-def _finish_generation(ctx: _Context, entry: dict, checkpoints: GenerationCheckpoints) -> None:
-    """Evaluate the best epoch's weights on every split; keep logits for ensembles and the next teacher."""
+def _finish_generation(ctx: _Context, entry: dict, checkpoints: GenerationCheckpoints, best: Best) -> None:
+    """Store the best epoch's weights, evaluate them on every split, keep the logits (for
+    ensembles and the next teacher)."""
     t0 = time.perf_counter()
-    _, template = _fresh_weights(ctx, entry["gen"])
-    weights = checkpoints.restore_best(template, ctx.placement.replicated)
+    checkpoints.save_best(best.epoch, best.weights)
+    weights = best.weights
     directory = gen_dir(ctx.run_dir, entry["gen"])
     splits = {"train": ctx.train, **{k: v for k, v in ctx.dataset.splits().items() if k != "train"}}
     for name, split in splits.items():
@@ -506,7 +513,7 @@ def _finish_generation(ctx: _Context, entry: dict, checkpoints: GenerationCheckp
         if ctx.main:
             _save_npy_atomic(directory / f"{name}_logits.npy", logits.astype(np.float32))
     barrier(f"rnn_jax:gen_{entry['gen']}_logits_written")  # the next teacher and the ensembles read them
-    entry["best_epoch"] = checkpoints.best_epoch()
+    entry["best_epoch"] = best.epoch
     entry["status"] = "done"
     entry["time_s"] = entry.get("time_s", 0.0) + time.perf_counter() - t0
     test = f", test {entry['test_acc']:.4f}" if "test_acc" in entry else ""
@@ -514,10 +521,12 @@ def _finish_generation(ctx: _Context, entry: dict, checkpoints: GenerationCheckp
             f"train (clean) {entry['train_acc']:.4f}")
 
 
-def _diverged(what: str, epoch: int, checkpoints: GenerationCheckpoints, config: RunConfig) -> str:
-    best = checkpoints.best_epoch()
+def _diverged(what: str, epoch: int, checkpoints: GenerationCheckpoints, config: RunConfig,
+              best: Best | None) -> str:
+    if best is not None:
+        checkpoints.save_best(best.epoch, best.weights)
     kept = ("no checkpoint was written" if best is None
-            else f"the best checkpoint so far (epoch {best + 1}) is kept")
+            else f"the best checkpoint so far (epoch {best.epoch + 1}) is kept")
     return (f"non-finite {what} in epoch {epoch + 1}: training diverged; {kept}. "
             f"Try a lower --lr (this run: {config.train.lr:g})")
 
