@@ -51,3 +51,17 @@ def test_quick_peak_and_train_side_by_side(tmp_path):
     assert row["jax_over_pytorch"] == pytest.approx(row["jax_img_s"] / row["pytorch_img_s"])
     assert len(row["load"]) == 3
     assert result["sections"]["peak"]["records"][0]["gflops"] > 0
+
+
+def test_a_ratio_inside_the_rounds_noise_is_flagged():
+    """A 1.04x from rounds that differ by 12% is no verdict; the goals line says so."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_cli", BENCH)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    record = {"pytorch_best_threads": "2t", "raw": {"jax": {"spread": 0.08}, "pytorch 2t": {"spread": 0.12},
+                                                    "pytorch 1t": {"spread": 0.5}}}
+    assert "within this run's noise (spread of the rounds up to 12%)" in bench.noise_note(1.04, record)
+    assert bench.noise_note(1.20, record) == ""
+    assert bench.noise_note(0.80, record) == ""

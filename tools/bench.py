@@ -113,6 +113,17 @@ def machine() -> dict:
     return info
 
 
+def noise_note(ratio_value: float, train_record: dict) -> str:
+    """Says so when a ratio is closer to 1.0 than the rounds of this run were to each other."""
+    raw = train_record.get("raw", {})
+    spreads = [raw[k]["spread"] for k in ("jax", f"pytorch {train_record.get('pytorch_best_threads')}") if k in raw]
+    noise = max(spreads, default=0.0)
+    if abs(ratio_value - 1.0) >= noise:
+        return ""
+    return (f"; within this run's noise (spread of the rounds up to {noise:.0%}): "
+            "repeat with more --rounds before trusting the verdict")
+
+
 def goals(results: dict[str, Section], ctx: Context) -> list[str]:
     """The issue's goals, checked against what this run measured (only those it measured)."""
     lines = []
@@ -122,7 +133,7 @@ def goals(results: dict[str, Section], ctx: Context) -> list[str]:
         r = cpu["jax_over_pytorch"]
         lines.append(f"[{'met' if r >= 1.0 else 'NOT met'}] cpu preset train step "
                      f"({CPU_PRESET[0]}-{CPU_PRESET[1]} {CPU_PRESET[2]}px b{CPU_PRESET[3]}) "
-                     f"JAX/PyTorch = {r:.2f}x (goal >= 1.0x)")
+                     f"JAX/PyTorch = {r:.2f}x (goal >= 1.0x){noise_note(r, cpu)}")
     r18 = train.get(("resnet18", "default", 32, 128))
     if r18 and r18.get("jax_over_pytorch") is not None:
         r = r18["jax_over_pytorch"]
