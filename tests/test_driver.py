@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from rnn_jax.config import DistillConfig, RunConfig, TrainConfig
@@ -155,3 +156,21 @@ def test_generation_time_counts_its_checkpoint_saves(tmp_path, blobs, monkeypatc
     gen = record["generations"][0]
     in_epochs = sum(e["time_s"] for e in gen["epochs"])
     assert gen["time_s"] >= in_epochs + 2 * 0.25
+
+
+def test_a_run_interrupted_by_an_earlier_checkpoint_layout_gets_one_line_with_the_way_out(tmp_path, blobs):
+    """Resume checkpoints without the best weights inside (older rnn-jax) are refused, not misread."""
+    from rnn_jax.lineage.checkpoint import GenerationCheckpoints
+
+    run = tmp_path / "run"
+    config = _config(gens=1)
+    run_lineage(config, blobs, run, progress=False, log=lambda _: None)
+    record = json.loads((run / "lineage.json").read_text())
+    record["generations"][0]["status"] = "running"  # as if killed during its last epoch
+    (run / "lineage.json").write_text(json.dumps(record))
+    checkpoints = GenerationCheckpoints(run / "gen_0")
+    old_layout = {"x": np.zeros(3, np.float32)}  # the rows are saved, the best weights are not
+    checkpoints.save_resume(1, old_layout, {"epochs": record["generations"][0]["epochs"][:1]})
+    checkpoints.close()
+    with pytest.raises(ResumeError, match=r"gen_0/resume was written by an earlier rnn-jax .* delete that folder"):
+        run_lineage(config, blobs, run, resume=True, progress=False, log=lambda _: None)

@@ -130,14 +130,18 @@ class GenerationCheckpoints:
     def restore_resume(self, template: PyTree, sharding: Sharding | None = None) -> PyTree:
         step = self._resume.latest_step()
         if not _is_packed(self._resume.item_metadata(step)):
-            raise ResumeError(f"{self.gen_dir / 'resume'} was written by an earlier rnn-jax and cannot be "
-                              f"resumed; delete that folder to train {self.gen_dir.name} again from its first "
-                              "epoch (finished generations are not affected)")
+            raise self.stale_resume_error()
         packed_template = jax.eval_shape(_pack, template)
         if sharding is None:  # where the template lives
             sharding = jax.tree.leaves(template)[0].sharding
         packed = self._resume.restore(step, args=ocp.args.StandardRestore(_abstract(packed_template, sharding)))
         return _unpack(packed, template)
+
+    def stale_resume_error(self) -> ResumeError:
+        """For a resume checkpoint in a layout an earlier rnn-jax wrote: what to delete."""
+        return ResumeError(f"{self.gen_dir / 'resume'} was written by an earlier rnn-jax and cannot be resumed; "
+                           f"delete that folder to train {self.gen_dir.name} again from its first epoch "
+                           "(finished generations are not affected)")
 
     def drop_resume(self) -> None:
         """A finished generation needs only its best weights; the optimizer state is dead weight."""

@@ -410,8 +410,10 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
     placement = ctx.placement
     best: Best | None = None
     if start_epoch:
-        saved = checkpoints.restore_resume({"state": state, "best": weights_template}, placement.replicated)
         progress = checkpoints.resume_progress() or {}
+        if "best_epoch" not in progress:  # written before the best weights moved into it
+            raise checkpoints.stale_resume_error()
+        saved = checkpoints.restore_resume({"state": state, "best": weights_template}, placement.replicated)
         state, best = saved["state"], Best(progress["best_epoch"], saved["best"])
         # the rows saved with the checkpoint win: a kill may have come before lineage.json had them
         entry["epochs"] = progress["epochs"]
@@ -481,7 +483,7 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
                 entry["epochs"].append(row)
                 checkpoints.save_resume(epoch + 1, {"state": state, "best": best.weights},
                                         {"epochs": entry["epochs"], "best_epoch": best.epoch})
-                # the generation's time counts the saves (they block while the previous ones finish)
+                # the generation's time includes its saves (the PyTorch way's time includes its own)
                 entry["time_s"] = entry.get("time_s", 0.0) + time.perf_counter() - t0
                 if ctx.main:
                     append_metrics(ctx.run_dir, row)
