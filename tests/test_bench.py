@@ -53,15 +53,23 @@ def test_quick_peak_and_train_side_by_side(tmp_path):
     assert result["sections"]["peak"]["records"][0]["gflops"] > 0
 
 
-def test_a_ratio_inside_the_rounds_noise_is_flagged():
-    """A 1.04x from rounds that differ by 12% is no verdict; the goals line says so."""
+def test_the_step_verdict_uses_paired_rounds_and_flags_a_split_decision():
+    """Round-by-round ratios decide; an interquartile range across 1.0 is no verdict."""
     import importlib.util
+
+    from rnn_jax.bench.timing import Measured, paired_ratio
 
     spec = importlib.util.spec_from_file_location("bench_cli", BENCH)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    record = {"pytorch_best_threads": "2t", "raw": {"jax": {"spread": 0.08}, "pytorch 2t": {"spread": 0.12},
-                                                    "pytorch 1t": {"spread": 0.5}}}
-    assert "within this run's noise (spread of the rounds up to 12%)" in bench.noise_note(1.04, record)
-    assert bench.noise_note(1.20, record) == ""
-    assert bench.noise_note(0.80, record) == ""
+    # the machine slows down over the rounds; JAX is 10% behind in every round
+    jax_rates, torch_rates = Measured("jax", [900, 700, 500, 300]), Measured("pytorch 2t", [1000, 778, 556, 333])
+    median, q25, q75 = paired_ratio(jax_rates, torch_rates)
+    assert abs(median - 0.9) < 0.01 and q25 > 0.89 and q75 < 0.91
+    ratio, note = bench.step_verdict({"jax_over_pytorch": 0.9,
+                                      "jax_over_pytorch_paired": {"median": median, "q25": q25, "q75": q75}})
+    assert abs(ratio - 0.9) < 0.01 and "within this run's noise" not in note
+    ratio, note = bench.step_verdict({"jax_over_pytorch": 1.04,
+                                      "jax_over_pytorch_paired": {"median": 1.02, "q25": 0.95, "q75": 1.08}})
+    assert ratio == 1.02 and "within this run's noise" in note
+    assert bench.step_verdict({"jax_over_pytorch": 0.8}) == (0.8, "")  # older JSON without pairs

@@ -12,7 +12,7 @@ import numpy as np
 
 from rnn_jax.bench.context import CPU_PRESET, Context, best_torch, load1, step_work
 from rnn_jax.bench.report import Section, fmt, ratio
-from rnn_jax.bench.timing import StepBench, alternate, load, progress
+from rnn_jax.bench.timing import StepBench, alternate, load, paired_ratio, progress
 
 
 def _torch_variants(ctx: Context, bench: StepBench, prefix: str = "pytorch") -> dict[str, Callable[[], float]]:
@@ -101,7 +101,7 @@ def section_train(ctx: Context) -> Section:
     peak = _ensure_peak(ctx)
     sec = Section("train", "Train step (KD loss, AdamW), images/s: JAX vs PyTorch eager, same inputs",
                   ["model", "px", "batch", "params", "fwd GFLOP/img", "JAX img/s", "PT 1t", "PT all",
-                   "JAX/PT", "JAX GFLOP/s", "JAX %peak", "PT GFLOP/s", "PT %peak", "compile s", "load 1m"])
+                   "JAX/PT", "paired (IQR)", "JAX GFLOP/s", "JAX %peak", "PT GFLOP/s", "PT %peak", "compile s", "load 1m"])
     for name, size, px, batch in train_rows(ctx.quick, ctx.models):
         spec = model_spec(name, size)
         progress(f"train: {spec.label} {px}px batch {batch}: compiling JAX step")
@@ -119,15 +119,19 @@ def section_train(ctx: Context) -> Section:
         gf = jax_bench.gflops_fwd * 3  # forward + backward ~ 3x forward
         pt1 = res.get("pytorch 1t")
         pt_all = res.get(f"pytorch {max(ctx.torch_threads)}t") if len(ctx.torch_threads) > 1 else None
+        paired = paired_ratio(res["jax"], res[f"pytorch {pt_threads}"]) if pt_threads else None
         rec = {"model": spec.label, "image_size": px, "batch": batch, "params": jax_bench.params,
                "gflops_fwd_per_image": jax_bench.gflops_fwd, "compile_s": jax_bench.compile_s,
                "jax_img_s": jax_rate, "pytorch_img_s": pt_rate, "pytorch_best_threads": pt_threads,
                "jax_over_pytorch": ratio(jax_rate, pt_rate), "jax_gflops": jax_rate * gf,
+               "jax_over_pytorch_paired": None if paired is None else dict(zip(("median", "q25", "q75"), paired)),
                "pytorch_gflops": None if pt_rate is None else pt_rate * gf, "peak_gflops": peak,
                "load": load(), "raw": {k: v.to_dict() for k, v in res.items()}}
         sec.add([spec.label, str(px), str(batch), f"{jax_bench.params:,}", fmt(jax_bench.gflops_fwd, 4),
                  fmt(jax_rate), fmt(pt1.median if pt1 else None), fmt(pt_all.median if pt_all else None),
-                 fmt(rec["jax_over_pytorch"], 2, "x"), fmt(rec["jax_gflops"], 1),
+                 fmt(rec["jax_over_pytorch"], 2, "x"),
+                 "n/a" if paired is None else f"{paired[0]:.2f}x ({paired[1]:.2f}-{paired[2]:.2f})",
+                 fmt(rec["jax_gflops"], 1),
                  fmt(100 * rec["jax_gflops"] / peak, 1, "%"), fmt(rec["pytorch_gflops"], 1),
                  fmt(None if pt_rate is None else 100 * rec["pytorch_gflops"] / peak, 1, "%"),
                  fmt(jax_bench.compile_s, 1), f"{load1():.1f}"], rec)
@@ -136,6 +140,8 @@ def section_train(ctx: Context) -> Section:
         "JAX: rnn_jax.distill.step.make_train_step exactly as the driver builds it (alpha=0, teacher input "
         "zeros); PyTorch: the same architecture (rnn_jax/bench/torch_ref.py), same loss/optimizer, NCHW, eager.",
         "PT 1t / PT all: PyTorch with 1 intra-op thread / all cores; JAX/PT uses the faster of the two.",
+        "paired (IQR): JAX/PT per round (both timed back to back), median and quartiles: steadier than the "
+        "ratio of medians on a shared machine; the goal verdict uses it.",
         "GFLOP/s = images/s x 3 x forward GFLOPs per image (XLA cost analysis); %peak against the matmul peak.",
     ]
     if not ctx.torch_ok:

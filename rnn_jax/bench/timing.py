@@ -86,6 +86,21 @@ def alternate(candidates: dict[str, Work], rounds: int, warmup: int = 1) -> dict
     return out
 
 
+def paired_ratio(a: Measured, b: Measured) -> tuple[float, float, float] | None:
+    """Median and quartiles of ``a / b`` round by round.
+
+    Each round times both back to back, so a shared machine that speeds up or slows down
+    between rounds moves both alike: steadier than the ratio of the two medians.
+    """
+    ratios = [x / y for x, y in zip(a.rates, b.rates) if y > 0]
+    if not ratios:
+        return None
+    if len(ratios) == 1:
+        return ratios[0], ratios[0], ratios[0]
+    q25, _, q75 = statistics.quantiles(ratios, n=4, method="inclusive")
+    return statistics.median(ratios), q25, q75
+
+
 @dataclass
 class StepBench:
     """A ready-to-time train step: ``run(n)`` takes n steps and returns the images processed."""
