@@ -188,6 +188,18 @@ def _two_device_worker(run_root: str) -> None:
             result[f"{teacher}_{devices}"] = {"numbers": _numbers(record), "distributed": record["distributed"],
                                               "first_step": seen[0], "last_step": seen[-1],
                                               "steps": len(seen)}
+    # stopped after its first epoch, a two-device run resumes mid-generation on two devices
+    def stop_after_first_epoch(line: str) -> None:
+        if line.startswith("gen 0 epoch 1/"):
+            raise KeyboardInterrupt
+
+    try:
+        driver.run_lineage(_config(devices=2), blobs, f"{run_root}/stopped", progress=False,
+                           log=stop_after_first_epoch)
+    except KeyboardInterrupt:
+        pass
+    record = driver.run_lineage(_config(devices=2), blobs, f"{run_root}/stopped", resume=True, **quiet)
+    result["resumed_mid_generation"] = _numbers(record)
     # a two-device run resumes on one device (generation 1's checkpoint was written by two)
     record = driver.run_lineage(_config(devices=1, gens=3), blobs, f"{run_root}/cached_2", resume=True, **quiet)
     result["resumed"] = [g["status"] for g in record["generations"]]
@@ -222,6 +234,7 @@ def test_two_devices_split_every_batch_and_match_one_device(tmp_path):
             assert sorted(step["teacher"]["shards"]) == [[0, 16, 4], [1, 16, 4]]
         print(f"{teacher}, 1 vs 2 devices: {_assert_close(one['numbers'], two['numbers'])}")
     assert result["resumed"] == ["done", "done", "done"]
+    _assert_close(result["cached_2"]["numbers"], result["resumed_mid_generation"])
     assert "does not divide by the 2 devices" in result["odd_batch_error"]
     assert "--batch-size 32 or 30" in result["odd_batch_error"]
 

@@ -20,6 +20,8 @@ N devices resumes on any other number.
 
 from __future__ import annotations
 
+import functools
+import math
 from pathlib import Path
 from typing import Any
 
@@ -49,17 +51,21 @@ def _pack(tree: PyTree) -> dict[str, jax.Array]:
     return {name: jnp.concatenate(parts) for name, parts in groups.items()}
 
 
-@jax.jit
 def _unpack(packed: dict[str, jax.Array], template: PyTree) -> PyTree:
     """The inverse of :func:`_pack`, shaped like ``template`` (only its shapes and dtypes are read)."""
     leaves, treedef = jax.tree.flatten(template)
+    specs = tuple((tuple(leaf.shape), jnp.dtype(leaf.dtype).name) for leaf in leaves)
+    return _split_packed(packed, treedef, specs)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _split_packed(packed: dict[str, jax.Array], treedef, specs: tuple) -> PyTree:
     offsets = dict.fromkeys(packed, 0)
     out = []
-    for leaf in leaves:
-        name = jnp.dtype(leaf.dtype).name
-        start = offsets[name]
-        offsets[name] = start + leaf.size
-        out.append(packed[name][start:start + leaf.size].reshape(leaf.shape))
+    for shape, dtype in specs:
+        start, size = offsets[dtype], math.prod(shape)
+        offsets[dtype] = start + size
+        out.append(packed[dtype][start:start + size].reshape(shape))
     return jax.tree.unflatten(treedef, out)
 
 
