@@ -160,7 +160,9 @@ def test_generation_time_counts_its_checkpoint_saves(tmp_path, blobs, monkeypatc
 
 def test_a_run_interrupted_by_an_earlier_checkpoint_layout_gets_one_line_with_the_way_out(tmp_path, blobs):
     """Resume checkpoints without the best weights inside (older rnn-jax) are refused, not misread."""
-    from rnn_jax.lineage.checkpoint import GenerationCheckpoints
+    import orbax.checkpoint as ocp
+
+    from rnn_jax.lineage.checkpoint import _manager
 
     run = tmp_path / "run"
     config = _config(gens=1)
@@ -168,9 +170,10 @@ def test_a_run_interrupted_by_an_earlier_checkpoint_layout_gets_one_line_with_th
     record = json.loads((run / "lineage.json").read_text())
     record["generations"][0]["status"] = "running"  # as if killed during its last epoch
     (run / "lineage.json").write_text(json.dumps(record))
-    checkpoints = GenerationCheckpoints(run / "gen_0")
-    old_layout = {"x": np.zeros(3, np.float32)}  # the rows are saved, the best weights are not
-    checkpoints.save_resume(1, old_layout, {"epochs": record["generations"][0]["epochs"][:1]})
-    checkpoints.close()
+    old = _manager(run / "gen_0" / "resume")  # an earlier layout: the rows without a layout mark
+    old.save(1, args=ocp.args.StandardSave({"x": np.zeros(3, np.float32)}), force=True,
+             custom_metadata={"epochs": record["generations"][0]["epochs"][:1]})
+    old.wait_until_finished()
+    old.close()
     with pytest.raises(ResumeError, match=r"gen_0/resume was written by an earlier rnn-jax .* delete that folder"):
         run_lineage(config, blobs, run, resume=True, progress=False, log=lambda _: None)

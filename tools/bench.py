@@ -120,7 +120,7 @@ def step_verdict(train_record: dict) -> tuple[float, str]:
     if not paired:
         return train_record["jax_over_pytorch"], ""
     note = f", rounds' IQR {paired['q25']:.2f}-{paired['q75']:.2f}"
-    if paired["q25"] < 1.0 <= paired["q75"] or paired["q25"] <= 1.0 < paired["q75"]:
+    if paired["q25"] <= 1.0 <= paired["q75"]:
         note += ": within this run's noise, repeat with more --rounds before trusting the verdict"
     return paired["median"], note
 

@@ -34,6 +34,8 @@ from rnn_jax.errors import ResumeError
 from rnn_jax.lineage.record import storage_errors
 
 PyTree = Any
+# written into every resume checkpoint; one without it (or with another) is not read
+RESUME_LAYOUT = "packed-by-dtype/1"
 
 
 def _manager(directory: Path) -> ocp.CheckpointManager:
@@ -67,18 +69,6 @@ def _split_packed(packed: dict[str, jax.Array], treedef, specs: tuple) -> PyTree
         offsets[dtype] = start + size
         out.append(packed[dtype][start:start + size].reshape(shape))
     return jax.tree.unflatten(treedef, out)
-
-
-def _is_packed(metadata: Any) -> bool:
-    keys = set(metadata.keys()) if hasattr(metadata, "keys") else set()
-    return bool(keys) and all(_is_dtype_name(k) for k in keys)
-
-
-def _is_dtype_name(name: str) -> bool:
-    try:
-        return jnp.dtype(name).name == name
-    except TypeError:
-        return False
 
 
 def _abstract(tree: PyTree, sharding: Sharding | None = None) -> PyTree:
@@ -120,7 +110,7 @@ class GenerationCheckpoints:
             if epoch in self._resume.all_steps():
                 self._resume.delete(epoch)
             self._resume.save(epoch, args=ocp.args.StandardSave(_pack(train_state)), force=True,
-                              custom_metadata=progress)
+                              custom_metadata={"layout": RESUME_LAYOUT, "progress": progress})
             self._resume.wait_until_finished()
 
     def resume_epoch(self) -> int | None:
@@ -131,23 +121,24 @@ class GenerationCheckpoints:
         step = self._resume.latest_step()
         if step is None:
             return None
-        return dict(self._resume.metadata(step).custom_metadata or {}) or None
+        return self._resume_metadata(step).get("progress")
+
+    def _resume_metadata(self, step: int) -> dict:
+        return dict(self._resume.metadata(step).custom_metadata or {})
 
     def restore_resume(self, template: PyTree, sharding: Sharding | None = None) -> PyTree:
+        """The arrays saved by :meth:`save_resume`, shaped like ``template``. A checkpoint an
+        earlier rnn-jax wrote in another layout raises :class:`ResumeError` saying what to delete."""
         step = self._resume.latest_step()
-        if not _is_packed(self._resume.item_metadata(step)):
-            raise self.stale_resume_error()
+        if self._resume_metadata(step).get("layout") != RESUME_LAYOUT:
+            raise ResumeError(f"{self.gen_dir / 'resume'} was written by an earlier rnn-jax and cannot be "
+                              f"resumed; delete that folder to train {self.gen_dir.name} again from its first "
+                              "epoch (finished generations are not affected)")
         packed_template = jax.eval_shape(_pack, template)
         if sharding is None:  # where the template lives
             sharding = jax.tree.leaves(template)[0].sharding
         packed = self._resume.restore(step, args=ocp.args.StandardRestore(_abstract(packed_template, sharding)))
         return _unpack(packed, template)
-
-    def stale_resume_error(self) -> ResumeError:
-        """For a resume checkpoint in a layout an earlier rnn-jax wrote: what to delete."""
-        return ResumeError(f"{self.gen_dir / 'resume'} was written by an earlier rnn-jax and cannot be resumed; "
-                           f"delete that folder to train {self.gen_dir.name} again from its first epoch "
-                           "(finished generations are not affected)")
 
     def drop_resume(self) -> None:
         """A finished generation needs only its best weights; the optimizer state is dead weight."""

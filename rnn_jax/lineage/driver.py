@@ -410,10 +410,8 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
     placement = ctx.placement
     best: Best | None = None
     if start_epoch:
-        progress = checkpoints.resume_progress() or {}
-        if "best_epoch" not in progress:  # written before the best weights moved into it
-            raise checkpoints.stale_resume_error()
         saved = checkpoints.restore_resume({"state": state, "best": weights_template}, placement.replicated)
+        progress = checkpoints.resume_progress()
         state, best = saved["state"], Best(progress["best_epoch"], saved["best"])
         # the rows saved with the checkpoint win: a kill may have come before lineage.json had them
         entry["epochs"] = progress["epochs"]
