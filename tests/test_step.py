@@ -85,6 +85,30 @@ def test_checkpoint_round_trip_gives_identical_logits(tmp_path, blobs):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+def test_a_resume_checkpoint_with_per_leaf_optimizer_state_resumes_into_the_flat_optimizer(tmp_path, blobs):
+    """Runs interrupted before the optimizer was flattened (optax.flatten) go on unchanged."""
+    import optax
+
+    fns, _, flat_state, flat_step = _setup()
+    per_leaf = optax.adamw(learning_rate_schedule(1e-2, 50, 0), weight_decay=0.0)
+    state = init_state(flat_state.params, flat_state.batch_stats, per_leaf)
+    per_leaf_step = make_train_step(fns, per_leaf)
+    x, y = _batch(blobs)
+    zeros = jnp.zeros((32, 4))
+    for _ in range(3):
+        state, _ = per_leaf_step(state, x, y, zeros, 0.0, 4.0, jax.random.key(0))
+    checkpoints = GenerationCheckpoints(tmp_path / "gen_0")
+    checkpoints.save_resume(3, state)
+    checkpoints.close()
+
+    resumed = GenerationCheckpoints(tmp_path / "gen_0").restore_resume(flat_state)
+    assert len(jax.tree.leaves(resumed.opt_state)) < len(jax.tree.leaves(state.opt_state))
+    state, _ = per_leaf_step(state, x, y, zeros, 0.0, 4.0, jax.random.key(0))
+    resumed, _ = flat_step(resumed, x, y, zeros, 0.0, 4.0, jax.random.key(0))
+    for a, b in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(state.params), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+
+
 def test_a_resume_checkpoint_from_an_earlier_layout_is_refused_with_the_way_out(tmp_path):
     """Resume checkpoints are packed now; one saved as a plain tree says what to delete."""
     import orbax.checkpoint as ocp
