@@ -73,3 +73,16 @@ def test_the_step_verdict_uses_paired_rounds_and_flags_a_split_decision():
                                       "jax_over_pytorch_paired": {"median": 1.02, "q25": 0.95, "q75": 1.08}})
     assert ratio == 1.02 and "within this run's noise" in note
     assert bench.step_verdict({"jax_over_pytorch": 0.8}) == (0.8, "")  # older JSON without pairs
+
+
+def test_parts_section_times_each_variant_against_the_drivers_step(tmp_path):
+    """The ablations still trace with this flax (they swap Conv/BatchNorm calls while tracing)."""
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--only", "parts", "--rounds", "1", "--block", "0.05",
+         "--json", str(out)], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = json.loads(out.read_text())["sections"]["parts"]["records"]
+    assert [r["variant"] for r in records][0] == "the driver's step"
+    assert len(records) == 4 and all(r["ms_per_step"] > 0 for r in records)
+    assert records[0]["paired_vs_driver"] is None and all(r["paired_vs_driver"] for r in records[1:])

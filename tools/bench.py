@@ -24,6 +24,8 @@ machine. Sections:
   devices     the batch split over the cores as host devices (--devices N)
   allocator   glibc's default malloc thresholds vs the driver's (rnn_jax/process_setup.py)
   profile     the cpu preset step under jax.profiler: op time by kind (convs, transposes, ...)
+  parts       the cpu preset step with a part removed (kernel gradients, BatchNorm statistics) or
+              changed (per-leaf optimizer): what each costs in wall-clock time
   presets     one short training per CPU preset candidate: accuracy per minute
 
 --quick runs peak, train, teacher, data, generation, onnx and live (every figure the

@@ -72,7 +72,7 @@ def random_images(n: int, size: int, channels: int = 3, seed: int = 0) -> np.nda
 
 def build_step(spec: ModelSpec, image_size: int, batch: int, *, classes: int = 10, teacher: str = "none",
                compiler_options: dict[str, Any] | None = None, n_batches: int = 4, seed: int = 0,
-               widths: tuple[int, ...] | None = None) -> StepBench:
+               widths: tuple[int, ...] | None = None, flat_optimizer: bool = True) -> StepBench:
     """The driver's step on ``n_batches`` pre-staged random batches (rotated), compiled and warmed up.
 
     ``teacher``: ``none`` (generation 0), ``cached`` (rows of stored logits, the default) or
@@ -98,7 +98,7 @@ def build_step(spec: ModelSpec, image_size: int, batch: int, *, classes: int = 1
     gflops = gflops_per_image(model, shape)
     params_count = count_params(model)
     fns, params, batch_stats = split_model(model)
-    tx = make_optimizer(learning_rate_schedule(1e-3, 100_000, 100), "adamw", 5e-4)
+    tx = make_optimizer(learning_rate_schedule(1e-3, 100_000, 100), "adamw", 5e-4, flat=flat_optimizer)
     step = make_train_step(fns, tx)
     state = init_state(params, batch_stats, tx)
 

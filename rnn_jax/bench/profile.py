@@ -1,27 +1,33 @@
-"""Where a train step's time goes on XLA:CPU: the profiler's op events, grouped by kind.
+"""Where a train step's time goes on XLA:CPU, measured two ways.
 
-Explains the JAX-vs-PyTorch gap with a measurement instead of a guess: XLA names every
-executed op after what it is (``ynn_fusion`` = a convolution/dot/reduction handed to
-YNNPACK, ``transpose_copy_fusion`` = a layout change, ``*_fusion`` = fused element-wise
-work such as BatchNorm and ReLU).
+- ``profile``: the profiler's op events, grouped by kind. XLA names every executed op after
+  what it is (``ynn_fusion`` = a convolution/dot/reduction handed to YNNPACK,
+  ``transpose_copy_fusion`` = a layout change, ``*_fusion`` = fused element-wise work such as
+  BatchNorm and ReLU). Convolutions XLA keeps for itself (16 channels or fewer, the input
+  gradients of strided convolutions) run as untraced tasks on Eigen's thread pool: their
+  events show the dispatch only, so that row is a lower bound.
+- ``parts``: wall-clock cost of parts of the step, by timing the step with a part removed
+  or changed against the step as the driver runs it, in paired rounds (no profiler blind spots).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import gzip
 import json
 import re
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rnn_jax.bench.report import Section, fmt
-from rnn_jax.bench.timing import load, progress
+from rnn_jax.bench.timing import alternate, load, paired_ratio, progress
 
 KINDS = (  # (kind, pattern on the op name), first match wins
     ("convolution / dot / reduction (YNNPACK)", r"^ynn_fusion"),
     ("layout transpose", r"transpose"),
-    ("convolution (XLA's own)", r"conv"),
+    ("convolution (XLA's own: dispatch only, work untraced)", r"conv"),
     ("element-wise fusions (BatchNorm, ReLU, loss, optimizer)", r"fusion|^wrapped_|^copy|^add|^multiply"),
 )
 
@@ -94,4 +100,70 @@ def section_profile(ctx) -> Section:
                         "load": load()})
     sec.notes.append(f"op time summed over XLA's worker threads: {busy / 1e3 / steps:.1f} ms/step "
                      "(the profiler itself slows the wall clock, so compare shares, not wall time)")
+    sec.notes.append("XLA's own convolutions run on Eigen's pool outside the traced events, so they are "
+                     "under-counted here; `--only parts` measures costs in wall-clock time instead")
+    return sec
+
+
+@contextlib.contextmanager
+def _call_replaced(cls: type, call: Callable) -> Iterator[None]:
+    """``cls.__call__`` swapped for ``call`` while a step is traced (bench-only ablations)."""
+    original = cls.__call__
+    cls.__call__ = call
+    try:
+        yield
+    finally:
+        cls.__call__ = original
+
+
+def _conv_without_kernel_gradient(conv, x):
+    import jax
+
+    kernel = jax.lax.stop_gradient(conv.kernel[...])
+    return jax.lax.conv_general_dilated(x, kernel, conv.strides, conv.padding,
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _batchnorm_as_affine(bn, x, use_running_average=None, *, mask=None):
+    return x * bn.scale[...] + bn.bias[...]
+
+
+def section_parts(ctx) -> Section:
+    """The cpu preset's step with one part removed or changed, against the driver's step."""
+    from flax import nnx
+
+    from rnn_jax.bench.context import CPU_PRESET, step_work
+    from rnn_jax.bench.jax_steps import build_step
+    from rnn_jax.models.registry import model_spec
+
+    name, size, px, batch = ("resnet", "tiny", 16, 16) if ctx.quick else CPU_PRESET
+    spec = model_spec(name, size)
+    baseline = "the driver's step"
+    variants: dict[str, tuple[dict, contextlib.AbstractContextManager]] = {
+        baseline: ({}, contextlib.nullcontext()),
+        "optimizer per leaf (no optax.flatten)": ({"flat_optimizer": False}, contextlib.nullcontext()),
+        "no gradients for convolution kernels": ({}, _call_replaced(nnx.Conv, _conv_without_kernel_gradient)),
+        "BatchNorm as a plain affine (no batch statistics)": ({}, _call_replaced(nnx.BatchNorm,
+                                                                                 _batchnorm_as_affine)),
+    }
+    sec = Section("parts", f"What parts of the train step cost: {spec.label} {px}px batch {batch}, wall clock",
+                  ["step variant", "img/s", "vs the driver's step (IQR)", "ms/step", "difference ms/step",
+                   "load 1m"])
+    cands = {}
+    for label, (options, patch) in variants.items():
+        progress(f"parts: compiling '{label}'")
+        with patch:  # the step is traced (and compiled) inside build_step
+            cands[label] = step_work(build_step(spec, px, batch, **options), ctx.block_s)
+    res = alternate(cands, ctx.rounds, warmup=1)
+    base_ms = 1e3 * batch / res[baseline].median
+    for label, m in res.items():
+        ms = 1e3 * batch / m.median
+        paired = paired_ratio(m, res[baseline])
+        vs = "" if label == baseline or paired is None else f"{paired[0]:.2f}x ({paired[1]:.2f}-{paired[2]:.2f})"
+        sec.add([label, fmt(m.median), vs, fmt(ms, 2), "" if label == baseline else f"{ms - base_ms:+.2f}",
+                 f"{load()[0]:.1f}"],
+                {"variant": label, **m.to_dict(), "ms_per_step": ms,
+                 "paired_vs_driver": None if label == baseline else paired, "load": load()})
+    sec.notes.append("a removed part's negative difference is what that part costs; the removals change the "
+                     "maths (the step no longer trains properly) and exist only to measure")
     return sec

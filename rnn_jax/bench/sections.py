@@ -23,7 +23,7 @@ from rnn_jax.bench.candidate_sections import (
 )
 from rnn_jax.bench.context import CPU_PRESET, LIVE_MODEL, Context, torch_available
 from rnn_jax.bench.deploy_sections import section_live, section_onnx
-from rnn_jax.bench.profile import section_profile
+from rnn_jax.bench.profile import section_parts, section_profile
 from rnn_jax.bench.report import Section
 from rnn_jax.bench.run_sections import (
     section_allocator,
@@ -41,7 +41,7 @@ SECTIONS: dict[str, Callable[[Context], Section]] = {
     "generation": section_generation, "onnx": section_onnx, "live": section_live, "xla": section_xla,
     "bf16": section_bf16, "batch": section_batch, "widths": section_widths, "scan": section_scan,
     "startup": section_startup, "devices": section_devices, "allocator": section_allocator,
-    "profile": section_profile, "presets": section_presets,
+    "profile": section_profile, "parts": section_parts, "presets": section_presets,
 }
 # what --quick runs unless --only names sections: every row issue #7 asks for, in < 3 minutes
 QUICK_SECTIONS = ("peak", "train", "teacher", "data", "generation", "onnx", "live")

@@ -55,20 +55,22 @@ def merge_eval_model(fns: ModelFunctions, params: PyTree, batch_stats: PyTree) -
     return nnx.merge(fns.eval_graphdef, params, batch_stats, fns.rng_state)
 
 
-def make_optimizer(lr_schedule: optax.Schedule, kind: str, weight_decay: float) -> optax.GradientTransformation:
-    """The optimizer, run on all parameters raveled into one vector (``optax.flatten``).
+def make_optimizer(lr_schedule: optax.Schedule, kind: str, weight_decay: float, *,
+                   flat: bool = True) -> optax.GradientTransformation:
+    """The optimizer, by default run on all parameters raveled into one vector (``optax.flatten``).
 
-    Per-leaf updates cost XLA:CPU ~190 tiny kernels per step for the cpu preset, each with
-    its own launch overhead; one vector needs a handful (measured 1.07x img/s for the whole
-    step, docs/performance.md). The moments are the same numbers in the same order as the
+    Per-leaf updates cost XLA:CPU ~190 small kernels per step for the cpu preset, most split
+    over the threads; one vector needs a handful (1.07x img/s for the whole step: ``python
+    tools/bench.py --only parts``). The moments are the same numbers in the same order as the
     per-leaf ones, so the packed resume checkpoints of either layout are interchangeable.
+    ``flat=False`` (per-leaf updates) is there for that comparison.
     """
     if kind == "sgd":
         tx = optax.chain(optax.add_decayed_weights(weight_decay),
                          optax.sgd(lr_schedule, momentum=0.9, nesterov=True))
     else:
         tx = optax.adamw(lr_schedule, weight_decay=weight_decay)
-    return optax.flatten(tx)
+    return optax.flatten(tx) if flat else tx
 
 
 def init_state(params: PyTree, batch_stats: PyTree, tx: optax.GradientTransformation,
