@@ -147,23 +147,31 @@ def section_parts(ctx) -> Section:
                                                                                  _batchnorm_as_affine)),
     }
     sec = Section("parts", f"What parts of the train step cost: {spec.label} {px}px batch {batch}, wall clock",
-                  ["step variant", "img/s", "vs the driver's step (IQR)", "ms/step", "difference ms/step",
+                  ["step variant", "img/s", "vs the unchanged step (IQR)", "ms/step", "difference ms/step",
                    "load 1m"])
-    cands = {}
+    cands, base_of = {}, {}
     for label, (options, patch) in variants.items():
         progress(f"parts: compiling '{label}'")
         with patch:  # the step is traced (and compiled) inside build_step
             cands[label] = step_work(build_step(spec, px, batch, **options), ctx.block_s)
+        base_of[label] = baseline
+    if ctx.torch_ok:  # the same two measurements for the PyTorch twin, with every core
+        from rnn_jax.bench.torch_ref import build_torch_step
+
+        threads = max(ctx.torch_threads)
+        torch_base = f"PyTorch ({threads} threads): the same step"
+        for label, frozen in ((torch_base, False), ("PyTorch: no gradients for convolution kernels", True)):
+            bench = build_torch_step(name, size, px, batch, frozen_conv_kernels=frozen)
+            cands[label], base_of[label] = step_work(bench, ctx.block_s, threads), torch_base
     res = alternate(cands, ctx.rounds, warmup=1)
-    base_ms = 1e3 * batch / res[baseline].median
     for label, m in res.items():
-        ms = 1e3 * batch / m.median
-        paired = paired_ratio(m, res[baseline])
-        vs = "" if label == baseline or paired is None else f"{paired[0]:.2f}x ({paired[1]:.2f}-{paired[2]:.2f})"
-        sec.add([label, fmt(m.median), vs, fmt(ms, 2), "" if label == baseline else f"{ms - base_ms:+.2f}",
-                 f"{load()[0]:.1f}"],
-                {"variant": label, **m.to_dict(), "ms_per_step": ms,
-                 "paired_vs_driver": None if label == baseline else paired, "load": load()})
+        base = res[base_of[label]]
+        ms, base_ms = 1e3 * batch / m.median, 1e3 * batch / base.median
+        paired = None if label == base_of[label] else paired_ratio(m, base)
+        sec.add([label, fmt(m.median), "" if paired is None else f"{paired[0]:.2f}x ({paired[1]:.2f}-{paired[2]:.2f})",
+                 fmt(ms, 2), "" if paired is None else f"{ms - base_ms:+.2f}", f"{load()[0]:.1f}"],
+                {"variant": label, "compared_with": base_of[label], **m.to_dict(), "ms_per_step": ms,
+                 "paired_vs_unchanged": paired, "load": load()})
     sec.notes.append("a removed part's negative difference is what that part costs; the removals change the "
                      "maths (the step no longer trains properly) and exist only to measure")
     return sec

@@ -259,11 +259,12 @@ def pytorch_project_lineage(train_items: Sequence[tuple[Path, int]], val_items: 
 
 def build_torch_step(name: str, size: str, image_size: int, batch: int, *, classes: int = 10,
                      teacher: bool = False, n_batches: int = 4, seed: int = 0,
-                     widths: Sequence[int] | None = None):
+                     widths: Sequence[int] | None = None, frozen_conv_kernels: bool = False):
     """The PyTorch twin of :func:`rnn_jax.bench.jax_steps.build_step` on the same random batches.
 
     ``teacher=True``: the PyTorch project's teacher forward (``no_grad``, eval mode) on
-    every batch. Returns a :class:`rnn_jax.bench.timing.StepBench`.
+    every batch. ``frozen_conv_kernels``: no gradients for convolution kernels (to measure
+    what they cost). Returns a :class:`rnn_jax.bench.timing.StepBench`.
     """
     from rnn_jax.bench.jax_steps import random_images
     from rnn_jax.bench.timing import StepBench
@@ -271,6 +272,10 @@ def build_torch_step(name: str, size: str, image_size: int, batch: int, *, class
     shape = (image_size, image_size, 3)
     model = create_torch_model(name, size, shape, classes, seed=seed, widths=widths)
     params = sum(p.numel() for p in model.parameters())
+    if frozen_conv_kernels:
+        for module in model.modules():
+            if isinstance(module, nn.Conv2d):
+                module.weight.requires_grad_(False)
     trainer = TorchTrainer(model, alpha=0.7 if teacher else 0.0)
     tmodel = create_torch_model(name, size, shape, classes, seed=seed + 7, widths=widths).eval() if teacher else None
     images = [nhwc_to_torch(random_images(batch, image_size, seed=seed + i)) for i in range(n_batches)]
