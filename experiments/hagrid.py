@@ -36,12 +36,13 @@ class Preset:
 # cpu: chosen by accuracy per second of training on Sign Language Digits (python tools/bench.py
 # --only presets; docs/performance.md): resnet-medium at 64 px reached 98.9% val in 28 s per
 # generation, more than resnet-small given twice the epochs (98.2% in 33 s); it runs live in
-# ~0.4 ms. Batch 16: on 2 cores XLA's images/s barely depends on the batch, and small data sets
-# need the optimizer steps (resnet-small: 95.0% at batch 16 vs 92.6% at batch 32, same time;
-# batch 64 stalled on the demo data);
+# ~0.4 ms. Batch 8: small data sets need the optimizer steps, and on 2 cores XLA's images/s
+# barely depends on the batch (resnet-medium, 4 seeds, one generation: 99.2% val at batch 8 vs
+# 98.4% at batch 16 for +4% time; resnet-small: 95.0% at batch 16 vs 92.6% at batch 32, same
+# time; batch 64 stalled on the demo data);
 # gpu: ResNet-18 at 224 px fits an RTX 3060 (12 GB) at batch 128 (HaGRID's own baselines use 224 px).
 PRESETS = {
-    "cpu": Preset("resnet", "medium", 64, 10, 16, 2e-3),
+    "cpu": Preset("resnet", "medium", 64, 10, 8, 2e-3),
     "gpu": Preset("resnet18", "default", 224, 15, 128, 2e-3),
     "demo": Preset("resnet", "small", 32, 8, 32, 2e-3),  # the built-in data: 5 generations in ~2-3 min
 }

@@ -91,7 +91,7 @@ def section_batch(ctx: Context) -> Section:
     from rnn_jax.models.registry import model_spec
 
     name, size, px, _ = CPU_PRESET
-    batches = [8, 16] if ctx.quick else [16, 32, 64, 128, 256]
+    batches = [8, 16] if ctx.quick else [8, 16, 32, 64, 128]
     if ctx.quick:
         size, px = "tiny", 16
     sec = Section("batch", f"Batch size, {name}-{size} {px}px: images/s",

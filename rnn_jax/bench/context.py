@@ -12,7 +12,7 @@ from typing import Any
 from rnn_jax.bench.timing import Measured, StepBench, load, repeats_for
 
 REPO = Path(__file__).resolve().parents[2]
-CPU_PRESET = ("resnet", "medium", 64, 16)  # experiments/hagrid.py PRESETS["cpu"]: model, size, px, batch
+CPU_PRESET = ("resnet", "medium", 64, 8)  # experiments/hagrid.py PRESETS["cpu"]: model, size, px, batch (tested)
 LIVE_MODEL = ("resnet", "medium", 64)  # what the cpu preset trains, so what runs live
 
 
