@@ -16,36 +16,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from experiments.common import add_common_flags, main_guard, run_experiment
 from rnn_jax.data.registry import DataSpec, load_dataset
-
-
-@dataclass(frozen=True)
-class Preset:
-    model: str
-    size: str
-    image_size: int
-    epochs: int
-    batch_size: int
-    lr: float
-
-
-# cpu: chosen by accuracy per second of training on Sign Language Digits (python tools/bench.py
-# --only presets; docs/performance.md): resnet-medium at 64 px reached 98.9% val in 28 s per
-# generation, more than resnet-small given twice the epochs (98.2% in 33 s); it runs live in
-# ~0.4 ms. Batch 8: small data sets need the optimizer steps, and on 2 cores XLA's images/s
-# barely depends on the batch (resnet-medium, 4 seeds, one generation: 99.2% val at batch 8 vs
-# 98.4% at batch 16 for +4% time; resnet-small: 95.0% at batch 16 vs 92.6% at batch 32, same
-# time; batch 64 stalled on the demo data);
-# gpu: ResNet-18 at 224 px fits an RTX 3060 (12 GB) at batch 128 (HaGRID's own baselines use 224 px).
-PRESETS = {
-    "cpu": Preset("resnet", "medium", 64, 10, 8, 2e-3),
-    "gpu": Preset("resnet18", "default", 224, 15, 128, 2e-3),
-    "demo": Preset("resnet", "small", 32, 8, 32, 2e-3),  # the built-in data: 5 generations in ~2-3 min
-}
+from rnn_jax.presets import PRESETS, Preset
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,8 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--image-size", type=int, default=None, help="square input side (default from --preset)")
     data.add_argument("--no-gesture", action="store_true", help="add HaGRID's no_gesture hands as a class")
     data.add_argument("--preset", choices=("cpu", "gpu"), default=None,
-                      help="defaults for the device: gpu = ResNet-18 @224, cpu = small ResNet @64 "
-                           "(default: chosen from the device JAX sees)")
+                      help="defaults for the device (rnn_jax/presets.py): gpu = ResNet-18 @224 batch 128, "
+                           "cpu = resnet-medium @64 batch 8 (default: chosen from the device JAX sees)")
     data.add_argument("--init-from", default=None, metavar="RUN",
                       help="start generation 0 from a finished run's student (fine-tune to your own hands)")
     add_common_flags(parser, gens=5, epochs=None, model=None, size=None, batch_size=None, lr=None)

@@ -18,8 +18,10 @@ from rnn_jax.data.types import Dataset
 from rnn_jax.errors import DataError
 from rnn_jax.lineage.record import finished_generations, read_lineage
 from rnn_jax.models.registry import ModelSpec
+from rnn_jax.presets import PRESETS, Preset
 
-__all__ = ["DataSpec", "DistillConfig", "Lineage", "ModelSpec", "RunConfig", "TrainConfig", "train"]
+__all__ = ["PRESETS", "DataSpec", "DistillConfig", "Lineage", "ModelSpec", "Preset", "RunConfig", "TrainConfig",
+           "train"]
 
 
 class Lineage:

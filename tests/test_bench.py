@@ -88,12 +88,3 @@ def test_parts_section_times_each_variant_against_the_drivers_step(tmp_path):
     assert all(r["ms_per_step"] > 0 for r in records)
     assert jax_rows[0]["paired_vs_unchanged"] is None and all(r["paired_vs_unchanged"] for r in jax_rows[1:])
 
-
-def test_the_bench_measures_the_cpu_preset_that_experiments_train():
-    """The goal rows are about the preset users get; the two definitions must not drift apart."""
-    from experiments.hagrid import PRESETS
-    from rnn_jax.bench.context import CPU_PRESET, LIVE_MODEL
-
-    cpu = PRESETS["cpu"]
-    assert CPU_PRESET == (cpu.model, cpu.size, cpu.image_size, cpu.batch_size)
-    assert LIVE_MODEL == CPU_PRESET[:3]

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from rnn_jax.bench.timing import Measured, StepBench, load, repeats_for
+from rnn_jax.presets import PRESETS
 
 REPO = Path(__file__).resolve().parents[2]
-CPU_PRESET = ("resnet", "medium", 64, 8)  # experiments/hagrid.py PRESETS["cpu"]: model, size, px, batch (tested)
-LIVE_MODEL = ("resnet", "medium", 64)  # what the cpu preset trains, so what runs live
+_CPU = PRESETS["cpu"]
+CPU_PRESET = (_CPU.model, _CPU.size, _CPU.image_size, _CPU.batch_size)  # model, size, px, batch
+LIVE_MODEL = CPU_PRESET[:3]  # what the cpu preset trains, so what runs live
 
 
 @dataclass

@@ -1,0 +1,32 @@
+"""Training settings per device, chosen by measurement: what ``experiments.hagrid``, the
+notebook and the benchmark all mean by "the cpu preset"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Preset:
+    model: str
+    size: str
+    image_size: int
+    epochs: int
+    batch_size: int
+    lr: float
+
+
+# cpu: chosen by accuracy per second of training on Sign Language Digits (python tools/bench.py
+# --only presets; docs/performance.md): resnet-medium at 64 px reached 98.9% val in 28 s per
+# generation, more than resnet-small given twice the epochs (98.2% in 33 s); it runs live in
+# ~0.4 ms. Batch 8: small data sets need the optimizer steps, and on 2 cores XLA's images/s
+# barely depends on the batch (resnet-medium, 3 seeds x 3 generations: 99.1 / 97.8 / 98.0% val
+# at batch 8 vs 98.6 / 97.5 / 97.2% at batch 16 in the same time; resnet-small: 95.0% at batch 16
+# vs 92.6% at batch 32, same time; batch 64 stalled on the demo data).
+# gpu: ResNet-18 at 224 px fits an RTX 3060 (12 GB) at batch 128 (HaGRID's own baselines use 224 px).
+# demo: the built-in drawn gestures: 5 generations in ~2-3 min on a CPU.
+PRESETS: dict[str, Preset] = {
+    "cpu": Preset("resnet", "medium", 64, 10, 8, 2e-3),
+    "gpu": Preset("resnet18", "default", 224, 15, 128, 2e-3),
+    "demo": Preset("resnet", "small", 32, 8, 32, 2e-3),
+}
