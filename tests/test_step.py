@@ -86,13 +86,11 @@ def test_checkpoint_round_trip_gives_identical_logits(tmp_path, blobs):
 
 
 def test_a_resume_checkpoint_with_per_leaf_optimizer_state_resumes_into_the_flat_optimizer(tmp_path, blobs):
-    """Runs interrupted before the optimizer was flattened (optax.flatten) go on unchanged."""
-    import optax
-
-    fns, _, flat_state, flat_step = _setup()
-    per_leaf = optax.adamw(learning_rate_schedule(1e-2, 50, 0), weight_decay=0.0)
-    state = init_state(flat_state.params, flat_state.batch_stats, per_leaf)
-    per_leaf_step = make_train_step(fns, per_leaf)
+    """Runs interrupted before the optimizer was raveled (optax.flatten) go on unchanged."""
+    fns, per_leaf, state, per_leaf_step = _setup()
+    flat = make_optimizer(learning_rate_schedule(1e-2, 50, 0), "adamw", 0.0, flat=True)
+    flat_state = init_state(state.params, state.batch_stats, flat)
+    flat_step = make_train_step(fns, flat)
     x, y = _batch(blobs)
     zeros = jnp.zeros((32, 4))
     for _ in range(3):

@@ -25,6 +25,7 @@ from rnn_jax.distill.step import (
     make_forward,
     make_optimizer,
     make_train_step,
+    ravel_optimizer_pays,
     split_model,
 )
 from rnn_jax.lineage.driver import TeacherSource, batch_teacher_logits
@@ -72,7 +73,7 @@ def random_images(n: int, size: int, channels: int = 3, seed: int = 0) -> np.nda
 
 def build_step(spec: ModelSpec, image_size: int, batch: int, *, classes: int = 10, teacher: str = "none",
                compiler_options: dict[str, Any] | None = None, n_batches: int = 4, seed: int = 0,
-               widths: tuple[int, ...] | None = None, flat_optimizer: bool = True) -> StepBench:
+               widths: tuple[int, ...] | None = None, flat_optimizer: bool | None = None) -> StepBench:
     """The driver's step on ``n_batches`` pre-staged random batches (rotated), compiled and warmed up.
 
     ``teacher``: ``none`` (generation 0), ``cached`` (rows of stored logits, the default) or
@@ -98,6 +99,8 @@ def build_step(spec: ModelSpec, image_size: int, batch: int, *, classes: int = 1
     gflops = gflops_per_image(model, shape)
     params_count = count_params(model)
     fns, params, batch_stats = split_model(model)
+    if flat_optimizer is None:  # what the driver does for this model
+        flat_optimizer = ravel_optimizer_pays(spec.name)
     tx = make_optimizer(learning_rate_schedule(1e-3, 100_000, 100), "adamw", 5e-4, flat=flat_optimizer)
     step = make_train_step(fns, tx)
     state = init_state(params, batch_stats, tx)
@@ -208,7 +211,8 @@ def build_epoch_runners(spec: ModelSpec, split: Split, batch: int, classes: int,
     model = create_model(spec, shape, classes, seed=seed)
     fns, params, batch_stats = split_model(model)
     steps = len(split) // batch
-    tx = make_optimizer(learning_rate_schedule(2e-3, steps * 1000, steps // 2), "adamw", 5e-4)
+    tx = make_optimizer(learning_rate_schedule(2e-3, steps * 1000, steps // 2), "adamw", 5e-4,
+                        flat=ravel_optimizer_pays(spec.name))
     step = make_train_step(fns, tx)
     cached = np.random.default_rng(seed).normal(size=(len(split), classes)).astype(np.float32)
     source = TeacherSource(cached, None)

@@ -54,7 +54,13 @@ def main(argv: list[str] | None = None) -> None:
     import numpy as np
 
     from rnn_jax.distill.schedules import learning_rate_schedule
-    from rnn_jax.distill.step import init_state, make_optimizer, make_train_step, split_model
+    from rnn_jax.distill.step import (
+        init_state,
+        make_optimizer,
+        make_train_step,
+        ravel_optimizer_pays,
+        split_model,
+    )
     from rnn_jax.distributed import make_placement
     from rnn_jax.models.registry import create_model, model_spec
 
@@ -67,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     t_create = time.perf_counter() - t0
     placement = make_placement(args.devices if args.devices > 1 else 1)
     fns, params, batch_stats = split_model(model)
-    tx = make_optimizer(learning_rate_schedule(1e-3, 100_000, 100), "adamw", 5e-4)
+    tx = make_optimizer(learning_rate_schedule(1e-3, 100_000, 100), "adamw", 5e-4,
+                        flat=ravel_optimizer_pays(spec.name))
     step = make_train_step(fns, tx, replicated=placement.replicated)
     state = placement.replicate(init_state(params, batch_stats, tx))
     rng = np.random.default_rng(0)
