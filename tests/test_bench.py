@@ -87,4 +87,26 @@ def test_parts_section_times_each_variant_against_the_drivers_step(tmp_path):
     assert jax_rows[0]["variant"] == "the driver's step" and len(jax_rows) == 4
     assert all(r["ms_per_step"] > 0 for r in records)
     assert jax_rows[0]["paired_vs_unchanged"] is None and all(r["paired_vs_unchanged"] for r in jax_rows[1:])
+    assert len({r["program"] for r in jax_rows}) == 4, "an ablation compiled to an unchanged program"
 
+
+
+def test_program_fingerprints_ignore_where_the_code_came_from():
+    """An ablation that changes nothing must be recognisable: same computation, same fingerprint."""
+    from flax import nnx
+
+    from rnn_jax.bench.jax_steps import build_step
+    from rnn_jax.bench.profile import _batchnorm_as_affine, _call_replaced
+    from rnn_jax.models.registry import model_spec
+
+    original = nnx.BatchNorm.__call__
+
+    def same_maths_other_code(bn, x, use_running_average=None, *, mask=None):
+        return original(bn, x, use_running_average, mask=mask)
+
+    spec = model_spec("resnet", "tiny")
+    plain = build_step(spec, 8, 4, compiler_options={}).fingerprint
+    with _call_replaced(nnx.BatchNorm, same_maths_other_code):
+        assert build_step(spec, 8, 4, compiler_options={}).fingerprint == plain
+    with _call_replaced(nnx.BatchNorm, _batchnorm_as_affine):
+        assert build_step(spec, 8, 4, compiler_options={}).fingerprint != plain

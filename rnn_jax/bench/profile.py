@@ -149,12 +149,12 @@ def section_parts(ctx) -> Section:
     sec = Section("parts", f"What parts of the train step cost: {spec.label} {px}px batch {batch}, wall clock",
                   ["step variant", "img/s", "vs the unchanged step (IQR)", "ms/step", "difference ms/step",
                    "load 1m"])
-    cands, base_of = {}, {}
+    cands, base_of, programs = {}, {}, {}
     for label, (options, patch) in variants.items():
         progress(f"parts: compiling '{label}'")
         with patch:  # the step is traced (and compiled) inside build_step
-            cands[label] = step_work(build_step(spec, px, batch, **options), ctx.block_s)
-        base_of[label] = baseline
+            bench = build_step(spec, px, batch, compiler_options={}, **options)
+        cands[label], base_of[label], programs[label] = step_work(bench, ctx.block_s), baseline, bench.fingerprint
     if ctx.torch_ok:  # the same two measurements for the PyTorch twin, with every core
         from rnn_jax.bench.torch_ref import build_torch_step
 
@@ -171,7 +171,10 @@ def section_parts(ctx) -> Section:
         sec.add([label, fmt(m.median), "" if paired is None else f"{paired[0]:.2f}x ({paired[1]:.2f}-{paired[2]:.2f})",
                  fmt(ms, 2), "" if paired is None else f"{ms - base_ms:+.2f}", f"{load()[0]:.1f}"],
                 {"variant": label, "compared_with": base_of[label], **m.to_dict(), "ms_per_step": ms,
-                 "paired_vs_unchanged": paired, "load": load()})
+                 "paired_vs_unchanged": paired, "program": programs.get(label), "load": load()})
     sec.notes.append("a removed part's negative difference is what that part costs; the removals change the "
                      "maths (the step no longer trains properly) and exist only to measure")
+    if len(set(programs.values())) < len(programs):
+        sec.notes.append("WARNING: some JAX variants compiled to the same program as another (a patch no longer "
+                         "takes effect with this flax); their rows measure nothing")
     return sec
