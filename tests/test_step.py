@@ -18,9 +18,10 @@ from rnn_jax.models.registry import ModelSpec, create_model
 
 
 def _setup(ema=0.0, spec: ModelSpec | None = None):
-    model = create_model(spec or ModelSpec("resnet", "tiny"), (8, 8, 1), 4, seed=0)
+    spec = spec or ModelSpec("resnet", "tiny")
+    model = create_model(spec, (8, 8, 1), 4, seed=0)
     fns, params, stats = split_model(model)
-    tx = make_optimizer(learning_rate_schedule(1e-2, 50, 0), "adamw", 0.0)
+    tx = make_optimizer(learning_rate_schedule(1e-2, 50, 0), "adamw", 0.0, model_name=spec.name, flat=False)
     return fns, tx, init_state(params, stats, tx, ema=ema > 0), make_train_step(fns, tx, 0.0, ema)
 
 
@@ -88,7 +89,7 @@ def test_checkpoint_round_trip_gives_identical_logits(tmp_path, blobs):
 def test_a_resume_checkpoint_with_per_leaf_optimizer_state_resumes_into_the_flat_optimizer(tmp_path, blobs):
     """Runs interrupted before the optimizer was raveled (optax.flatten) go on unchanged."""
     fns, per_leaf, state, per_leaf_step = _setup()
-    flat = make_optimizer(learning_rate_schedule(1e-2, 50, 0), "adamw", 0.0, flat=True)
+    flat = make_optimizer(learning_rate_schedule(1e-2, 50, 0), "adamw", 0.0, model_name="resnet", flat=True)
     flat_state = init_state(state.params, state.batch_stats, flat)
     flat_step = make_train_step(fns, flat)
     x, y = _batch(blobs)

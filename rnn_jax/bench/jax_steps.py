@@ -26,7 +26,6 @@ from rnn_jax.distill.step import (
     make_forward,
     make_optimizer,
     make_train_step,
-    ravel_optimizer_pays,
     split_model,
 )
 from rnn_jax.lineage.driver import TeacherSource, batch_teacher_logits
@@ -108,9 +107,8 @@ def build_step(spec: ModelSpec, image_size: int, batch: int, *, classes: int = 1
     gflops = gflops_per_image(model, shape)
     params_count = count_params(model)
     fns, params, batch_stats = split_model(model)
-    if flat_optimizer is None:  # what the driver does for this model
-        flat_optimizer = ravel_optimizer_pays(spec.name)
-    tx = make_optimizer(learning_rate_schedule(1e-3, 100_000, 100), "adamw", 5e-4, flat=flat_optimizer)
+    tx = make_optimizer(learning_rate_schedule(1e-3, 100_000, 100), "adamw", 5e-4, model_name=spec.name,
+                        flat=flat_optimizer)  # None: what the driver does for this model
     step = make_train_step(fns, tx)
     state = init_state(params, batch_stats, tx)
 
@@ -221,7 +219,7 @@ def build_epoch_runners(spec: ModelSpec, split: Split, batch: int, classes: int,
     fns, params, batch_stats = split_model(model)
     steps = len(split) // batch
     tx = make_optimizer(learning_rate_schedule(2e-3, steps * 1000, steps // 2), "adamw", 5e-4,
-                        flat=ravel_optimizer_pays(spec.name))
+                        model_name=spec.name)
     step = make_train_step(fns, tx)
     cached = np.random.default_rng(seed).normal(size=(len(split), classes)).astype(np.float32)
     source = TeacherSource(cached, None)

@@ -58,7 +58,6 @@ def main(argv: list[str] | None = None) -> None:
         init_state,
         make_optimizer,
         make_train_step,
-        ravel_optimizer_pays,
         split_model,
     )
     from rnn_jax.distributed import make_placement
@@ -73,8 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     t_create = time.perf_counter() - t0
     placement = make_placement(args.devices if args.devices > 1 else 1)
     fns, params, batch_stats = split_model(model)
-    tx = make_optimizer(learning_rate_schedule(1e-3, 100_000, 100), "adamw", 5e-4,
-                        flat=ravel_optimizer_pays(spec.name))
+    tx = make_optimizer(learning_rate_schedule(1e-3, 100_000, 100), "adamw", 5e-4, model_name=spec.name)
     step = make_train_step(fns, tx, replicated=placement.replicated)
     state = placement.replicate(init_state(params, batch_stats, tx))
     rng = np.random.default_rng(0)

@@ -55,14 +55,16 @@ def merge_eval_model(fns: ModelFunctions, params: PyTree, batch_stats: PyTree) -
     return nnx.merge(fns.eval_graphdef, params, batch_stats, fns.rng_state)
 
 
-def make_optimizer(lr_schedule: optax.Schedule, kind: str, weight_decay: float, *,
-                   flat: bool = False) -> optax.GradientTransformation:
-    """AdamW or SGD; ``flat=True`` runs it on all parameters raveled into one vector.
+def make_optimizer(lr_schedule: optax.Schedule, kind: str, weight_decay: float, *, model_name: str,
+                   flat: bool | None = None) -> optax.GradientTransformation:
+    """AdamW or SGD for a model of family ``model_name``, run per leaf or on one raveled vector.
 
-    Whether raveling (``optax.flatten``) pays depends on the model, see
-    :func:`ravel_optimizer_pays`. The moments are the same numbers in the same order either
-    way, so the packed resume checkpoints of both layouts are interchangeable.
+    ``flat=None`` lets :func:`ravel_optimizer_pays` decide from the family; ``True``/``False``
+    force it (the benchmark's comparison). The moments are the same numbers in the same order
+    either way, so the packed resume checkpoints of both layouts are interchangeable.
     """
+    if flat is None:
+        flat = ravel_optimizer_pays(model_name)
     if kind == "sgd":
         tx = optax.chain(optax.add_decayed_weights(weight_decay),
                          optax.sgd(lr_schedule, momentum=0.9, nesterov=True))

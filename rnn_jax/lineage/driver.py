@@ -33,7 +33,6 @@ from rnn_jax.distill.step import (
     make_forward,
     make_optimizer,
     make_train_step,
-    ravel_optimizer_pays,
     split_model,
 )
 from rnn_jax.distributed import (
@@ -145,8 +144,7 @@ def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, res
     steps_per_epoch = len(train) // config.train.batch_size
     total = steps_per_epoch * config.train.epochs
     lr = learning_rate_schedule(config.train.lr, total, int(config.train.warmup_epochs * steps_per_epoch))
-    tx = make_optimizer(lr, config.train.optimizer, config.train.weight_decay,
-                        flat=ravel_optimizer_pays(config.model.name))
+    tx = make_optimizer(lr, config.train.optimizer, config.train.weight_decay, model_name=config.model.name)
     replicated = placement.replicated
     ctx = _Context(config, dataset, train, run_dir, fns,
                    make_train_step(fns, tx, config.distill.label_smoothing, config.distill.ema_decay,
