@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from rnn_jax.bench.report import Section, fmt
+from rnn_jax.bench.report import Section, fmt, fmt_paired
 from rnn_jax.bench.timing import alternate, load, paired_ratio, progress
 
 KINDS = (  # (kind, pattern on the op name), first match wins
@@ -168,7 +168,7 @@ def section_parts(ctx) -> Section:
         base = res[base_of[label]]
         ms, base_ms = 1e3 * batch / m.median, 1e3 * batch / base.median
         paired = None if label == base_of[label] else paired_ratio(m, base)
-        sec.add([label, fmt(m.median), "" if paired is None else f"{paired[0]:.2f}x ({paired[1]:.2f}-{paired[2]:.2f})",
+        sec.add([label, fmt(m.median), fmt_paired(paired, missing=""),
                  fmt(ms, 2), "" if paired is None else f"{ms - base_ms:+.2f}", f"{load()[0]:.1f}"],
                 {"variant": label, "compared_with": base_of[label], **m.to_dict(), "ms_per_step": ms,
                  "paired_vs_unchanged": paired, "program": programs.get(label), "load": load()})

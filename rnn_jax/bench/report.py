@@ -38,6 +38,13 @@ def fmt(value: float | None, digits: int = 0, unit: str = "") -> str:
     return f"{value:,.{digits}f}{unit}"
 
 
+def fmt_paired(paired: tuple[float, float, float] | None, missing: str = "n/a") -> str:
+    """A paired ratio (median, q25, q75) as ``1.16x (1.12-1.17)``."""
+    if paired is None:
+        return missing
+    return f"{paired[0]:.2f}x ({paired[1]:.2f}-{paired[2]:.2f})"
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or not b or not math.isfinite(a) or not math.isfinite(b):
         return None

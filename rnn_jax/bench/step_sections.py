@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from rnn_jax.bench.context import CPU_PRESET, Context, best_torch, load1, step_work
-from rnn_jax.bench.report import Section, fmt, ratio
+from rnn_jax.bench.report import Section, fmt, fmt_paired, ratio
 from rnn_jax.bench.timing import StepBench, alternate, load, paired_ratio, progress
 
 
@@ -131,7 +131,7 @@ def section_train(ctx: Context) -> Section:
         sec.add([spec.label, str(px), str(batch), f"{jax_bench.params:,}", fmt(jax_bench.gflops_fwd, 4),
                  fmt(jax_rate), fmt(pt1.median if pt1 else None), fmt(pt_all.median if pt_all else None),
                  fmt(rec["jax_over_pytorch"], 2, "x"),
-                 "n/a" if paired is None else f"{paired[0]:.2f}x ({paired[1]:.2f}-{paired[2]:.2f})",
+                 fmt_paired(paired),
                  fmt(rec["jax_gflops"], 1),
                  fmt(100 * rec["jax_gflops"] / peak, 1, "%"), fmt(rec["pytorch_gflops"], 1),
                  fmt(None if pt_rate is None else 100 * rec["pytorch_gflops"] / peak, 1, "%"),
