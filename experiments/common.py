@@ -29,6 +29,9 @@ def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int 
     g.add_argument("--size", default=size, help=f"model size preset: tiny, small, medium, large, xlarge (default {default(size)})")
     g.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
                    help="compute dtype; parameters stay float32 (bfloat16 suits recent GPUs)")
+    g.add_argument("--conv", default="auto", choices=("auto", "xla", "onednn"),
+                   help="who runs the ResNets' convolutions on CPU: auto = oneDNN when its kernel builds here "
+                        "(faster; needs a C++ compiler), else XLA (default auto; GPUs always use XLA)")
     g.add_argument("--devices", type=int, default=None,
                    help="data-parallel over this many devices (default: all visible, of every process in a "
                         "multi-process run); --batch-size must divide by it. See docs/distributed.md")
@@ -73,7 +76,7 @@ def run_config_from_args(args: argparse.Namespace):
 
     return RunConfig(
         model=model_spec(args.model, args.size, dropout=args.dropout, stochastic_depth=args.stochastic_depth,
-                        dtype=args.dtype),
+                        dtype=args.dtype, conv=args.conv),
         distill=DistillConfig(alpha=args.alpha, temperature=args.temperature,
                               temperature_end=args.temperature_end,
                               temperature_schedule=args.temperature_schedule,

@@ -4,8 +4,10 @@ The multi-device tests run in subprocesses: ``--xla_force_host_platform_device_c
 ``jax.distributed.initialize`` only take effect before JAX starts its backend.
 
 Tolerance between a one-device and a two-device (or two-process) run of the same lineage:
-losses agree to ``rtol=1e-4`` (measured: ~1e-6, float32 sums in another order) and
-accuracies to within one validation image.
+losses agree to ``rtol=1e-3`` and accuracies to within one validation image. Measured: ~1e-6
+with XLA's convolutions; with oneDNN's (the CPU default), whose kernel gradients are summed per
+batch slice and so in another order on two devices, every number within 1e-6 except two
+metrics of the first epoch (val loss 3.9e-4, train KL 5.8e-5). A wrong split moves them by far more.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from rnn_jax.errors import ConfigError
 from rnn_jax.models.registry import ModelSpec
 from tests.conftest import REPO, make_blobs_dataset
 
-LOSS_RTOL = 1e-4
+LOSS_RTOL = 1e-3
 VAL_IMAGES = 128  # make_blobs_dataset's validation split
 
 

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from rnn_jax.errors import ConfigError
+from rnn_jax.kernels.conv import CONV_BACKENDS, conv_function
 from rnn_jax.models.mlp import MLP
 from rnn_jax.models.resnet import ResNet
 from rnn_jax.models.vit import ViT
@@ -47,13 +48,19 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Which network to build. ``dtype`` is the compute dtype; parameters stay float32."""
+    """Which network to build. ``dtype`` is the compute dtype; parameters stay float32.
+
+    ``conv``: which library runs the ResNets' convolutions on CPU: ``auto`` = oneDNN where its
+    kernel can be built here (faster), else XLA; ``xla``; ``onednn`` (an error if unavailable).
+    It changes speed, not the network: checkpoints of either load into the other.
+    """
 
     name: str = "resnet"
     size: str = "small"
     dropout: float = 0.0
     stochastic_depth: float = 0.0
     dtype: str = "float32"
+    conv: str = "auto"
 
     def __post_init__(self) -> None:
         if self.name not in PRESETS:
@@ -72,6 +79,8 @@ class ModelSpec:
             raise ConfigError("stochastic depth needs residual blocks; the mlp has none")
         if self.dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {self.dtype!r}; choose from {sorted(DTYPES)}")
+        if self.conv not in CONV_BACKENDS:
+            raise ConfigError(f"unknown convolution backend {self.conv!r}; choose from {CONV_BACKENDS}")
 
     @property
     def label(self) -> str:
@@ -95,6 +104,8 @@ def create_model(spec: ModelSpec, image_shape: tuple[int, int, int], num_classes
     kwargs = dict(sizes.get("default") or sizes[spec.size])
     if spec.name != "mlp":
         kwargs["stochastic_depth"] = spec.stochastic_depth
+    if CLASSES[spec.name] is ResNet:
+        kwargs["conv"] = conv_function(spec.conv)
     rngs = nnx.Rngs(params=seed, dropout=seed + 1)
     return CLASSES[spec.name](tuple(image_shape), num_classes, **kwargs, dropout=spec.dropout,
                               dtype=DTYPES[spec.dtype], rngs=rngs)

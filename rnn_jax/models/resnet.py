@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax.numpy as jnp
 from flax import nnx
+from jax import lax
 
 from rnn_jax.models.layers import DropPath, normalize_pixels
 
 
-def _conv(cin: int, cout: int, kernel: int, stride: int, dtype, rngs: nnx.Rngs) -> nnx.Conv:
+def _conv(cin: int, cout: int, kernel: int, stride: int, dtype, conv: Callable, rngs: nnx.Rngs) -> nnx.Conv:
     return nnx.Conv(cin, cout, (kernel, kernel), strides=(stride, stride), padding="SAME",
-                    use_bias=False, dtype=dtype, rngs=rngs)
+                    use_bias=False, dtype=dtype, conv_general_dilated=conv, rngs=rngs)
 
 
 def _bn(features: int, dtype, rngs: nnx.Rngs) -> nnx.BatchNorm:
@@ -19,12 +22,13 @@ def _bn(features: int, dtype, rngs: nnx.Rngs) -> nnx.BatchNorm:
 
 
 class BasicBlock(nnx.Module):
-    def __init__(self, cin: int, cout: int, stride: int, drop_path: float, dtype, rngs: nnx.Rngs):
-        self.conv1, self.bn1 = _conv(cin, cout, 3, stride, dtype, rngs), _bn(cout, dtype, rngs)
-        self.conv2, self.bn2 = _conv(cout, cout, 3, 1, dtype, rngs), _bn(cout, dtype, rngs)
+    def __init__(self, cin: int, cout: int, stride: int, drop_path: float, dtype, conv: Callable,
+                 rngs: nnx.Rngs):
+        self.conv1, self.bn1 = _conv(cin, cout, 3, stride, dtype, conv, rngs), _bn(cout, dtype, rngs)
+        self.conv2, self.bn2 = _conv(cout, cout, 3, 1, dtype, conv, rngs), _bn(cout, dtype, rngs)
         needs_projection = stride != 1 or cin != cout
         self.shortcut = nnx.data(
-            nnx.Sequential(_conv(cin, cout, 1, stride, dtype, rngs), _bn(cout, dtype, rngs))
+            nnx.Sequential(_conv(cin, cout, 1, stride, dtype, conv, rngs), _bn(cout, dtype, rngs))
             if needs_projection else None)
         self.drop_path = DropPath(drop_path, 4, rngs=rngs)
 
@@ -47,10 +51,11 @@ def stem_stride_for(image_size: int) -> int:
 class ResNet(nnx.Module):
     def __init__(self, image_shape: tuple[int, int, int], num_classes: int, widths: tuple[int, ...],
                  blocks: tuple[int, ...], *, dropout: float = 0.0, stochastic_depth: float = 0.0,
-                 dtype=jnp.float32, rngs: nnx.Rngs):
+                 dtype=jnp.float32, conv: Callable = lax.conv_general_dilated, rngs: nnx.Rngs):
+        """``conv``: the convolution function (``rnn_jax.kernels.conv_function`` picks it)."""
         self.dtype = dtype
         stride = stem_stride_for(image_shape[0])
-        self.stem = _conv(image_shape[2], widths[0], 3, min(stride, 2), dtype, rngs)
+        self.stem = _conv(image_shape[2], widths[0], 3, min(stride, 2), dtype, conv, rngs)
         self.stem_bn = _bn(widths[0], dtype, rngs)
         self.stem_pool = stride == 4
         total, done, layers = sum(blocks), 0, []
@@ -58,7 +63,7 @@ class ResNet(nnx.Module):
         for stage, (width, count) in enumerate(zip(widths, blocks)):
             for i in range(count):
                 rate = stochastic_depth * done / max(total - 1, 1)  # linear decay rule
-                layers.append(BasicBlock(cin, width, 2 if (i == 0 and stage > 0) else 1, rate, dtype, rngs))
+                layers.append(BasicBlock(cin, width, 2 if (i == 0 and stage > 0) else 1, rate, dtype, conv, rngs))
                 cin, done = width, done + 1
         self.blocks = nnx.List(layers)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
