@@ -160,6 +160,7 @@ void RunSlice(int64_t kind, const Plan& p, const float* a, const float* b, float
 ffi::Error ConvImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> a, ffi::Buffer<ffi::F32> b,
                     ffi::ResultBuffer<ffi::F32> out, int64_t kind, int64_t stride_h, int64_t stride_w,
                     int64_t pad_top, int64_t pad_bottom, int64_t pad_left, int64_t pad_right) {
+  omp_set_num_threads(1);  // before oneDNN sees this thread: plans are then made for one thread too
   auto ad = a.dimensions(), bd = b.dimensions(), od = out->dimensions();
   if (ad.size() != 4 || bd.size() != 4 || od.size() != 4 || kind < kForward || kind > kBackwardWeights)
     return ffi::Error::InvalidArgument("rnn_jax_onednn_conv: expects rank-4 NHWC / HWIO float32 buffers");
