@@ -120,8 +120,8 @@ def _conv_without_kernel_gradient(conv, x):
     import jax
 
     kernel = jax.lax.stop_gradient(conv.kernel[...])
-    return jax.lax.conv_general_dilated(x, kernel, conv.strides, conv.padding,
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return conv.conv_general_dilated(x, kernel, conv.strides, conv.padding,  # the model's own backend
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 def _batchnorm_as_affine(bn, x, use_running_average=None, *, mask=None):
@@ -141,6 +141,8 @@ def section_parts(ctx) -> Section:
     baseline = "the driver's step"
     variants: dict[str, tuple[dict, contextlib.AbstractContextManager]] = {
         baseline: ({}, contextlib.nullcontext()),
+        "convolutions in XLA (--conv xla)": ({"spec": model_spec(name, size, conv="xla")},
+                                             contextlib.nullcontext()),
         "optimizer per leaf (no optax.flatten)": ({"flat_optimizer": False}, contextlib.nullcontext()),
         "no gradients for convolution kernels": ({}, _call_replaced(nnx.Conv, _conv_without_kernel_gradient)),
         "BatchNorm as a plain affine (no batch statistics)": ({}, _call_replaced(nnx.BatchNorm,
@@ -152,8 +154,9 @@ def section_parts(ctx) -> Section:
     cands, base_of, programs = {}, {}, {}
     for label, (options, patch) in variants.items():
         progress(f"parts: compiling '{label}'")
+        options = dict(options)
         with patch:  # the step is traced (and compiled) inside build_step
-            bench = build_step(spec, px, batch, compiler_options={}, **options)
+            bench = build_step(options.pop("spec", spec), px, batch, compiler_options={}, **options)
         cands[label], base_of[label], programs[label] = step_work(bench, ctx.block_s), baseline, bench.fingerprint
     if ctx.torch_ok:  # the same two measurements for the PyTorch twin, with every core
         from rnn_jax.bench.torch_ref import build_torch_step
