@@ -141,3 +141,13 @@ def test_resnet_gradients_match_between_backends():
 
     for a, b in zip(jax.tree.leaves(grads("xla")), jax.tree.leaves(grads("onednn"))):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-5)
+
+
+@needs_kernel
+def test_flop_count_sees_through_the_kernel():
+    # XLA's cost analysis cannot look inside FFI calls; the count must not drop with the kernel
+    from rnn_jax.models.registry import create_model, gflops_per_image, model_spec
+
+    counts = [gflops_per_image(create_model(model_spec("resnet", "tiny", conv=c), (32, 32, 3), 5), (32, 32, 3))
+              for c in ("xla", "onednn")]
+    assert counts[0] > 0.001 and counts[1] == pytest.approx(counts[0])
