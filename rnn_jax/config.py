@@ -110,8 +110,10 @@ class RunConfig:
 
     def compatible_with(self, other: RunConfig) -> list[str]:
         """Fields that must match for --resume (the epoch count may grow, the rest may not;
-        ``devices`` and ``eval_batch_size`` may change freely)."""
+        ``devices``, ``eval_batch_size`` and the convolution backend may change freely)."""
         mine, theirs = self.to_dict(), other.to_dict()
+        for d in (mine, theirs):  # which library runs the convolutions changes speed, not weights
+            d["model"] = {k: v for k, v in d["model"].items() if k != "conv"}
         problems = []
         for key in ("model", "distill", "seed"):
             if mine[key] != theirs[key]:

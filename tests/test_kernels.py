@@ -151,3 +151,12 @@ def test_flop_count_sees_through_the_kernel():
     counts = [gflops_per_image(create_model(model_spec("resnet", "tiny", conv=c), (32, 32, 3), 5), (32, 32, 3))
               for c in ("xla", "onednn")]
     assert counts[0] > 0.001 and counts[1] == pytest.approx(counts[0])
+
+
+def test_resume_may_switch_the_convolution_backend():
+    from rnn_jax.config import RunConfig
+    from rnn_jax.models.registry import ModelSpec
+
+    trained = RunConfig(model=ModelSpec("resnet", "tiny", conv="auto"))
+    assert RunConfig(model=ModelSpec("resnet", "tiny", conv="xla")).compatible_with(trained) == []
+    assert RunConfig(model=ModelSpec("resnet", "small", conv="xla")).compatible_with(trained) != []
