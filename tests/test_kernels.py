@@ -148,9 +148,10 @@ def test_flop_count_sees_through_the_kernel():
     # XLA's cost analysis cannot look inside FFI calls; the count must not drop with the kernel
     from rnn_jax.models.registry import create_model, gflops_per_image, model_spec
 
-    counts = [gflops_per_image(create_model(model_spec("resnet", "tiny", conv=c), (32, 32, 3), 5), (32, 32, 3))
-              for c in ("xla", "onednn")]
+    models = [create_model(model_spec("resnet", "tiny", conv=c), (32, 32, 3), 5) for c in ("xla", "onednn")]
+    counts = [gflops_per_image(model, (32, 32, 3)) for model in models]
     assert counts[0] > 0.001 and counts[1] == pytest.approx(counts[0])
+    assert models[1].stem.conv_general_dilated is onednn_conv_general_dilated  # counted on a copy
 
 
 def test_resume_may_switch_the_convolution_backend():

@@ -117,16 +117,15 @@ def count_params(model: nnx.Module) -> int:
 
 def gflops_per_image(model: nnx.Module, image_shape: tuple[int, int, int]) -> float:
     """Forward GFLOPs for one image, from XLA's own cost analysis (not a hand count)."""
-    graphdef, state = nnx.split(model)
     was_training = _is_training(model)
     model.eval()
-    graphdef, state = nnx.split(model)
+    # XLA's cost analysis cannot see inside the oneDNN kernel's FFI calls: count XLA's convolutions
+    # (on a copy of the graph that shares the weights)
+    graphdef, state = nnx.split(_with_xla_convs(nnx.merge(*nnx.split(model))))
 
     def forward(state, x):
         return nnx.merge(graphdef, state)(x)
 
-    # XLA's cost analysis cannot see inside the oneDNN kernel's FFI calls: count XLA's convolutions
-    graphdef, state = nnx.split(_with_xla_convs(nnx.merge(graphdef, state)))
     x = jax.ShapeDtypeStruct((1, *image_shape), jnp.float32)
     cost = jax.jit(forward).lower(state, x).compile().cost_analysis()
     if isinstance(cost, list):
