@@ -46,12 +46,13 @@ def train_batches(split: Split, batch_size: int, seed: int, augment: str = "basi
         # a different augmentation stream per process (the same one would repeat its draws)
         seed = int(np.random.SeedSequence([seed, shard.shard_index]).generate_state(1)[0])
 
+    rows_per_batch = per if sharded else batch_size  # rows this process reads of each batch
     per_read = 1 if sharded else max(1, images_per_read // batch_size)
     whole = len(split) // batch_size * batch_size  # the last partial batch is dropped
 
     def gather(indices: np.ndarray) -> dict[str, np.ndarray]:
         # sorted within each batch: sorted reads are kinder to memory-mapped caches
-        order = np.sort(indices.reshape(-1, batch_size // (shard.shard_count if sharded else 1)), axis=1).ravel()
+        order = np.sort(indices.reshape(-1, rows_per_batch), axis=1).ravel()
         return {"images": np.asarray(images[order]), "labels": np.asarray(labels[order], np.int32), "index": order}
 
     def augmented(batch: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:

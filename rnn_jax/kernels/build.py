@@ -45,12 +45,12 @@ def cache_dir() -> Path:
 def _dist_file(dist: str, name: str) -> Path | None:
     """Where the wheel ``dist`` installed ``name`` (wheels put oneDNN under <prefix>/lib and /include)."""
     try:
-        files = metadata.distribution(dist).files or []
+        wheel = metadata.distribution(dist)
     except metadata.PackageNotFoundError:
         return None
-    for f in files:
+    for f in wheel.files or []:
         if str(f).replace("\\", "/").endswith(name):
-            return Path(metadata.distribution(dist).locate_file(f)).resolve()
+            return Path(wheel.locate_file(f)).resolve()
     return None
 
 
