@@ -1,0 +1,91 @@
+"""Where the hand models live and how they are opened (onnxruntime only).
+
+The two ONNX files (palm detector, 21-landmark model) are converted once from the
+MediaPipe 0.10.14 wheel by ``python tools/build_hand_models.py`` and kept in a cache
+folder, never in git: ``$RNN_JAX_HANDS`` if set, else ``~/.cache/rnn-jax/hands``.
+Opening checks each file's inputs and outputs, so a corrupt or foreign file fails with
+one line instead of a shape error on the first frame.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnxruntime as ort
+
+from rnn_jax.errors import ModelFileError
+
+ENV_VAR = "RNN_JAX_HANDS"
+BUILD_COMMAND = "python tools/build_hand_models.py"
+PALM_FILE = "palm_detection_full.onnx"
+LANDMARK_FILE = "hand_landmark_full.onnx"
+PALM_SIZE = 192
+LANDMARK_SIZE = 224
+
+
+class HandModelsMissing(ModelFileError):
+    """The hand models have not been built (or were built somewhere else)."""
+
+
+def default_model_dir() -> Path:
+    """``$RNN_JAX_HANDS`` or ``~/.cache/rnn-jax/hands`` (not created here)."""
+    env = os.environ.get(ENV_VAR)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "rnn-jax" / "hands"
+
+
+def model_paths(model_dir: str | Path | None = None) -> tuple[Path, Path]:
+    """(palm, landmark) file paths in ``model_dir`` (default :func:`default_model_dir`)."""
+    folder = Path(model_dir).expanduser() if model_dir else default_model_dir()
+    return folder / PALM_FILE, folder / LANDMARK_FILE
+
+
+def models_present(model_dir: str | Path | None = None) -> bool:
+    """True when both files exist (``--hands auto`` turns hands on exactly then)."""
+    return all(p.is_file() for p in model_paths(model_dir))
+
+
+@dataclass(frozen=True)
+class _Spec:
+    size: int
+    outputs: tuple[tuple[int, ...], ...]  # output shapes without the batch axis
+
+
+_SPECS = {PALM_FILE: _Spec(PALM_SIZE, ((2016, 18), (2016, 1))),
+          LANDMARK_FILE: _Spec(LANDMARK_SIZE, ((63,), (1,), (1,), (63,)))}
+
+
+def _session(path: Path, threads: int | None) -> ort.InferenceSession:
+    """Open one model and check it has the shapes our decoding assumes (NCHW float input)."""
+    if not path.is_file():
+        raise HandModelsMissing(
+            f"hand model {path} not found; build the hand models once with `{BUILD_COMMAND}` "
+            f"(or point ${ENV_VAR} / --hand-models at the folder holding them)")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.inter_op_num_threads = 1
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises several pybind types; all mean "bad file"
+        raise ModelFileError(f"hand model {path} is corrupt or not an ONNX model "
+                             f"({' '.join(str(exc).split())[:160]}); rebuild it with "
+                             f"`{BUILD_COMMAND} --force`") from None
+    spec = _SPECS[path.name]
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    got_in = [list(i.shape) for i in inputs]
+    got_out = [tuple(o.shape[1:]) for o in outputs]
+    if got_in != [[1, 3, spec.size, spec.size]] or got_out != list(spec.outputs):
+        raise ModelFileError(f"{path} is not the expected hand model (inputs {got_in}, outputs "
+                             f"{[list(o.shape) for o in outputs]}); rebuild it with "
+                             f"`{BUILD_COMMAND} --force`")
+    return session
+
+
+def open_models(model_dir: str | Path | None = None,
+                threads: int | None = 1) -> tuple[ort.InferenceSession, ort.InferenceSession]:
+    """Open and check (palm, landmark) sessions; one-line errors name the build command."""
+    palm, landmark = model_paths(model_dir)
+    return _session(palm, threads), _session(landmark, threads)
