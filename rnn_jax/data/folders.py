@@ -103,7 +103,8 @@ def skipped_note(failures: Sequence[tuple[str, str]], extra: Sequence[tuple[str,
 def load_class_folders(root: str | Path, image_size: int, crop_mode: str = "full",
                        channels: int = 3, cache_dir: str | Path | None = None,
                        val_fraction: float = 0.15, seed: int = 0, progress: bool = True,
-                       test_fraction: float = 0.0) -> Dataset:
+                       test_fraction: float = 0.0, find_hands: bool = False,
+                       train_context: bool = True) -> Dataset:
     """Load ``<root>/{train,val,test}/<class>/*`` or ``<root>/<class>/*`` as a Dataset.
 
     With ``train/`` and ``val/`` the given split is kept (it may be person-disjoint; a random
@@ -111,6 +112,11 @@ def load_class_folders(root: str | Path, image_size: int, crop_mode: str = "full
     carved out, stratified and seeded. With one folder per class, a seeded stratified
     train/val(/test when ``test_fraction`` > 0) split is made. Corrupt images are skipped and
     counted in ``notes["skipped"]``.
+
+    ``find_hands`` (with ``crop_mode="hand"``): find each photo's hand once with
+    :mod:`rnn_jax.hands` and crop it with the live loop's rule; photos without a hand are
+    left out and counted in ``notes["hand_boxes"]``. ``train_context`` then stores training
+    crops with extra context for box-scale augmentation, as HaGRID's loader does.
     """
     root = Path(root).expanduser().resolve()  # absolute: one cache slot whatever the cwd
     if not root.is_dir():
@@ -165,9 +171,15 @@ def load_class_folders(root: str | Path, image_size: int, crop_mode: str = "full
         notes["split"] = (f"seeded ({seed}) stratified split of each class folder by photo; "
                           "photos of one person may be in several splits")
 
-    specs = {s: SplitSpec([ImageItem(p) for p, _ in pairs], image_size) for s, pairs in files.items()}
+    train_view = None
+    if find_hands and crop_mode == "hand":
+        files, specs, decode_kw, train_view = _hand_specs(root, files, image_size, cache_dir, progress,
+                                                          train_context, notes)
+    else:
+        specs = {s: SplitSpec([ImageItem(p) for p, _ in pairs], image_size) for s, pairs in files.items()}
+        decode_kw = {}
     decoded = load_decoded(f"folders-{root.name}", specs, crop_mode=crop_mode, channels=channels,
-                           cache_dir=cache_dir, progress=progress)
+                           cache_dir=cache_dir, progress=progress, **decode_kw)
     splits = {}
     for s, pairs in files.items():
         labels = np.asarray([lab for _, lab in pairs], dtype=np.int32)[decoded.kept[s]]
@@ -180,4 +192,44 @@ def load_class_folders(root: str | Path, image_size: int, crop_mode: str = "full
     notes["skipped"] = skipped_note(decoded.failures)
     notes["cache"] = decoded.note()
     return Dataset(name=root.name, class_names=class_names, train=splits["train"],
-                   val=splits["val"], test=splits.get("test"), crop_mode=crop_mode, notes=notes)
+                   val=splits["val"], test=splits.get("test"), crop_mode=crop_mode, notes=notes,
+                   train_view=train_view)
+
+
+def _hand_specs(root: Path, files: dict, image_size: int, cache_dir, progress: bool,
+                train_context: bool, notes: dict):
+    """Boxes from the hand finder (found once, cached) -> split specs for hand crops."""
+    from rnn_jax.data.hagrid import (
+        HAND_EVAL_SCALE,
+        HAND_TRAIN_SCALE,
+        ContextCropView,
+        hand_train_size,
+    )
+    from rnn_jax.data.hand_boxes import DETECTION_PAD, decode_padded_hand, find_boxes
+
+    order = [s for s in files]
+    paths = [p for s in order for p, _ in files[s]]
+    boxes, note = find_boxes(f"folders-{root.name}", paths, cache_dir=cache_dir, progress=progress)
+    it = iter(boxes)
+    kept: dict = {}
+    specs = {}
+    per_split = {}
+    for s in order:
+        pairs = [(p, lab, next(it)) for p, lab in files[s]]
+        with_box = [(p, lab, b) for p, lab, b in pairs if b is not None]
+        per_split[s] = {"photos": len(pairs), "no_hand": len(pairs) - len(with_box)}
+        kept[s] = [(p, lab) for p, lab, _ in with_box]
+        is_train = s == "train" and train_context
+        scale = HAND_TRAIN_SCALE if is_train else HAND_EVAL_SCALE
+        size = hand_train_size(image_size) if is_train else image_size
+        specs[s] = SplitSpec([ImageItem(p, b, scale) for p, _, b in with_box], size)
+    if not kept["train"]:
+        raise DataError(f"the hand finder found no hand in any training photo of {root}")
+    note["per_split"] = per_split
+    notes["hand_boxes"] = note
+    notes["hand_crop"] = {"boxes": "found by rnn_jax.hands (palm + landmarks) on photos padded "
+                                   f"{DETECTION_PAD:.0%} per side", "eval_scale": HAND_EVAL_SCALE,
+                          "train_stored_scale": HAND_TRAIN_SCALE if train_context else HAND_EVAL_SCALE}
+    decode_kw = {"decoder": decode_padded_hand, "params": {"hand_boxes": "found", "pad": DETECTION_PAD}}
+    view = ContextCropView(image_size) if train_context else None
+    return kept, specs, decode_kw, view

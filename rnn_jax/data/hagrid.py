@@ -42,12 +42,13 @@ from rnn_jax.data.folders import (
 )
 from rnn_jax.data.types import Dataset, Split
 from rnn_jax.errors import DataError
+from rnn_jax.hands.crop import HAND_CROP_SCALE
 from rnn_jax.preprocess import crop_square
 
 LAYOUTS = ("v2", "sample30k", "v1", "folders")
 NO_GESTURE = "no_gesture"
 SAMPLE30K_DIR = "hagrid-sample-30k-384p"
-HAND_EVAL_SCALE = 1.5  # square side / longer box side at evaluation (and in the live loop)
+HAND_EVAL_SCALE = HAND_CROP_SCALE  # square side / longer box side at evaluation (and live)
 HAND_TRAIN_SCALE = 2.0  # context stored for training crops
 HAND_TRAIN_SCALE_RANGE = (1.2, 2.0)  # random box scale drawn at train time
 HAND_TRAIN_SHIFT = 0.08  # random centre shift, as a fraction of the crop side
@@ -322,9 +323,11 @@ def load_hagrid(root: str | Path, image_size: int, crop: str = "full", no_gestur
     if layout == "folders":
         ds = load_class_folders(base, image_size, crop_mode=crop, channels=channels,
                                 cache_dir=cache_dir, val_fraction=val_fraction, seed=seed,
-                                progress=progress, test_fraction=test_fraction)
-        ds.notes["hagrid"] = ("plain class folders: no boxes or user_id, so crop='hand' assumes the "
-                              "photos are already hand crops and no_gesture is just a folder name")
+                                progress=progress, test_fraction=test_fraction,
+                                find_hands=crop == "hand", train_context=train_context)
+        ds.notes["hagrid"] = ("plain class folders: no boxes or user_id, so crop='hand' finds each "
+                              "photo's hand once with rnn_jax.hands (photos without one are left out) "
+                              "and no_gesture is just a folder name")
         return ds
 
     ann_files = _annotation_files(base, layout)

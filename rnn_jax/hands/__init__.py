@@ -12,16 +12,8 @@ one hand-crop rule that training (:mod:`rnn_jax.data`) and the live loop share.
 
 from __future__ import annotations
 
-from rnn_jax.hands.finder import (
-    HAND_CROP_SCALE,
-    FinderConfig,
-    Hand,
-    HandFinder,
-    crop_square_of,
-    find_hands_in_image,
-    hand_crop,
-    pad_for_detection,
-)
+from rnn_jax.hands.crop import HAND_CROP_SCALE, crop_square_of, hand_crop, pad_for_detection
+from rnn_jax.hands.finder import FinderConfig, Hand, HandFinder, find_hands_in_image
 from rnn_jax.hands.models import (
     BUILD_COMMAND,
     ENV_VAR,

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from rnn_jax import preprocess
+from rnn_jax.hands.crop import Box
 from rnn_jax.hands.geometry import (
     Palm,
     Rect,
@@ -33,10 +33,7 @@ from rnn_jax.hands.geometry import (
 )
 from rnn_jax.hands.models import LANDMARK_SIZE, PALM_SIZE, open_models
 
-HAND_CROP_SCALE = 1.5  # classifier square side / hand box's longer side (HaGRID's eval rule)
 LANDMARK_MARGIN = 1.15  # landmarks are joint centres: widen their box to cover the skin
-DETECTION_PAD = 0.25  # pad_for_detection: replicated border per side, fraction of the long side
-Box = tuple[float, float, float, float]  # normalised COCO box: x, y, w, h in 0..1
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,43 +67,6 @@ class Hand:
                 "landmarks": np.round(self.landmarks, 1).tolist(), "presence": round(self.presence, 4),
                 "handedness": self.handedness, "handedness_score": round(self.handedness_score, 4),
                 "tracked": self.tracked}
-
-
-def crop_square_of(box_xywh_px: tuple[float, float, float, float], scale: float = HAND_CROP_SCALE
-                   ) -> tuple[int, int, int]:
-    """(left, top, side) of the classifier's square around a pixel box (the one crop rule)."""
-    x, y, w, h = box_xywh_px
-    side = max(2, round(max(w, h) * scale))
-    return round(x + w / 2 - side / 2), round(y + h / 2 - side / 2), side
-
-
-def hand_crop(frame: np.ndarray, hand: Hand | Box, size: int, scale: float = HAND_CROP_SCALE) -> np.ndarray:
-    """The classifier's input for one hand: an upright square ``scale`` x the hand box, resized.
-
-    ``hand`` is a :class:`Hand` (live, or boxes found at cache time) or a normalised COCO box
-    (HaGRID annotations): both go through the same square rule, so training and live agree.
-    Pixels outside the frame are black (:func:`rnn_jax.preprocess.crop_square`).
-    """
-    h, w = frame.shape[:2]
-    if isinstance(hand, Hand):
-        box = hand.box
-    else:
-        bx, by, bw, bh = hand
-        box = (bx * w, by * h, bw * w, bh * h)
-    left, top, side = crop_square_of(box, scale)
-    return preprocess.crop_square(frame, left, top, side, size)
-
-
-def pad_for_detection(image: np.ndarray, fraction: float = DETECTION_PAD) -> np.ndarray:
-    """Replicate the border ``fraction`` x the long side on every side.
-
-    Why: in close-up photos (the hand fills the picture, as in Sign Language Digits) the
-    palm detector, trained on wider views, often misses the hand; the padded picture looks
-    like a camera frame with the hand in it. Training crops and the live check use the
-    same padded picture, so they see the same pixels.
-    """
-    pad = round(max(image.shape[:2]) * fraction)
-    return cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
 
 
 @dataclass
