@@ -19,7 +19,14 @@ from typing import IO, TextIO
 import cv2
 
 from rnn_jax.errors import RnnJaxError
-from rnn_jax.live.loop import FrameRecord, LiveConfig, PredictionStream, default_live_threads
+from rnn_jax.live.loop import (
+    HANDS_CHOICES,
+    FrameRecord,
+    LiveConfig,
+    PredictionStream,
+    default_live_threads,
+    make_finder,
+)
 from rnn_jax.live.overlay import KEY_LEGEND, draw_overlay
 from rnn_jax.live.smoothing import SMOOTHING_HELP, GestureConfig, GestureEvent, SmoothingConfig
 from rnn_jax.live.sources import open_source
@@ -33,6 +40,8 @@ examples:
   python -m rnn_jax.live --onnx student.onnx                 webcam 0, window
   python -m rnn_jax.live --onnx student.onnx --source 1 --width 1280 --height 720
   python -m rnn_jax.live --onnx student.onnx --source clip.avi --headless --jsonl out.jsonl
+  python -m rnn_jax.live --onnx student.onnx --hands on        find hands (after
+                                  `python tools/build_hand_models.py`), classify each one
 
 keys (window mode): {KEY_LEGEND}
 
@@ -76,6 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="smoothed confidence below this = 'no gesture' (0..1, default: 0.6)")
     g.add_argument("--stable-frames", type=_positive_int, default=5, metavar="N",
                    help="frames a gesture must stay on top before it 'starts' (default: 5)")
+
+    h = p.add_argument_group("hands")
+    h.add_argument("--hands", choices=HANDS_CHOICES, default="auto",
+                   help="find hands with the palm + landmark models and classify each hand's crop; "
+                        "no hand = no gesture. auto (default): on when the hand models are built "
+                        "and the model was trained on hand crops (crop_mode 'hand')")
+    h.add_argument("--hand-models", type=Path, metavar="DIR",
+                   help="folder of the hand models (default: $RNN_JAX_HANDS or ~/.cache/rnn-jax/hands; "
+                        "build them with `python tools/build_hand_models.py`)")
+    h.add_argument("--max-hands", type=_positive_int, default=2, metavar="N",
+                   help="most hands followed at once (default: 2)")
+    h.add_argument("--skeleton", action=argparse.BooleanOptionalAction, default=True,
+                   help="draw the 21-landmark skeleton (key k toggles it; default: on)")
 
     v = p.add_argument_group("view")
     v.add_argument("--roi", action=argparse.BooleanOptionalAction, default=None,
@@ -125,6 +147,7 @@ class _WindowUI:
     def __init__(self, args: argparse.Namespace, stream: PredictionStream, out: TextIO) -> None:
         self.args, self.stream, self.out = args, stream, out
         self.mirror = args.mirror
+        self.skeleton = args.skeleton
         self.paused = False
         self.fps: float | None = None
         self.note = ""
@@ -147,7 +170,8 @@ class _WindowUI:
                 label=rec.label, top_label=rec.top_label, confidence=rec.confidence,
                 threshold=self.stream.config.gesture.threshold, fps=self.fps,
                 latency_ms=rec.latency_ms, roi=rec.roi, top_k=self.args.top_k,
-                mirror=self.mirror, paused=self.paused, note=note)
+                mirror=self.mirror, paused=self.paused, note=note, hands=rec.hands,
+                skeleton=self.skeleton)
             cv2.imshow(WINDOW, image)
             wait_s = self.period_s - (time.perf_counter() - self.last_shown)
             key = cv2.waitKey(30 if self.paused else max(1, round(wait_s * 1000))) & 0xFF
@@ -156,6 +180,9 @@ class _WindowUI:
                 return False
             if key == ord("m"):
                 self.mirror = not self.mirror
+            elif key == ord("k"):
+                self.skeleton = not self.skeleton
+                self._say(f"skeleton {'on' if self.skeleton else 'off'}")
             elif key == ord("r"):
                 _emit(self.stream.reset(), self.out)
                 self._say("reset")
@@ -195,6 +222,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         _check_gui()
     threads = args.threads or default_live_threads()
     predictor = Predictor.load(args.onnx, threads=threads)
+    finder = make_finder(args.hands, predictor, args.hand_models, args.max_hands)
     with contextlib.ExitStack() as stack:
         jsonl: IO[str] | None = None
         if args.jsonl:
@@ -204,10 +232,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
             except OSError as exc:
                 raise RnnJaxError(f"cannot write --jsonl {args.jsonl}: {exc.strerror or exc}") from None
         source = stack.enter_context(open_source(args.source, args.width, args.height))
-        stream = PredictionStream(predictor, source, config)
+        stream = PredictionStream(predictor, source, config, finder=finder)
         info = predictor.info
         print(f"model: {args.onnx} ({len(info.class_names)} classes, {info.input_size}px "
               f"{info.channels}, crop_mode {info.crop_mode}) | source: {source.description} | "
+              f"hands: {'on' if finder else 'off'} | "
               f"roi: {'on' if stream.roi_enabled else 'off'} | smoothing {config.gesture.smoothing}, "
               f"threshold {config.gesture.threshold}, stable {config.gesture.stable_frames} | "
               f"threads {threads}", file=err, flush=True)

@@ -8,15 +8,19 @@
 
 Each frame: read -> preprocess (rnn_jax.preprocess, via Predictor) -> model ->
 smoothing/threshold/stability (rnn_jax.live.smoothing) -> one :class:`FrameRecord`.
+With a hand finder (``hands=``, :mod:`rnn_jax.hands`): read -> find/track hands -> one
+crop per hand (:func:`rnn_jax.hands.hand_crop`, the training rule) -> model (one batch) ->
+smoothing per hand; no hand in view = no gesture.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +29,11 @@ from rnn_jax.errors import ConfigError
 from rnn_jax.live.smoothing import GestureConfig, GestureEvent, GestureTracker, SmoothingConfig
 from rnn_jax.live.sources import FrameSource, open_source
 from rnn_jax.runtime.predictor import Predictor
+
+if TYPE_CHECKING:
+    from rnn_jax.hands import Hand, HandFinder
+
+NO_HAND = "no hand"  # top_label of a frame without a hand (hands on)
 
 
 def default_live_threads() -> int:
@@ -55,6 +64,22 @@ class LiveConfig:
 
 
 @dataclass(frozen=True, eq=False)
+class HandRecord:
+    """One hand on one frame (hands on): where it is and what its crop was classified as."""
+
+    hand: Hand
+    label: str | None  # this hand's stable gesture, None = no gesture
+    top_label: str
+    confidence: float
+    probabilities: np.ndarray  # smoothed [K]
+    crop: tuple[int, int, int]  # (left, top, side) of the square the classifier saw
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.hand.to_json(), "label": self.label, "top_label": self.top_label,
+                "confidence": round(self.confidence, 4), "crop": list(self.crop)}
+
+
+@dataclass(frozen=True, eq=False)
 class FrameRecord:
     """One processed frame."""
 
@@ -71,9 +96,17 @@ class FrameRecord:
     events: tuple[GestureEvent, ...]  # gesture started/ended on this frame (usually empty)
     roi: tuple[int, int, int] | None  # (left, top, side) classified, None = whole frame
     class_names: tuple[str, ...]
+    hands: tuple[HandRecord, ...] | None = None  # None = hands off; () = no hand in view
+    hands_ms: float = 0.0  # hand finding (palm/landmark models, tracking) on this frame
 
     def to_json(self) -> dict[str, Any]:
-        """One JSONL line: frame, label (null = no gesture), confidence, latency_ms, ..."""
+        """One JSONL line: frame, label (null = no gesture), confidence, latency_ms, ...
+
+        With hands on, ``hands`` lists each hand (box, 21 landmarks, handedness, its label).
+        """
+        extra: dict[str, Any] = {}
+        if self.hands is not None:
+            extra = {"hands": [h.to_json() for h in self.hands], "hands_ms": round(self.hands_ms, 3)}
         return {
             "frame": self.index,
             "time_s": round(self.time_s, 4),
@@ -85,6 +118,7 @@ class FrameRecord:
             "probabilities": {n: round(float(p), 4) for n, p in zip(self.class_names, self.probabilities, strict=True)},
             "roi": list(self.roi) if self.roi else None,
             "events": [e.to_dict() for e in self.events],
+            **extra,
         }
 
 
@@ -101,6 +135,8 @@ class RunSummary:
     loop_p95_ms: float
     gestures: dict[str, tuple[int, int]]  # label -> (times started, frames shown)
     no_gesture_frames: int
+    hand_frames: int | None = None  # frames with at least one hand (None = hands off)
+    hands_p50_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -120,6 +156,9 @@ class RunSummary:
         else:
             lines.append("  gestures: none shown")
         lines.append(f"  no gesture on {self.no_gesture_frames} of {self.frames} frames")
+        if self.hand_frames is not None:
+            lines.append(f"  hands seen on {self.hand_frames} of {self.frames} frames; "
+                         f"hand finding p50 {self.hands_p50_ms:.2f} ms")
         return "\n".join(lines)
 
 
@@ -132,10 +171,15 @@ class RunStats:
         self.started: dict[str, int] = {}
         self.frames_shown: dict[str, int] = {}
         self.no_gesture = 0
+        self.hand_frames: int | None = None
+        self.hands_ms: list[float] = []
 
     def add(self, rec: FrameRecord) -> None:
         self.latency_ms.append(rec.latency_ms)
         self.loop_ms.append(rec.loop_ms)
+        if rec.hands is not None:
+            self.hand_frames = (self.hand_frames or 0) + bool(rec.hands)
+            self.hands_ms.append(rec.hands_ms)
         if rec.label is None:
             self.no_gesture += 1
         else:
@@ -155,7 +199,8 @@ class RunStats:
             latency_p50_ms=float(lat[0]), latency_p95_ms=float(lat[1]),
             loop_p50_ms=float(loop[0]), loop_p95_ms=float(loop[1]),
             gestures={k: (self.started.get(k, 0), self.frames_shown.get(k, 0)) for k in sorted(labels)},
-            no_gesture_frames=self.no_gesture)
+            no_gesture_frames=self.no_gesture, hand_frames=self.hand_frames,
+            hands_p50_ms=float(np.percentile(self.hands_ms, 50)) if self.hands_ms else None)
 
 
 class PredictionStream:
@@ -165,8 +210,10 @@ class PredictionStream:
     """
 
     def __init__(self, predictor: Predictor, source: FrameSource, config: LiveConfig | None = None,
-                 owns_source: bool = True) -> None:
+                 owns_source: bool = True, finder: HandFinder | None = None) -> None:
         self.predictor = predictor
+        self.finder = finder
+        self.hand_trackers: dict[int, GestureTracker] = {}
         self.source = source
         self.config = config or LiveConfig()
         self.owns_source = owns_source
@@ -174,7 +221,8 @@ class PredictionStream:
         self.stats = RunStats()
         # A model trained on square hand crops must see a square hand crop live, not the
         # whole letterboxed frame: that is why "hand" models default to the ROI.
-        self.roi_enabled = self.config.roi if self.config.roi is not None else predictor.info.crop_mode == "hand"
+        self.roi_enabled = finder is None and (
+            self.config.roi if self.config.roi is not None else predictor.info.crop_mode == "hand")
         self._index = 0
         self._start: float | None = None
         self._clock: float | None = None
@@ -196,6 +244,8 @@ class PredictionStream:
         if frame is None:
             self._done = True
             raise StopIteration
+        if self.finder is not None:
+            return self._next_with_hands(frame)
         roi = preprocess.center_square(frame, self.config.roi_fraction) if self.roi_enabled else None
         batch = self.predictor.preprocess(frame, "bgr", roi)
         t_model = time.perf_counter()
@@ -213,20 +263,73 @@ class PredictionStream:
         self.stats.add(rec)
         return rec
 
+    def _next_with_hands(self, frame: np.ndarray) -> FrameRecord:
+        """One frame with the hand finder: classify each hand's crop, smooth per hand."""
+        from rnn_jax.hands.crop import crop_square_of, hand_crop
+
+        assert self.finder is not None and self._clock is not None and self._start is not None
+        t_hands = time.perf_counter()
+        hands = self.finder.find(frame, "bgr")
+        image = preprocess.bgr_to_model_colour(frame, self.predictor.num_channels)
+        crops = [hand_crop(image, h, self.predictor.input_size) for h in hands]
+        hands_ms = (time.perf_counter() - t_hands) * 1000.0
+        k = len(self.predictor.class_names)
+        t_model = time.perf_counter()
+        raw_all = self.predictor.predict(np.stack(crops)) if crops else np.zeros((0, k), np.float32)
+        latency_ms = (time.perf_counter() - t_model) * 1000.0
+        events: list[GestureEvent] = []
+        seen = set()
+        records = []
+        for hand, raw in zip(hands, raw_all, strict=True):
+            seen.add(hand.track_id)
+            tracker = self.hand_trackers.get(hand.track_id)
+            if tracker is None:
+                tracker = self.hand_trackers[hand.track_id] = GestureTracker(
+                    self.predictor.class_names, self.config.gesture)
+            state = tracker.update(raw, self._index)
+            events += [dataclasses.replace(e, hand=hand.track_id) for e in state.events]
+            records.append(HandRecord(hand, state.label, state.top_label, state.confidence,
+                                      state.probabilities, crop_square_of(image.shape, hand)))
+        for track_id in [t for t in self.hand_trackers if t not in seen]:
+            tracker = self.hand_trackers.pop(track_id)  # its "ended" is dated the last frame seen
+            events += [dataclasses.replace(e, hand=track_id) for e in tracker.finish("hand lost")]
+        # The frame's headline: a hand showing a gesture (most confident), else the most confident hand.
+        primary = max(records, key=lambda r: (r.label is not None, r.confidence), default=None)
+        end = time.perf_counter()
+        rec = FrameRecord(
+            frame=frame, index=self._index, label=primary.label if primary else None,
+            top_label=primary.top_label if primary else NO_HAND,
+            confidence=primary.confidence if primary else 0.0,
+            probabilities=primary.probabilities if primary else np.zeros(k),
+            raw_probabilities=raw_all[records.index(primary)] if primary else np.zeros(k, np.float32),
+            latency_ms=latency_ms, loop_ms=(end - self._clock) * 1000.0, time_s=end - self._start,
+            events=tuple(events), roi=None, class_names=self.predictor.class_names,
+            hands=tuple(records), hands_ms=hands_ms)
+        self._clock = end
+        self._index += 1
+        self.stats.add(rec)
+        return rec
+
     def restart_clock(self) -> None:
         """Call after a pause, so the next record's loop_ms does not include the pause."""
         self._clock = None
 
     def reset(self) -> tuple[GestureEvent, ...]:
-        """Forget smoothing history (the 'r' key); returns the 'ended' event, if any."""
-        return self.tracker.reset()
+        """Forget smoothing history (the 'r' key); returns the 'ended' events, if any."""
+        events = list(self.tracker.reset())
+        for track_id, tracker in self.hand_trackers.items():
+            events += [dataclasses.replace(e, hand=track_id) for e in tracker.reset()]
+        return tuple(events)
 
     def finish(self) -> tuple[GestureEvent, ...]:
         """Stop: end the active gesture (returned as an event) and release the source."""
         self._done = True
-        events = self.tracker.finish()
+        events = list(self.tracker.finish())
+        for track_id, tracker in self.hand_trackers.items():
+            events += [dataclasses.replace(e, hand=track_id) for e in tracker.finish()]
+        self.hand_trackers.clear()
         self.close()
-        return events
+        return tuple(events)
 
     def close(self) -> None:
         self._done = True
@@ -256,11 +359,16 @@ def iter_predictions(
     threads: int | None = None,
     width: int | None = None,
     height: int | None = None,
+    hands: str | bool | HandFinder = "auto",
+    hand_models: str | Path | None = None,
+    max_hands: int = 2,
 ) -> PredictionStream:
     """Classify every frame of ``source`` (camera index, video/image path, folder, URL).
 
     ``model`` is an ONNX path (loaded with ``threads``, default :func:`default_live_threads`)
-    or a loaded :class:`Predictor`. Other arguments are as in ``python -m rnn_jax.live``.
+    or a loaded :class:`Predictor`. ``hands``: "auto" (on when the hand models are built and
+    the model was trained on hand crops), "on"/True, "off"/False, or a loaded
+    :class:`rnn_jax.hands.HandFinder`. Other arguments are as in ``python -m rnn_jax.live``.
     Configuration is validated before the source is opened.
     """
     if isinstance(smoothing, str):
@@ -270,6 +378,41 @@ def iter_predictions(
         roi=roi, roi_fraction=roi_fraction, max_frames=max_frames)
     predictor = model if isinstance(model, Predictor) else Predictor.load(
         model, threads=threads if threads is not None else default_live_threads())
+    finder = make_finder(hands, predictor, hand_models, max_hands)
     owns = not isinstance(source, FrameSource)
     frames = open_source(source, width, height) if owns else source
-    return PredictionStream(predictor, frames, config, owns_source=owns)
+    return PredictionStream(predictor, frames, config, owns_source=owns, finder=finder)
+
+
+HANDS_CHOICES = ("auto", "on", "off")
+
+
+def hands_wanted(hands: str | bool, predictor: Predictor, hand_models: str | Path | None = None) -> bool:
+    """Resolve ``--hands``: auto = on when the models are built and the classifier takes hand crops.
+
+    (A classifier trained on whole frames would be fed hand crops it never saw, so auto
+    leaves it alone; ``on`` forces the finder anyway.)
+    """
+    from rnn_jax.hands.models import models_present
+
+    if isinstance(hands, bool):
+        return hands
+    if hands not in HANDS_CHOICES:
+        raise ConfigError(f"hands must be one of {', '.join(HANDS_CHOICES)}, got {hands!r}")
+    if hands == "auto":
+        return predictor.info.crop_mode == "hand" and models_present(hand_models)
+    return hands == "on"
+
+
+def make_finder(hands: str | bool | HandFinder, predictor: Predictor, hand_models: str | Path | None = None,
+                max_hands: int = 2, threads: int | None = 1) -> HandFinder | None:
+    """A :class:`rnn_jax.hands.HandFinder` when ``hands`` resolves to on, else None."""
+    from rnn_jax.hands import FinderConfig, HandFinder
+
+    if isinstance(hands, HandFinder):
+        return hands
+    if max_hands < 1:
+        raise ConfigError(f"max hands must be >= 1, got {max_hands}")
+    if not hands_wanted(hands, predictor, hand_models):
+        return None
+    return HandFinder.load(hand_models, threads=threads, config=FinderConfig(max_hands=max_hands))

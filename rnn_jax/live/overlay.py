@@ -8,7 +8,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-KEY_LEGEND = "q/Esc quit  m mirror  r reset  s screenshot  space pause"
+KEY_LEGEND = "q/Esc quit  m mirror  r reset  s screenshot  space pause  k skeleton"
+# The 21 hand landmarks: wrist 0, then 4 joints per finger from thumb (1-4) to little (17-20).
+HAND_CONNECTIONS = ((0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (5, 9), (9, 10),
+                    (10, 11), (11, 12), (9, 13), (13, 14), (14, 15), (15, 16), (13, 17), (0, 17),
+                    (17, 18), (18, 19), (19, 20))
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _WHITE = (255, 255, 255)
@@ -49,11 +53,15 @@ def draw_overlay(
     mirror: bool = False,
     paused: bool = False,
     note: str = "",
+    hands: tuple | None = None,
+    skeleton: bool = True,
 ) -> np.ndarray:
     """Return a copy of ``frame_bgr`` with the live display drawn on it.
 
     ``mirror`` flips the picture (a selfie view) and the ROI with it; the model always
     sees the unflipped frame, like the frames ``rnn_jax.record`` saves for training.
+    ``hands`` (:class:`rnn_jax.live.loop.HandRecord` items) draws each hand's crop square and
+    label, and its 21-landmark skeleton when ``skeleton`` is on; ``()`` means no hand in view.
     """
     img = cv2.flip(frame_bgr, 1) if mirror else frame_bgr.copy()
     if img.ndim == 2 or img.shape[2] == 1:
@@ -68,13 +76,17 @@ def draw_overlay(
         colour = _GREEN if label else _WHITE
         cv2.rectangle(img, (left, top), (left + side, top + side), colour, max(1, round(2 * s)))
 
+    if hands is not None:
+        _draw_hands(img, hands, skeleton, mirror, s)
+
     # Header: the active gesture (big) and the current top class (small).
     line = round(34 * s)
     _shade(img, 0, 0, w, round(2.6 * line))
     if label:
         _text(img, label, (10, round(1.2 * line)), 1.1 * s, _GREEN, max(1, round(2 * s)))
     else:
-        _text(img, "no gesture", (10, round(1.2 * line)), 1.1 * s, _GREY, max(1, round(2 * s)))
+        text = "no gesture" + (" (no hand in view)" if hands is not None and not hands else "")
+        _text(img, text, (10, round(1.2 * line)), 1.1 * s, _GREY, max(1, round(2 * s)))
     _text(img, f"top: {top_label} {confidence:.0%} (threshold {threshold:.0%})",
           (10, round(2.2 * line)), 0.55 * s, _WHITE)
     stats = []
@@ -115,3 +127,26 @@ def draw_overlay(
     _shade(img, 0, h - round(26 * s), w, h)
     _text(img, KEY_LEGEND, (10, h - round(8 * s)), 0.5 * s, _WHITE)
     return img
+
+
+def _draw_hands(img: np.ndarray, hands: tuple, skeleton: bool, mirror: bool, s: float) -> None:
+    """Each hand: the square the classifier saw, its label, and (optionally) its skeleton."""
+    w = img.shape[1]
+    thick = max(1, round(2 * s))
+
+    def px(x: float, y: float) -> tuple[int, int]:
+        return (round(w - 1 - x) if mirror else round(x), round(y))
+
+    for rec in hands:
+        left, top, side = rec.crop
+        colour = _GREEN if rec.label else _WHITE
+        a, b = px(left, top), px(left + side, top + side)
+        cv2.rectangle(img, a, b, colour, thick)
+        caption = f"{rec.label or 'no gesture'} {rec.confidence:.0%} ({rec.hand.handedness})"
+        _text(img, caption, (min(a[0], b[0]), max(12, top - 6)), 0.5 * s, colour)
+        if skeleton:
+            pts = [px(x, y) for x, y in rec.hand.landmarks[:, :2]]
+            for i, j in HAND_CONNECTIONS:
+                cv2.line(img, pts[i], pts[j], _YELLOW, thick, cv2.LINE_AA)
+            for p in pts:
+                cv2.circle(img, p, thick + 1, _GREEN, -1, cv2.LINE_AA)

@@ -95,11 +95,14 @@ class GestureEvent:
     frame: int
     confidence: float  # smoothed probability of ``label`` on that frame
     duration_frames: int = 0  # ended: on how many frames the gesture was active
-    reason: str = ""  # ended: "changed", "low confidence", "reset" or "end of stream"
+    reason: str = ""  # ended: "changed", "low confidence", "reset", "end of stream" or "hand lost"
+    hand: int | None = None  # with --hands: the hand's track id (events are per hand)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"event": self.kind, "label": self.label, "frame": self.frame,
                                "confidence": round(self.confidence, 4)}
+        if self.hand is not None:
+            out["hand"] = self.hand
         if self.kind == "ended":
             out["duration_frames"] = self.duration_frames
             out["reason"] = self.reason
