@@ -9,6 +9,12 @@ smoothing has settled (the first --settle frames of each photo are skipped) next
 offline accuracy of the same ONNX file on the same photos, plus how often the stable
 gesture (threshold + steady frames) is shown and how often it is right when shown.
 JAX-free: needs only onnxruntime and OpenCV.
+
+With ``--hands on`` the live loop finds the hand in each frame (rnn_jax.hands) and classifies
+its crop. Each photo is then padded with a replicated border (as ``--crop hand`` training
+does), the offline number is the same ONNX file on the crops training makes (hand found in
+the padded photo, :func:`rnn_jax.hands.hand_crop`), and photos where no hand is found
+offline are left out of both numbers (counted in the output).
 """
 
 from __future__ import annotations
@@ -41,31 +47,64 @@ def labelled_photos(folder: Path, class_names: list[str]) -> list[tuple[Path, in
     return pairs
 
 
-def write_video(photos: list[tuple[Path, int]], path: Path, hold: int, size: int = 200, fps: float = 30.0) -> None:
+def write_video(photos: list[tuple[Path, int]], path: Path, hold: int, size: int = 200, fps: float = 30.0,
+                pad: float = 0.0) -> None:
+    from rnn_jax.hands.crop import pad_for_detection
+
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (size, size))
     for photo, _ in photos:
-        frame = cv2.resize(cv2.imread(str(photo)), (size, size), interpolation=cv2.INTER_AREA)
+        image = cv2.imread(str(photo))
+        image = pad_for_detection(image, pad) if pad else image
+        frame = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
         for _ in range(hold):
             writer.write(frame)
     writer.release()
 
 
+def offline_hand_crops(predictor, photos: list[tuple[Path, int]], hand_models: Path | None
+                       ) -> tuple[list[tuple[Path, int]], list[str]]:
+    """Photos where the hand finder sees a hand (padded as in training), and the labels of their crops."""
+    from rnn_jax.hands import HandFinder, find_hands_in_image, hand_crop, pad_for_detection
+    from rnn_jax.preprocess import read_image
+
+    finder = HandFinder.load(hand_models, threads=None)
+    kept, crops = [], []
+    for path, label in photos:
+        image = pad_for_detection(read_image(path, predictor.num_channels))
+        hands = find_hands_in_image(finder, image)
+        if hands:
+            kept.append((path, label))
+            crops.append(hand_crop(image, max(hands, key=lambda h: h.presence), predictor.input_size))
+    probs = predictor.predict(np.stack(crops)) if crops else np.zeros((0, len(predictor.class_names)))
+    return kept, [predictor.class_names[i] for i in probs.argmax(axis=1)]
+
+
 def run(onnx: Path, images: Path, hold: int, settle: int, smoothing: str, threshold: float,
-        stable_frames: int) -> dict:
+        stable_frames: int, hands: str = "off", hand_models: Path | None = None) -> dict:
+    from rnn_jax.hands.crop import DETECTION_PAD
     from rnn_jax.live import iter_predictions
+    from rnn_jax.live.loop import hands_wanted
     from rnn_jax.runtime import Predictor
 
     predictor = Predictor.load(onnx)
     photos = labelled_photos(images, list(predictor.class_names))
-    offline = predictor.classify_files([p for p, _ in photos])
+    use_hands = hands_wanted(hands, predictor, hand_models)
+    all_photos = len(photos)
+    if use_hands:
+        photos, labels = offline_hand_crops(predictor, photos, hand_models)
+        offline = [(lbl, 1.0) for lbl in labels]
+        if not photos:
+            raise DataError(f"the hand finder found no hand in any photo under {images}")
+    else:
+        offline = predictor.classify_files([p for p, _ in photos])
     truth = np.array([label for _, label in photos])
     offline_acc = float(np.mean([predictor.class_names.index(lbl) == t for (lbl, _), t in zip(offline, truth)]))
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "photos.avi"
-        write_video(photos, video, hold)
+        write_video(photos, video, hold, pad=DETECTION_PAD if use_hands else 0.0)
         hits = counted = frames = top_hits = active = 0
         stream = iter_predictions(predictor, video, smoothing=smoothing, threshold=threshold,
-                                  stable_frames=stable_frames)
+                                  stable_frames=stable_frames, hands=use_hands, hand_models=hand_models)
         with stream:
             for record in stream:
                 frames += 1
@@ -78,10 +117,14 @@ def run(onnx: Path, images: Path, hold: int, settle: int, smoothing: str, thresh
                 active += record.label is not None
                 top_hits += record.top_label == expected
             summary = stream.summary()
-    return {"photos": len(photos), "frames": frames, "frames_scored": counted, "hold": hold, "settle": settle,
+    return {"photos": len(photos), "photos_without_hand": all_photos - len(photos), "hands": use_hands,
+            "frames": frames, "frames_scored": counted, "hold": hold, "settle": settle,
             "offline_accuracy": offline_acc, "live_accuracy": top_hits / max(counted, 1),
             "stable_coverage": active / max(counted, 1), "stable_accuracy_when_shown": hits / max(active, 1),
             "mean_fps": summary.to_dict().get("mean_fps")}
+
+
+DETECTION_PAD_TEXT = "25% per side with a replicated border"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,18 +137,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoothing", default="ema:0.5", help="as in rnn_jax.live (default ema:0.5)")
     parser.add_argument("--threshold", type=float, default=0.6, help="as in rnn_jax.live (default 0.6)")
     parser.add_argument("--stable-frames", type=int, default=5, help="as in rnn_jax.live (default 5)")
+    parser.add_argument("--hands", choices=("auto", "on", "off"), default="auto",
+                        help="find the hand in each frame as rnn_jax.live --hands does (default auto: on "
+                             "for hand-crop models when the hand models are built)")
+    parser.add_argument("--hand-models", type=Path, default=None, help="folder of the hand models")
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
     args = parser.parse_args(argv)
     if args.settle >= args.hold:
         parser.error("--settle must be smaller than --hold")
     try:
         result = run(Path(args.onnx), Path(args.images), args.hold, args.settle, args.smoothing, args.threshold,
-                     args.stable_frames)
+                     args.stable_frames, args.hands, args.hand_models)
     except RnnJaxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{result['photos']} photos x {args.hold} frames = {result['frames']} frames; scored {result['frames_scored']} "
           f"(first {args.settle} of each photo skipped)")
+    if result["hands"]:
+        print(f"hands on: photos padded {DETECTION_PAD_TEXT}; {result['photos_without_hand']} photo(s) without a "
+              "hand found offline left out")
     print(f"offline accuracy (same ONNX, same photos):        {result['offline_accuracy']:.4f}")
     print(f"live per-frame accuracy (smoothed top class):     {result['live_accuracy']:.4f}")
     print(f"difference (live - offline):                      {result['live_accuracy'] - result['offline_accuracy']:+.4f}")

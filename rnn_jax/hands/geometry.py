@@ -22,6 +22,10 @@ TRACK_SCALE = 2.0  # square side / landmark extent when tracking from the last f
 TRACK_SHIFT = -0.1
 WRIST, MIDDLE_KNUCKLE = 0, 2  # palm keypoints
 LM_WRIST, LM_INDEX_MCP, LM_MIDDLE_MCP, LM_RING_MCP = 0, 5, 9, 13  # hand landmarks
+# Joints that move little with the gesture (wrist, thumb base, each finger's first two joints):
+# the tracking square is sized from these, so it neither grows with outstretched fingers
+# nor drifts frame after frame on a still hand.
+LM_PALM = (0, 1, 2, 5, 6, 9, 10, 13, 14, 17, 18)
 
 
 @dataclass(frozen=True)
@@ -173,14 +177,17 @@ def rect_from_landmarks(landmarks: np.ndarray) -> Rect:
     """The next frame's square from this frame's 21 landmarks (tracking, no palm model).
 
     Rotation: wrist -> a knuckle point (middle knuckle averaged with the index/ring mean,
-    steadier than one joint). Extent: the landmarks' bounding box in the rotated frame.
+    steadier than one joint). Extent: the bounding box of the palm joints (:data:`LM_PALM`)
+    in the rotated frame; with all 21 points the square grew on every frame until the hand
+    was lost (measured on still photos).
     """
     pts = np.asarray(landmarks, np.float64)[:, :2]
     knuckle = (pts[LM_MIDDLE_MCP] + (pts[LM_INDEX_MCP] + pts[LM_RING_MCP]) / 2) / 2
     angle = _angle(pts[LM_WRIST], knuckle)
     rect = Rect(0.0, 0.0, 1.0, angle)
     ax, ay = rect.axes()
-    local = np.stack([pts @ ax, pts @ ay], -1)
+    palm = pts[list(LM_PALM)]
+    local = np.stack([palm @ ax, palm @ ay], -1)
     lo, hi = local.min(0), local.max(0)
     mid, size = (lo + hi) / 2, hi - lo
     centre = mid[0] * ax + mid[1] * ay + TRACK_SHIFT * size[1] * ay
