@@ -1,0 +1,244 @@
+"""rnn_jax.hands: anchor/box geometry (synthetic), the built models on real photos, live with hands."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from rnn_jax import preprocess
+from rnn_jax.errors import ModelFileError
+from rnn_jax.hands import HandModelsMissing, hand_crop, pad_for_detection
+from rnn_jax.hands.geometry import (
+    Palm,
+    Rect,
+    decode_palms,
+    letterbox_rgb,
+    palm_anchors,
+    rect_from_landmarks,
+    rect_from_palm,
+    warp_square,
+    weighted_nms,
+)
+from rnn_jax.hands.models import BUILD_COMMAND, default_model_dir, open_models
+from tests.conftest import REPO, shared_data
+from tests.onnx_fixtures import make_fixture_info, write_fixture_onnx
+
+BANNED = ("jax", "jaxlib", "flax", "optax", "orbax", "tensorflow", "tensorflow_datasets", "jax2onnx",
+          "grain", "tflite", "tflite2onnx", "ai_edge_litert")
+NO_HAND_SHOTS = ((98, 153), (200, 269))  # Megamind.avi: the man alone, then the face close-up
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("build_hand_models", REPO / "tools" / "build_hand_models.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --------------------------------------------------------------------------- geometry (no models)
+def test_anchors_follow_the_two_grids() -> None:
+    a = palm_anchors()
+    assert a.shape == (2016, 2)
+    np.testing.assert_allclose(a[0], [0.5 / 24, 0.5 / 24])
+    np.testing.assert_allclose(a[1], a[0])  # 2 anchors per cell on the 24x24 grid
+    np.testing.assert_allclose(a[2], [1.5 / 24, 0.5 / 24])
+    np.testing.assert_allclose(a[1152], [0.5 / 12, 0.5 / 12])  # then 6 per cell on 12x12
+    np.testing.assert_allclose(a[1152 + 6], [1.5 / 12, 0.5 / 12])
+
+
+def test_decode_maps_back_through_the_letterbox() -> None:
+    frame = np.zeros((100, 200, 3), np.uint8)  # wide: bars above and below
+    _, box = letterbox_rgb(frame, 192)
+    assert box.scale == pytest.approx(0.96) and box.pad_y == 48 and box.pad_x == 0
+    raw = np.zeros((2016, 18), np.float32)
+    logits = np.full(2016, -20.0, np.float32)
+    i = 1152 + 6 * (12 * 6 + 6)  # the 12x12 cell at row 6, col 6: centre (0.5417, 0.5417)
+    logits[i] = 5.0
+    raw[i, 0:4] = [9.6, 0.0, 48.0, 24.0]  # dx = +9.6 input px, w 48, h 24
+    raw[i, 4:6] = [0.0, 19.2]  # wrist 19.2 px below the anchor
+    (score, cxcywh, kps), = decode_palms(raw, logits, box, 0.5)
+    anchor = palm_anchors()[i] * 192
+    assert score == pytest.approx(1 / (1 + math.exp(-5)))
+    np.testing.assert_allclose(cxcywh, [(anchor[0] + 9.6) / 0.96, (anchor[1] - 48) / 0.96, 50, 25], atol=1e-4)
+    np.testing.assert_allclose(kps[0], [anchor[0] / 0.96, (anchor[1] + 19.2 - 48) / 0.96], atol=1e-4)
+
+
+def test_weighted_nms_averages_overlaps_and_keeps_apart_boxes() -> None:
+    kp = np.zeros((7, 2))
+    cands = [(0.9, np.array([10.0, 10, 10, 10]), kp), (0.6, np.array([12.0, 10, 10, 10]), kp + 3),
+             (0.8, np.array([60.0, 60, 10, 10]), kp)]
+    palms = weighted_nms(cands, 0.3)
+    assert len(palms) == 2 and palms[0].score == 0.9
+    np.testing.assert_allclose(palms[0].box[0], (0.9 * 10 + 0.6 * 12) / 1.5)
+    np.testing.assert_allclose(palms[0].keypoints[0, 0], 0.6 * 3 / 1.5)
+    assert len(weighted_nms(cands, 0.3, max_out=1)) == 1 and weighted_nms([], 0.3) == []
+
+
+def test_rect_from_palm_turns_fingers_up_and_moves_towards_them() -> None:
+    kps = np.zeros((7, 2))
+    kps[0], kps[2] = [50, 80], [50, 40]  # upright hand: wrist below the middle knuckle
+    rect = rect_from_palm(Palm(0.9, np.array([50.0, 60, 20, 30]), kps))
+    assert rect.angle == pytest.approx(0.0)
+    assert (rect.cx, rect.cy, rect.side) == pytest.approx((50, 60 - 15, 30 * 2.6))
+    kps[2] = [90, 80]  # fingers point right (+x): the square turns by +90 degrees
+    rect = rect_from_palm(Palm(0.9, np.array([50.0, 60, 20, 20]), kps))
+    assert rect.angle == pytest.approx(math.pi / 2)
+    assert (rect.cx, rect.cy) == pytest.approx((60, 60))  # shifted half a box towards the fingers
+
+
+def test_warp_square_puts_the_rotated_square_upright() -> None:
+    frame = np.zeros((100, 100, 3), np.uint8)
+    frame[20:30, 60:70] = 255  # a white patch
+    rect = Rect(50.0, 50.0, 80.0, -math.pi / 2)
+    ax, ay = rect.axes()
+    out = warp_square(frame, rect, 80)
+    ys, xs = np.nonzero(out[..., 0] > 128)
+    centre = rect.to_frame(np.array([[xs.mean() / 80, ys.mean() / 80]]))[0]
+    np.testing.assert_allclose(centre, [64.5, 24.5], atol=1.5)  # maps back onto the patch
+    np.testing.assert_allclose(rect.corners()[0], rect.to_frame(np.array([[0, 0]]))[0])
+    assert np.allclose(ax, [0, -1]) and np.allclose(ay, [1, 0])
+
+
+def test_rect_from_landmarks_is_steady_on_its_own_output() -> None:
+    rng = np.random.default_rng(0)
+    pts = np.c_[rng.uniform(40, 60, (21, 2)), np.zeros(21)]
+    pts[0], pts[9] = [50, 70, 0], [50, 45, 0]
+    a, b = rect_from_landmarks(pts), rect_from_landmarks(pts + [5, 0, 0])
+    assert b.cx == pytest.approx(a.cx + 5) and b.side == pytest.approx(a.side)
+    assert abs(a.angle) < 0.3
+
+
+def test_hand_crop_is_the_hagrid_box_rule() -> None:
+    rng = np.random.default_rng(1)
+    frame = rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    box = (0.25, 0.2, 0.3, 0.4)
+    left, top, side = preprocess.square_box(box, 80, 60, 1.5)
+    np.testing.assert_array_equal(hand_crop(frame, box, 32), preprocess.crop_square(frame, left, top, side, 32))
+
+    class Boxed:
+        box = (20.0, 12.0, 24.0, 24.0)  # the same box in pixels
+
+    np.testing.assert_array_equal(hand_crop(frame, Boxed(), 32), hand_crop(frame, box, 32))
+    padded = pad_for_detection(frame, 0.25)
+    assert padded.shape == (100, 120, 3) and (padded[0, 0] == frame[0, 0]).all()
+
+
+def test_missing_models_name_the_build_command(tmp_path: Path) -> None:
+    with pytest.raises(HandModelsMissing, match="build_hand_models.py"):
+        open_models(tmp_path)
+    assert BUILD_COMMAND in "run `python tools/build_hand_models.py`"
+    (tmp_path / "palm_detection_full.onnx").write_bytes(b"not a model")
+    (tmp_path / "hand_landmark_full.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelFileError, match="corrupt or not an ONNX model") as err:
+        open_models(tmp_path)
+    assert "\n" not in str(err.value)
+
+
+def test_foreign_onnx_file_is_refused(tmp_path: Path) -> None:
+    write_fixture_onnx(tmp_path / "palm_detection_full.onnx")  # a classifier, not a palm model
+    with pytest.raises(ModelFileError, match="not the expected hand model"):
+        open_models(tmp_path)
+
+
+def test_live_cli_hands_on_without_models_exits_2(tmp_path: Path) -> None:
+    model = write_fixture_onnx(tmp_path / "m.onnx", info=make_fixture_info(crop_mode="hand"))
+    proc = subprocess.run([sys.executable, "-m", "rnn_jax.live", "--onnx", str(model), "--source", "x.avi",
+                           "--headless", "--hands", "on", "--hand-models", str(tmp_path / "none")],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: hand model") and BUILD_COMMAND in lines[0]
+
+
+# --------------------------------------------------------------------------- the built models
+@pytest.fixture(scope="session")
+def hand_models() -> Path:
+    """Build the ONNX hand models once per machine (default cache folder); skip when impossible."""
+    out = default_model_dir()
+    tool = _tool()
+    try:
+        tool.build(out)
+    except tool.BuildError as exc:
+        pytest.skip(f"hand models cannot be built here: {exc}")
+    return out
+
+
+def test_build_is_cached_and_checked(hand_models: Path) -> None:
+    manifest = json.loads((hand_models / "manifest.json").read_text())
+    assert {f["onnx"] for f in manifest["files"]} == {
+        "palm_detection_full.onnx", "palm_detection_lite.onnx", "hand_landmark_full.onnx",
+        "hand_landmark_lite.onnx"}
+    if importlib.util.find_spec("ai_edge_litert") is not None:
+        assert all(f["compared_with_tflite"] and f["max_relative_difference"] < 1e-3 for f in manifest["files"])
+    assert "Apache License" in (hand_models / "LICENSE").read_text()
+    assert "Format change" in (hand_models / "NOTICE.md").read_text()
+    assert _tool().build(hand_models) == manifest  # second call: nothing rebuilt
+
+
+def test_finds_one_hand_in_a_real_photo_and_tracks_it(hand_models: Path) -> None:
+    from rnn_jax.hands import HandFinder
+
+    folder = shared_data("sign-language-digits", "val", "5")
+    photo = sorted(folder.iterdir())[0]
+    image = pad_for_detection(cv2.imread(str(photo)))
+    finder = HandFinder.load(hand_models)
+    (hand,) = finder.find(image)
+    assert hand.presence > 0.9 and not hand.tracked and hand.landmarks.shape == (21, 3)
+    x, y, w, h = hand.box
+    assert 0 <= x and 0 <= y and x + w <= image.shape[1] and y + h <= image.shape[0]
+    palm_runs = finder.stats.palm_runs
+    (again,) = finder.find(image)
+    assert again.tracked and again.track_id == hand.track_id and finder.stats.palm_runs == palm_runs
+    np.testing.assert_allclose(again.box, hand.box, atol=3)
+    assert finder.find(np.zeros_like(image)) == []
+    json.dumps(hand.to_json())
+
+
+@pytest.mark.shared
+def test_megamind_no_hand_shots_show_no_gesture(hand_models: Path, tmp_path: Path) -> None:
+    video = shared_data("video", "Megamind.avi")
+    model = write_fixture_onnx(tmp_path / "m.onnx", info=make_fixture_info(crop_mode="hand"))
+    jsonl = tmp_path / "out.jsonl"
+    from rnn_jax.live.cli import main
+
+    assert main(["--onnx", str(model), "--source", str(video), "--headless", "--hands", "on",
+                 "--hand-models", str(hand_models), "--jsonl", str(jsonl)]) == 0
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert len(rows) == 270
+    shots = [r for a, b in NO_HAND_SHOTS for r in rows[a : b + 1]]
+    assert sum(r["label"] is None for r in shots) / len(shots) >= 0.98
+    assert sum(bool(r["hands"]) for r in rows[1:98]) > 80  # the woman's hand on the wine glass
+    hand = next(h for r in rows for h in r["hands"])
+    assert len(hand["landmarks"]) == 21 and hand["handedness"] in ("left", "right") and len(hand["box"]) == 4
+
+
+def test_live_path_with_hands_imports_no_jax(hand_models: Path, tmp_path: Path) -> None:
+    """The whole live loop with hands on, with JAX/Flax/TensorFlow and the build tools unimportable."""
+    model = write_fixture_onnx(tmp_path / "m.onnx", info=make_fixture_info(crop_mode="hand"))
+    frame = np.full((120, 160, 3), 90, np.uint8)
+    cv2.imwrite(str(tmp_path / "f.png"), frame)
+    code = f"""
+import sys
+for name in {BANNED!r}:
+    sys.modules[name] = None
+import rnn_jax.hands, rnn_jax.live, rnn_jax.runtime
+from rnn_jax.hands import crop, finder, geometry, models
+from rnn_jax.live import cli
+rc = cli.main(["--onnx", {str(model)!r}, "--source", {str(tmp_path / 'f.png')!r}, "--headless",
+               "--hands", "on", "--hand-models", {str(hand_models)!r}])
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in {BANNED!r} and sys.modules[m] is not None)
+print("RC", rc, "LOADED", loaded)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                          env={**__import__("os").environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "RC 0 LOADED []" in proc.stdout
+    assert "hands: on" in proc.stderr
