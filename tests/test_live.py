@@ -261,7 +261,8 @@ def test_iter_predictions_records_and_summary(media: dict[str, Path]) -> None:
 def test_iter_predictions_max_frames_and_roi_default(media: dict[str, Path]) -> None:
     hand = write_fixture_onnx(media["root"] / "hand.onnx", info=make_fixture_info(crop_mode="hand"))
     predictor = Predictor.load(hand, threads=1)
-    with iter_predictions(predictor, media["video"], max_frames=4) as stream:
+    # hands off: with the hand models built, "auto" would find hands instead of using the ROI
+    with iter_predictions(predictor, media["video"], max_frames=4, hands="off") as stream:
         records = list(stream)
     assert len(records) == 4 and stream.roi_enabled
     assert records[0].roi == (17, 9, 29)  # side 0.6 * 48 -> 29 px, centred in 64 x 48
