@@ -40,6 +40,10 @@ def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int 
     g.add_argument("--augment", choices=("none", "basic", "strong"), default="basic",
                    help="augmentation: basic = shift+flip, strong = + colour + cutout (noisy student)")
     g.add_argument("--no-flip", action="store_true", help="no horizontal flips (when left/right changes the class)")
+    g.add_argument("--mixup", type=float, default=0.0,
+                   help="mixup Beta(a, a) on every generation's batches, teacher included (0 = off, default)")
+    g.add_argument("--cutmix", type=float, default=0.0,
+                   help="CutMix Beta(a, a) likewise (0 = off, default; with --mixup, half the batches each)")
     d = parser.add_argument_group("distillation")
     d.add_argument("--alpha", type=float, default=0.7, help="weight of the KD term, 0..1 (default 0.7)")
     d.add_argument("--temperature", type=float, default=4.0, help="distillation temperature T > 0 (default 4)")
@@ -50,6 +54,9 @@ def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int 
     d.add_argument("--teacher", choices=("cached", "consistent"), default="cached",
                    help="cached: teacher logits on clean images once per generation (fast, default); "
                         "consistent: teacher runs on each augmented batch")
+    d.add_argument("--teacher-from", choices=("parent", "ensemble"), default="parent",
+                   help="who teaches generation k: parent = generation k-1 (default); ensemble = the "
+                        "averaged probabilities of generations 0..k-1")
     d.add_argument("--ema-decay", type=float, default=0.0,
                    help="> 0 keeps an EMA (mean teacher) of the weights; it becomes the generation's model")
     d.add_argument("--dropout", type=float, default=0.0, help="dropout before the classifier (noisy student)")
@@ -81,10 +88,11 @@ def run_config_from_args(args: argparse.Namespace):
                               temperature_end=args.temperature_end,
                               temperature_schedule=args.temperature_schedule,
                               label_smoothing=args.label_smoothing, teacher=args.teacher,
+                              teacher_from=args.teacher_from,
                               ema_decay=args.ema_decay),
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                           weight_decay=args.weight_decay, augment=args.augment, flip=not args.no_flip,
-                          max_train=args.max_train),
+                          max_train=args.max_train, mixup=args.mixup, cutmix=args.cutmix),
         gens=args.gens, seed=args.seed, patience=args.patience, min_delta=args.min_delta,
         devices=getattr(args, "devices", None),
     )

@@ -20,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from rnn_jax.config import RunConfig
+from rnn_jax.data.mixing import mix_batch
 from rnn_jax.data.pipeline import epoch_seed, eval_batches, train_batches
 from rnn_jax.data.types import Dataset, Split
 from rnn_jax.distill.ensemble import ensemble_probabilities
@@ -34,6 +35,12 @@ from rnn_jax.distill.step import (
     make_optimizer,
     make_train_step,
     split_model,
+)
+from rnn_jax.distill.teachers import (  # noqa: F401  (TeacherSource: re-exported for the bench)
+    TeacherSource,
+    batch_teacher_logits,
+    ensemble_log_probs,
+    teacher_generations,
 )
 from rnn_jax.distributed import (
     Placement,
@@ -273,49 +280,31 @@ def logits_metrics(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float
     return float(np.mean(logits.argmax(axis=1) == labels)), loss
 
 
-@dataclasses.dataclass(frozen=True)
-class TeacherSource:
-    """Where a generation's soft targets come from: cached logits, a forward pass, or nowhere (gen 0)."""
+def _teacher_for(ctx: _Context, gen: int) -> tuple[list[int], list[dict], np.ndarray | None]:
+    """(teaching generations, their weights, cached train logits or None) for generation ``gen``.
 
-    cached_logits: np.ndarray | None
-    forward: Callable | None
-    params: object = None
-    batch_stats: object = None
-    put: Callable = jnp.asarray  # host rows -> device (sharded along the batch when data-parallel)
-
-
-def batch_teacher_logits(source: TeacherSource, index: np.ndarray, images: jnp.ndarray,
-                         no_teacher: jnp.ndarray) -> jnp.ndarray:
-    """The teacher-logit input of one train step.
-
-    ``cached``: rows of the logits computed once on the clean training images (``index`` says
-    which). ``consistent``: the teacher's own jitted forward on this very augmented batch.
+    Cached mode reads each teacher's stored logits on the clean training images (recomputed
+    when missing or unreadable) and combines several into the ensemble's log-probabilities.
     """
-    if source.cached_logits is not None:
-        return source.put(source.cached_logits[index])
-    if source.forward is not None:
-        return source.forward(source.params, source.batch_stats, images)
-    return no_teacher
-
-
-def _teacher_for(ctx: _Context, gen: int):
-    """(teacher params, batch_stats, cached train logits or None) for generation ``gen``."""
-    if gen == 0:
-        return None, None, None
-    parent = gen - 1
-    weights = _restore_weights(ctx, parent)
+    teachers = teacher_generations(gen, ctx.config.distill.teacher_from)
+    weights = [_restore_weights(ctx, g) for g in teachers]
     cached = None
-    if ctx.config.distill.teacher == "cached":
-        path = gen_dir(ctx.run_dir, parent) / "train_logits.npy"
-        if path.is_file():
-            try:
-                cached = np.load(path, allow_pickle=False)  # never unpickle: an unreadable file is recomputed
-            except (OSError, ValueError):
-                cached = None
-        if cached is None or cached.shape != (len(ctx.train), ctx.dataset.num_classes):
-            cached = predict_logits(ctx.forward, weights["params"], weights["batch_stats"], ctx.train.images,
-                                    ctx.eval_batch_size, ctx.dataset.clean_train_images, ctx.placement)
-    return weights["params"], weights["batch_stats"], cached
+    if teachers and ctx.config.distill.teacher == "cached":
+        cached = ensemble_log_probs([_train_logits(ctx, g, w) for g, w in zip(teachers, weights)])
+    return teachers, weights, cached
+
+
+def _train_logits(ctx: _Context, gen: int, weights: dict) -> np.ndarray:
+    path = gen_dir(ctx.run_dir, gen) / "train_logits.npy"
+    if path.is_file():
+        try:
+            logits = np.load(path, allow_pickle=False)  # never unpickle: an unreadable file is recomputed
+            if logits.shape == (len(ctx.train), ctx.dataset.num_classes):
+                return logits
+        except (OSError, ValueError):
+            pass
+    return predict_logits(ctx.forward, weights["params"], weights["batch_stats"], ctx.train.images,
+                          ctx.eval_batch_size, ctx.dataset.clean_train_images, ctx.placement)
 
 
 def _fresh_weights(ctx: _Context, gen: int) -> tuple[TrainState, dict]:
@@ -391,13 +380,13 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
                                          config.distill.temperature_end, config.distill.temperature_schedule)
     alpha = config.distill.alpha if gen > 0 else 0.0
     t_start = time.perf_counter()
-    teacher_params, teacher_stats, cached_logits = _teacher_for(ctx, gen)
+    teachers, teacher_weights, cached_logits = _teacher_for(ctx, gen)
     teacher_time = time.perf_counter() - t_start
 
     entry = generation_entry(record, gen)
     if entry is None:
-        entry = {"gen": gen, "parent": gen - 1 if gen > 0 else None, "seed": generation_seed(config.seed, gen),
-                 "alpha": alpha, "temperature": temperature if gen > 0 else None, "status": "running",
+        entry = {"gen": gen, "parent": gen - 1 if gen > 0 else None, "teachers": teachers,
+                 "seed": generation_seed(config.seed, gen), "alpha": alpha, "temperature": temperature if gen > 0 else None, "status": "running",
                  "epochs": [], "time_s": 0.0}
         record["generations"].append(entry)
     entry["status"] = "running"
@@ -426,9 +415,10 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
     local_batch = config.train.batch_size // placement.process_count
     no_teacher = placement.batch(np.zeros((local_batch, ctx.dataset.num_classes), np.float32))
     teacher_forward = ctx.teacher_forward or ctx.forward
-    teacher_source = TeacherSource(cached_logits, teacher_forward if gen > 0 else None,
-                                   placement.replicate(teacher_params), placement.replicate(teacher_stats),
-                                   placement.batch)
+    teacher_source = TeacherSource(cached_logits, teacher_forward if gen > 0 else None, put=placement.batch,
+                                   members=tuple(placement.replicate((w["params"], w["batch_stats"]))
+                                                 for w in teacher_weights))
+    mixing = config.train.mixup > 0 or config.train.cutmix > 0
     shard = placement.shard_options()
 
     try:
@@ -441,10 +431,16 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
                        desc=f"gen {gen}/{config.gens - 1} epoch {epoch + 1}/{config.train.epochs}",
                        disable=not ctx.progress, leave=False, dynamic_ncols=True)
             sums = None
+            mix_rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))  # the same draws on resume
             for i, batch in enumerate(batches):
+                labels, mix = batch["labels"], None
+                if mixing:
+                    pixels, labels, mix = mix_batch(batch["images"], labels, ctx.dataset.num_classes, mix_rng,
+                                                    config.train.mixup, config.train.cutmix)
+                    batch = {**batch, "images": pixels}
                 images = placement.batch(batch["images"], jnp.float32)
-                teacher = batch_teacher_logits(teacher_source, batch["index"], images, no_teacher)
-                state, metrics = ctx.step(state, images, placement.batch(batch["labels"]), teacher, alpha_arr,
+                teacher = batch_teacher_logits(teacher_source, batch["index"], images, no_teacher, mix)
+                state, metrics = ctx.step(state, images, placement.batch(labels), teacher, alpha_arr,
                                           temp_arr, key)
                 sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
                 bar.update(config.train.batch_size)
