@@ -63,3 +63,34 @@ def test_a_diverged_generation_makes_the_cli_exit_non_zero(tmp_path, capsys):
                                         "--lr", "1e30", "--optimizer", "sgd", "--no-progress"])
     assert exit_info.value.code == 1
     assert "generation 0 failed" in capsys.readouterr().err
+
+
+def _one_line_error(capsys, exit_info) -> str:
+    """The CLI refused: exit 2, and its last stderr line is the one error line (no traceback)."""
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err and err[-1].startswith("error: ") and not any("Traceback" in line for line in err)
+    return err[-1]
+
+
+@pytest.mark.parametrize("layout", ["flat", "split"])
+def test_a_single_class_is_refused_not_scored_perfect(tmp_path, capsys, layout):
+    """Issue 20, mend 1: one class folder used to train and report test acc 1.0000."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    splits = ("",) if layout == "flat" else ("train", "val")
+    for split in splits:
+        folder = tmp_path / "data" / split / "like"
+        folder.mkdir(parents=True)
+        for i in range(12):
+            cv2.imwrite(str(folder / f"img{i}.png"), rng.integers(0, 255, (16, 16, 3), dtype=np.uint8))
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        main_guard(hagrid.main, ["--data", str(tmp_path / "data"), "--out", str(run), "--gens", "1",
+                                 "--epochs", "1", "--batch-size", "4", "--model", "mlp", "--size", "tiny",
+                                 "--image-size", "16", "--no-progress"])
+    line = _one_line_error(capsys, exit_info)
+    assert "needs at least two" in line and "like" in line
+    assert not run.exists()  # a refused command leaves no run folder behind

@@ -43,7 +43,7 @@ from rnn_jax.distributed import (
     is_main_process,
     make_placement,
 )
-from rnn_jax.errors import ConfigError, ResumeError
+from rnn_jax.errors import ConfigError, DataError, ResumeError
 from rnn_jax.lineage.checkpoint import GenerationCheckpoints
 from rnn_jax.lineage.record import (
     LINEAGE_FILE,
@@ -115,6 +115,18 @@ def describe_data(dataset: Dataset, train: Split) -> dict:
     }
 
 
+def check_classes(dataset: Dataset, train: Split) -> None:
+    """Refuse data with fewer than two classes: a one-class "classifier" scores a meaningless 100%."""
+    if dataset.num_classes < 2:
+        raise DataError(f"data set {dataset.name!r} has {dataset.num_classes} class "
+                        f"({', '.join(dataset.class_names)}); a classifier needs at least two: "
+                        "add a folder of images per gesture")
+    present = np.unique(np.asarray(train.labels))
+    if len(present) < 2:
+        raise DataError(f"the training images of {dataset.name!r} are all of one class "
+                        f"({dataset.class_names[int(present[0])]}); a classifier needs at least two")
+
+
 def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, resume: bool = False,
                 overwrite: bool = False, data_spec: dict | None = None, progress: bool = True,
                 init_from: str | Path | None = None, log: Log = print) -> dict:
@@ -128,6 +140,7 @@ def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, res
     process = setup_training_process()  # allocator + compilation cache, before the first compile
     run_dir = Path(run_dir)
     train = dataset.train.take(config.train.max_train, seed=config.seed)
+    check_classes(dataset, train)
     if config.train.batch_size > len(train):
         raise ConfigError(
             f"--batch-size {config.train.batch_size} is larger than the {len(train)} training images; "
