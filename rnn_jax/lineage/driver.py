@@ -45,6 +45,7 @@ from rnn_jax.distributed import (
 )
 from rnn_jax.errors import ConfigError, DataError, ResumeError
 from rnn_jax.lineage.checkpoint import GenerationCheckpoints
+from rnn_jax.lineage.preflight import check_init_from, check_run_dir
 from rnn_jax.lineage.record import (
     LINEAGE_FILE,
     STARTED_FILE,
@@ -52,7 +53,6 @@ from rnn_jax.lineage.record import (
     finished_generations,
     generation_entry,
     new_lineage,
-    read_lineage,
     storage_errors,
     uninterrupted,
     write_json_atomic,
@@ -224,24 +224,15 @@ def _open_record(config: RunConfig, dataset: Dataset, train: Split, run_dir: Pat
     no lineage.json yet (the run was stopped while loading its data) starts the run afresh."""
     data = describe_data(dataset, train)
     lineage_path = run_dir / LINEAGE_FILE
-    if lineage_path.exists() and resume:
-        record = read_lineage(run_dir)
-        previous = RunConfig.from_dict(record["config"])
-        problems = config.compatible_with(previous)
+    record = check_run_dir(config, run_dir, resume, overwrite)
+    if record is not None:  # --resume of a run with this config: the data must match too
         if record["data"]["fingerprint"] != data["fingerprint"]:
-            problems.append(f"data: run was trained on {record['data']['name']} "
-                            f"(fingerprint {record['data']['fingerprint']}), this is {data['name']} "
-                            f"({data['fingerprint']})")
-        if problems:
-            raise ResumeError(f"--resume {run_dir} does not match this command: " + "; ".join(problems))
+            raise ResumeError(f"--resume {run_dir} does not match this command: data: run was trained on "
+                              f"{record['data']['name']} (fingerprint {record['data']['fingerprint']}), "
+                              f"this is {data['name']} ({data['fingerprint']})")
         record["config"] = config.to_dict()  # gens may grow on resume
         return record
-    if lineage_path.exists() and not overwrite:
-        raise ResumeError(f"{run_dir} already holds a run; pass --resume to continue it or choose "
-                          f"another --out")
-    if resume and not lineage_path.exists():
-        if not (run_dir / STARTED_FILE).exists():
-            raise ResumeError(f"--resume: {run_dir} holds no run to resume (no {LINEAGE_FILE})")
+    if resume:  # check_run_dir found the started marker: stopped while loading its data
         log(f"--resume: {run_dir} was stopped before its first epoch; starting it from the beginning")
     barrier("rnn_jax:run_dir_checked")  # process 0 may delete what the others just looked at
     record = new_lineage(run_dir.name, config.to_dict(), data, data_spec)
@@ -358,13 +349,7 @@ def transferable_weights(source_run: Path, config: RunConfig, dataset: Dataset, 
 
     The architecture must match; a different class list only re-initialises the classifier head.
     """
-    source = read_lineage(source_run)
-    theirs = RunConfig.from_dict(source["config"]).model
-    if (theirs.name, theirs.size) != (config.model.name, config.model.size):
-        raise ResumeError(f"--init-from {source_run} trained {theirs.label}; this run asks for "
-                          f"{config.model.label}. Pass --model {theirs.name} --size {theirs.size}.")
-    if source.get("final_generation") is None:
-        raise ResumeError(f"--init-from {source_run} has no finished generation to start from")
+    source = check_init_from(source_run, config)
     if list(source["data"]["image_shape"])[2] != dataset.image_shape[2]:
         raise ResumeError(f"--init-from {source_run} used {source['data']['image_shape'][2]} channels, "
                           f"this data has {dataset.image_shape[2]}")
