@@ -139,14 +139,30 @@ def _skipped_images_note(dataset) -> str | None:
     return f"NOTE: skipped {skipped['count']} image(s) that could not be used ({reasons}){example}"
 
 
+def check_before_data(args: argparse.Namespace, out: Path, init_from: str | None = None, config=None):
+    """Every check that needs no data: the flags, ``--out``/``--resume``, ``--init-from``.
+
+    Returns the validated RunConfig. A CLI calls it before it finds, announces or decodes
+    any data, so a typo costs a second, not a data load."""
+    from rnn_jax.lineage.preflight import check_init_from, check_run_dir
+
+    config = config or run_config_from_args(args)
+    check_run_dir(config, out, resume=args.resume, overwrite=args.overwrite)
+    if init_from is not None:
+        check_init_from(Path(init_from), config)
+    return config
+
+
 def run_experiment(args: argparse.Namespace, experiment: str, build_data: Callable,
-                   init_from: str | None = None) -> dict:
-    """Validate flags, load data, train the lineage, print the table, write plots."""
+                   init_from: str | None = None, config=None) -> dict:
+    """Validate flags, load data, train the lineage, print the table, write plots.
+
+    ``config``: the RunConfig the caller already built and checked (else built here)."""
     from rnn_jax.lineage.driver import run_lineage
     from rnn_jax.lineage.report import generation_table, write_plots
 
-    config = run_config_from_args(args)  # validates before any slow work
     out = Path(args.out) if args.out else default_out(experiment)
+    config = check_before_data(args, out, init_from, config)  # before any slow work
     resume_hint = f"continue with --resume --out {out}"
     mark = None if args.resume else _mark_started(out)
     try:

@@ -50,8 +50,9 @@ from rnn_jax.distributed import (
     is_main_process,
     make_placement,
 )
-from rnn_jax.errors import ConfigError, ResumeError
+from rnn_jax.errors import ConfigError, DataError, ResumeError
 from rnn_jax.lineage.checkpoint import GenerationCheckpoints
+from rnn_jax.lineage.preflight import check_init_from, check_run_dir
 from rnn_jax.lineage.record import (
     LINEAGE_FILE,
     STARTED_FILE,
@@ -59,7 +60,6 @@ from rnn_jax.lineage.record import (
     finished_generations,
     generation_entry,
     new_lineage,
-    read_lineage,
     storage_errors,
     uninterrupted,
     write_json_atomic,
@@ -122,6 +122,18 @@ def describe_data(dataset: Dataset, train: Split) -> dict:
     }
 
 
+def check_classes(dataset: Dataset, train: Split) -> None:
+    """Refuse data with fewer than two classes: a one-class "classifier" scores a meaningless 100%."""
+    if dataset.num_classes < 2:
+        raise DataError(f"data set {dataset.name!r} has {dataset.num_classes} class "
+                        f"({', '.join(dataset.class_names)}); a classifier needs at least two: "
+                        "add a folder of images per gesture")
+    present = np.unique(np.asarray(train.labels))
+    if len(present) < 2:
+        raise DataError(f"the training images of {dataset.name!r} are all of one class "
+                        f"({dataset.class_names[int(present[0])]}); a classifier needs at least two")
+
+
 def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, resume: bool = False,
                 overwrite: bool = False, data_spec: dict | None = None, progress: bool = True,
                 init_from: str | Path | None = None, log: Log = print) -> dict:
@@ -135,6 +147,7 @@ def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, res
     process = setup_training_process()  # allocator + compilation cache, before the first compile
     run_dir = Path(run_dir)
     train = dataset.train.take(config.train.max_train, seed=config.seed)
+    check_classes(dataset, train)
     if config.train.batch_size > len(train):
         raise ConfigError(
             f"--batch-size {config.train.batch_size} is larger than the {len(train)} training images; "
@@ -218,24 +231,15 @@ def _open_record(config: RunConfig, dataset: Dataset, train: Split, run_dir: Pat
     no lineage.json yet (the run was stopped while loading its data) starts the run afresh."""
     data = describe_data(dataset, train)
     lineage_path = run_dir / LINEAGE_FILE
-    if lineage_path.exists() and resume:
-        record = read_lineage(run_dir)
-        previous = RunConfig.from_dict(record["config"])
-        problems = config.compatible_with(previous)
+    record = check_run_dir(config, run_dir, resume, overwrite)
+    if record is not None:  # --resume of a run with this config: the data must match too
         if record["data"]["fingerprint"] != data["fingerprint"]:
-            problems.append(f"data: run was trained on {record['data']['name']} "
-                            f"(fingerprint {record['data']['fingerprint']}), this is {data['name']} "
-                            f"({data['fingerprint']})")
-        if problems:
-            raise ResumeError(f"--resume {run_dir} does not match this command: " + "; ".join(problems))
+            raise ResumeError(f"--resume {run_dir} does not match this command: data: run was trained on "
+                              f"{record['data']['name']} (fingerprint {record['data']['fingerprint']}), "
+                              f"this is {data['name']} ({data['fingerprint']})")
         record["config"] = config.to_dict()  # gens may grow on resume
         return record
-    if lineage_path.exists() and not overwrite:
-        raise ResumeError(f"{run_dir} already holds a run; pass --resume to continue it or choose "
-                          f"another --out")
-    if resume and not lineage_path.exists():
-        if not (run_dir / STARTED_FILE).exists():
-            raise ResumeError(f"--resume: {run_dir} holds no run to resume (no {LINEAGE_FILE})")
+    if resume:  # check_run_dir found the started marker: stopped while loading its data
         log(f"--resume: {run_dir} was stopped before its first epoch; starting it from the beginning")
     barrier("rnn_jax:run_dir_checked")  # process 0 may delete what the others just looked at
     record = new_lineage(run_dir.name, config.to_dict(), data, data_spec)
@@ -334,13 +338,7 @@ def transferable_weights(source_run: Path, config: RunConfig, dataset: Dataset, 
 
     The architecture must match; a different class list only re-initialises the classifier head.
     """
-    source = read_lineage(source_run)
-    theirs = RunConfig.from_dict(source["config"]).model
-    if (theirs.name, theirs.size) != (config.model.name, config.model.size):
-        raise ResumeError(f"--init-from {source_run} trained {theirs.label}; this run asks for "
-                          f"{config.model.label}. Pass --model {theirs.name} --size {theirs.size}.")
-    if source.get("final_generation") is None:
-        raise ResumeError(f"--init-from {source_run} has no finished generation to start from")
+    source = check_init_from(source_run, config)
     if list(source["data"]["image_shape"])[2] != dataset.image_shape[2]:
         raise ResumeError(f"--init-from {source_run} used {source['data']['image_shape'][2]} channels, "
                           f"this data has {dataset.image_shape[2]}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,7 @@ class RunSummary:
     loop_p95_ms: float
     gestures: dict[str, tuple[int, int]]  # label -> (times started, frames shown)
     no_gesture_frames: int
+    skipped_files: int = 0  # image files of the source that could not be decoded
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -120,6 +121,8 @@ class RunSummary:
         else:
             lines.append("  gestures: none shown")
         lines.append(f"  no gesture on {self.no_gesture_frames} of {self.frames} frames")
+        if self.skipped_files:
+            lines.append(f"  skipped {self.skipped_files} file(s) that could not be decoded as images")
         return "\n".join(lines)
 
 
@@ -234,7 +237,7 @@ class PredictionStream:
             self.source.close()
 
     def summary(self) -> RunSummary:
-        return self.stats.summary()
+        return replace(self.stats.summary(), skipped_files=getattr(self.source, "skipped", 0))
 
     def __enter__(self) -> PredictionStream:
         return self
