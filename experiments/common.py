@@ -40,6 +40,10 @@ def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int 
     g.add_argument("--augment", choices=("none", "basic", "strong"), default="basic",
                    help="augmentation: basic = shift+flip, strong = + colour + cutout (noisy student)")
     g.add_argument("--no-flip", action="store_true", help="no horizontal flips (when left/right changes the class)")
+    g.add_argument("--mixup", type=float, default=0.0,
+                   help="mixup Beta(a, a) on every generation's batches, teacher included (0 = off, default)")
+    g.add_argument("--cutmix", type=float, default=0.0,
+                   help="CutMix Beta(a, a) likewise (0 = off, default; with --mixup, half the batches each)")
     d = parser.add_argument_group("distillation")
     d.add_argument("--alpha", type=float, default=0.7, help="weight of the KD term, 0..1 (default 0.7)")
     d.add_argument("--temperature", type=float, default=4.0, help="distillation temperature T > 0 (default 4)")
@@ -50,6 +54,9 @@ def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int 
     d.add_argument("--teacher", choices=("cached", "consistent"), default="cached",
                    help="cached: teacher logits on clean images once per generation (fast, default); "
                         "consistent: teacher runs on each augmented batch")
+    d.add_argument("--teacher-from", choices=("parent", "ensemble"), default="parent",
+                   help="who teaches generation k: parent = generation k-1 (default); ensemble = the "
+                        "averaged probabilities of generations 0..k-1")
     d.add_argument("--ema-decay", type=float, default=0.0,
                    help="> 0 keeps an EMA (mean teacher) of the weights; it becomes the generation's model")
     d.add_argument("--dropout", type=float, default=0.0, help="dropout before the classifier (noisy student)")
@@ -81,10 +88,11 @@ def run_config_from_args(args: argparse.Namespace):
                               temperature_end=args.temperature_end,
                               temperature_schedule=args.temperature_schedule,
                               label_smoothing=args.label_smoothing, teacher=args.teacher,
+                              teacher_from=args.teacher_from,
                               ema_decay=args.ema_decay),
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                           weight_decay=args.weight_decay, augment=args.augment, flip=not args.no_flip,
-                          max_train=args.max_train),
+                          max_train=args.max_train, mixup=args.mixup, cutmix=args.cutmix),
         gens=args.gens, seed=args.seed, patience=args.patience, min_delta=args.min_delta,
         devices=getattr(args, "devices", None),
     )
@@ -131,14 +139,30 @@ def _skipped_images_note(dataset) -> str | None:
     return f"NOTE: skipped {skipped['count']} image(s) that could not be used ({reasons}){example}"
 
 
+def check_before_data(args: argparse.Namespace, out: Path, init_from: str | None = None, config=None):
+    """Every check that needs no data: the flags, ``--out``/``--resume``, ``--init-from``.
+
+    Returns the validated RunConfig. A CLI calls it before it finds, announces or decodes
+    any data, so a typo costs a second, not a data load."""
+    from rnn_jax.lineage.preflight import check_init_from, check_run_dir
+
+    config = config or run_config_from_args(args)
+    check_run_dir(config, out, resume=args.resume, overwrite=args.overwrite)
+    if init_from is not None:
+        check_init_from(Path(init_from), config)
+    return config
+
+
 def run_experiment(args: argparse.Namespace, experiment: str, build_data: Callable,
-                   init_from: str | None = None) -> dict:
-    """Validate flags, load data, train the lineage, print the table, write plots."""
+                   init_from: str | None = None, config=None) -> dict:
+    """Validate flags, load data, train the lineage, print the table, write plots.
+
+    ``config``: the RunConfig the caller already built and checked (else built here)."""
     from rnn_jax.lineage.driver import run_lineage
     from rnn_jax.lineage.report import generation_table, write_plots
 
-    config = run_config_from_args(args)  # validates before any slow work
     out = Path(args.out) if args.out else default_out(experiment)
+    config = check_before_data(args, out, init_from, config)  # before any slow work
     resume_hint = f"continue with --resume --out {out}"
     mark = None if args.resume else _mark_started(out)
     try:

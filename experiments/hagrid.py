@@ -18,7 +18,13 @@ import argparse
 import os
 from pathlib import Path
 
-from experiments.common import add_common_flags, main_guard, run_experiment
+from experiments.common import (
+    add_common_flags,
+    check_before_data,
+    default_out,
+    main_guard,
+    run_experiment,
+)
 from rnn_jax.data.registry import DataSpec, load_dataset
 from rnn_jax.presets import PRESETS, Preset
 
@@ -70,13 +76,16 @@ def apply_preset(args: argparse.Namespace, preset: Preset) -> None:
             setattr(args, key, getattr(preset, key))
 
 
-def build_data(args: argparse.Namespace):
-    path = find_data(args.data)
+def data_spec(args: argparse.Namespace, path: Path | None) -> DataSpec:
+    """What to load (validates --image-size and --crop; reads nothing)."""
     if path is None:
-        spec = DataSpec("builtin", image_size=args.image_size, seed=args.seed)
-    else:
-        spec = DataSpec("hagrid", path=str(path.resolve()), image_size=args.image_size, crop=args.crop,
-                        no_gesture=args.no_gesture, seed=args.seed)
+        return DataSpec("builtin", image_size=args.image_size, seed=args.seed)
+    return DataSpec("hagrid", path=str(path.resolve()), image_size=args.image_size, crop=args.crop,
+                    no_gesture=args.no_gesture, seed=args.seed)
+
+
+def build_data(args: argparse.Namespace):
+    spec = data_spec(args, find_data(args.data))
     return spec, load_dataset(spec, progress=not args.no_progress)
 
 
@@ -88,10 +97,15 @@ def main(argv: list[str] | None = None) -> None:
     data_path = find_data(args.data)
     preset = choose_preset(args, data_path)
     apply_preset(args, preset)
+    # the whole configuration is checked before the data is announced or loaded
+    data_spec(args, data_path)
+    out = Path(args.out) if args.out else default_out("hagrid")
+    args.out = str(out)
+    config = check_before_data(args, out, init_from=args.init_from)
     if data_path is None:
         print("No HaGRID found (--data, ./data/hagrid, $RNN_JAX_DATA): using rnn-jax's BUILT-IN DEMO gestures. "
               "Get HaGRID with `python tools/download_hagrid.py` or pass --data.")
-    run_experiment(args, "hagrid", build_data, init_from=args.init_from)
+    run_experiment(args, "hagrid", build_data, init_from=args.init_from, config=config)
 
 
 if __name__ == "__main__":

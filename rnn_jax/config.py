@@ -11,6 +11,7 @@ from rnn_jax.errors import ConfigError
 from rnn_jax.models.registry import ModelSpec
 
 TEACHER_MODES = ("cached", "consistent")
+TEACHER_FROM = ("parent", "ensemble")  # who teaches generation k: k-1, or all of 0..k-1
 AUGMENTATIONS = ("none", "basic", "strong")
 OPTIMIZERS = ("adamw", "sgd")
 
@@ -30,6 +31,7 @@ class DistillConfig:
     temperature_schedule: str = "constant"
     label_smoothing: float = 0.0
     teacher: str = "cached"  # see README: why cached is the default
+    teacher_from: str = "parent"  # parent: generation k-1 teaches k; ensemble: generations 0..k-1
     ema_decay: float = 0.0  # > 0: the generation's model is the EMA (mean teacher) of its weights
 
     def __post_init__(self) -> None:
@@ -42,6 +44,8 @@ class DistillConfig:
                f"--temperature-schedule must be one of {TEMPERATURE_SCHEDULES}")
         _check(0.0 <= self.label_smoothing < 1.0, f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
         _check(self.teacher in TEACHER_MODES, f"--teacher must be one of {TEACHER_MODES}, got {self.teacher!r}")
+        _check(self.teacher_from in TEACHER_FROM,
+               f"--teacher-from must be one of {TEACHER_FROM}, got {self.teacher_from!r}")
         _check(0.0 <= self.ema_decay < 1.0, f"--ema-decay must be in [0, 1), got {self.ema_decay}")
 
 
@@ -61,6 +65,8 @@ class TrainConfig:
     # vs ~1,300 at 512 for the cpu preset's forward), 512 on GPU/TPU
     eval_batch_size: int | None = None
     max_train: int | None = None
+    mixup: float = 0.0  # Beta(a, a) mixup on every generation's batches (0 = off)
+    cutmix: float = 0.0  # Beta(a, a) CutMix (0 = off; with mixup too, half the batches each)
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
@@ -72,6 +78,8 @@ class TrainConfig:
         _check(self.augment in AUGMENTATIONS, f"--augment must be one of {AUGMENTATIONS}")
         _check(self.eval_batch_size is None or self.eval_batch_size >= 1,
                f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        _check(self.mixup >= 0 and math.isfinite(self.mixup), f"--mixup must be >= 0, got {self.mixup}")
+        _check(self.cutmix >= 0 and math.isfinite(self.cutmix), f"--cutmix must be >= 0, got {self.cutmix}")
         _check(self.max_train is None or self.max_train >= 1, f"--max-train must be >= 1, got {self.max_train}")
 
 

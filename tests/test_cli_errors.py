@@ -63,3 +63,71 @@ def test_a_diverged_generation_makes_the_cli_exit_non_zero(tmp_path, capsys):
                                         "--lr", "1e30", "--optimizer", "sgd", "--no-progress"])
     assert exit_info.value.code == 1
     assert "generation 0 failed" in capsys.readouterr().err
+
+
+def _one_line_error(stderr: str, exit_info) -> str:
+    """The CLI refused: exit 2, and its last stderr line is the one error line (no traceback)."""
+    assert exit_info.value.code == 2
+    err = stderr.strip().splitlines()
+    assert err and err[-1].startswith("error: ") and not any("Traceback" in line for line in err)
+    return err[-1]
+
+
+@pytest.mark.parametrize("layout", ["flat", "split"])
+def test_a_single_class_is_refused_not_scored_perfect(tmp_path, capsys, layout):
+    """Issue 20, mend 1: one class folder used to train and report test acc 1.0000."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    splits = ("",) if layout == "flat" else ("train", "val")
+    for split in splits:
+        folder = tmp_path / "data" / split / "like"
+        folder.mkdir(parents=True)
+        for i in range(12):
+            cv2.imwrite(str(folder / f"img{i}.png"), rng.integers(0, 255, (16, 16, 3), dtype=np.uint8))
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        main_guard(hagrid.main, ["--data", str(tmp_path / "data"), "--out", str(run), "--gens", "1",
+                                 "--epochs", "1", "--batch-size", "4", "--model", "mlp", "--size", "tiny",
+                                 "--image-size", "16", "--no-progress"])
+    line = _one_line_error(capsys.readouterr().err, exit_info)
+    assert "needs at least two" in line and "like" in line
+    assert not run.exists()  # a refused command leaves no run folder behind
+
+
+class _DataTouched(Exception):
+    """Raised by the stand-in data loader: the CLI reached for data before refusing its flags."""
+
+
+@pytest.mark.parametrize(("case", "message"), [
+    ("gens", "--gens must be >= 1"),
+    ("image_size", "--image-size must be between"),
+    ("out_holds_a_run", "already holds a run"),
+    ("resume_nothing", "holds no run to resume"),
+    ("init_from_nothing", "is not an rnn-jax run"),
+])
+def test_the_whole_configuration_is_checked_before_any_data(tmp_path, capsys, monkeypatch, case, message):
+    """Issue 20, mend 2: `--gens 0` used to print the built-in-demo banner before refusing,
+    and a bad --out/--resume/--init-from was found only after the data had loaded."""
+    import experiments.hagrid as hagrid_module
+    import rnn_jax.data.registry as registry
+
+    def no_data(*_args, **_kwargs):
+        raise _DataTouched
+
+    monkeypatch.setattr(registry, "load_dataset", no_data)
+    monkeypatch.setattr(hagrid_module, "load_dataset", no_data)
+    monkeypatch.delenv("RNN_JAX_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ./data/hagrid: the built-in demo set would be announced
+    run = tmp_path / "run"
+    argv = {"gens": ["--gens", "0"], "image_size": ["--image-size", "3"], "out_holds_a_run": [],
+            "resume_nothing": ["--resume"], "init_from_nothing": ["--init-from", str(tmp_path / "nothing")]}[case]
+    if case == "out_holds_a_run":
+        run.mkdir()
+        (run / "lineage.json").write_text("{}")
+    with pytest.raises(SystemExit) as exit_info:
+        main_guard(hagrid.main, [*argv, "--out", str(run), "--no-progress"])
+    captured = capsys.readouterr()
+    assert message in _one_line_error(captured.err, exit_info)
+    assert "BUILT-IN DEMO" not in captured.out

@@ -177,3 +177,24 @@ def test_a_run_interrupted_by_an_earlier_checkpoint_layout_gets_one_line_with_th
     old.close()
     with pytest.raises(ResumeError, match=r"gen_0/resume was written by an earlier rnn-jax .* delete that folder"):
         run_lineage(config, blobs, run, resume=True, progress=False, log=lambda _: None)
+
+
+@pytest.mark.parametrize("teacher", ["cached", "consistent"])
+def test_ensemble_teachers_and_mixed_batches_train_and_are_recorded(tmp_path, blobs, teacher):
+    config = _config(distill=DistillConfig(teacher=teacher, teacher_from="ensemble"), gens=3,
+                     train=TrainConfig(epochs=2, batch_size=32, lr=1e-2, augment="none", mixup=0.4, cutmix=1.0))
+    record = run_lineage(config, blobs, tmp_path / "run", progress=False, log=lambda _: None)
+    gens = record["generations"]
+    assert [g["teachers"] for g in gens] == [[], [0], [0, 1]]
+    assert all(g["status"] == "done" for g in gens)
+    assert max(g["val_acc"] for g in gens) > 0.6  # mixing keeps the toy task learnable
+
+
+def test_the_run_table_shows_each_generation_against_generation_zero(tmp_path, blobs):
+    from rnn_jax.lineage.report import generation_table
+
+    record = run_lineage(_config(gens=2), blobs, tmp_path / "run", progress=False, log=lambda _: None)
+    table = generation_table(record)
+    assert "Δ test vs gen 0" in table
+    gain = (record["generations"][1]["test_acc"] - record["generations"][0]["test_acc"]) * 100
+    assert f"{gain:+.2f}" in table.splitlines()[3]

@@ -35,6 +35,7 @@ CLASSES = ("fist", "like", "ok", "peace")
 # (name, size, image shape): the smallest input each architecture accepts cheaply
 CASES = [
     ("mlp", "tiny", (8, 8, 1)),
+    ("cnn", "tiny", (15, 15, 1)),  # odd side: the pooling drops the last row/column
     ("resnet", "tiny", (16, 16, 3)),
     ("vit", "tiny", (16, 16, 3)),
     ("resnet18", "default", (8, 8, 3)),

@@ -321,6 +321,30 @@ def test_cli_user_errors_are_one_line(media: dict[str, Path], capsys: pytest.Cap
     assert err.startswith(match) and err.count("\n") == 1, err
 
 
+def test_cli_folder_of_undecodable_files_is_one_line(media: dict[str, Path], tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    """Issue 20, mend 3: it used to exit 0 with "no gesture on 0 of 0 frames"."""
+    for name in ("a.jpg", "b.png", "c.jpg"):
+        (tmp_path / name).write_bytes(b"not an image")
+    rc = main(["--onnx", str(media["model"]), "--source", str(tmp_path), "--headless"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("error: no frame could be read") and err.count("\n") == 1, err
+    assert "none of its 3 file(s)" in err
+
+
+def test_cli_summary_counts_skipped_files(media: dict[str, Path], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture) -> None:
+    cv2.imwrite(str(tmp_path / "img1.png"), np.full((16, 16, 3), (0, 0, 255), np.uint8))
+    (tmp_path / "img2.png").write_bytes(b"broken")
+    cv2.imwrite(str(tmp_path / "img3.png"), np.full((16, 16, 3), (255, 0, 0), np.uint8))
+    (tmp_path / "img4.jpg").write_bytes(b"")
+    rc = main(["--onnx", str(media["model"]), "--source", str(tmp_path), "--headless"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "summary: 2 frames" in err and "skipped 2 file(s) that could not be decoded" in err
+
+
 def test_cli_missing_model_and_debug(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["--onnx", str(tmp_path / "no.onnx"), "--headless"]) == 2
     assert capsys.readouterr().err.startswith("error: model file not found")

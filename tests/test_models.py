@@ -50,3 +50,19 @@ def test_bfloat16_compute_keeps_float32_params_and_logits():
 def test_model_spec_gives_fixed_size_models_their_default_size():
     assert model_spec("resnet18", "small").size == "default"
     assert model_spec("resnet", "medium").label == "resnet-medium"
+
+
+def test_cnn_pooling_equals_flax_max_pool_on_even_and_odd_sides():
+    from rnn_jax.models.cnn import max_pool_2x2
+
+    for side in (8, 9):
+        x = jnp.asarray(np.random.default_rng(side).normal(size=(2, side, side, 3)), jnp.float32)
+        expected = nnx.max_pool(x, window_shape=(2, 2), strides=(2, 2), padding="VALID")
+        np.testing.assert_array_equal(np.asarray(max_pool_2x2(x)), np.asarray(expected))
+
+
+def test_cnn_refuses_stochastic_depth():
+    from rnn_jax.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="residual"):
+        ModelSpec("cnn", "tiny", stochastic_depth=0.1)

@@ -482,7 +482,7 @@ _SOURCE_DIRS = ("rnn_jax", "experiments", "tools")
 _UNSAFE_MODULES = {"pickle", "cPickle", "dill", "cloudpickle", "shelve", "marshal", "joblib"}
 # torch.load in the speed benchmark reads back a state dict the benchmark itself wrote a moment
 # before in its own temporary folder; it never loads a user's file or a run's checkpoint
-_TORCH_LOAD_ALLOWED = {"rnn_jax/bench/torch_ref.py"}
+_TORCH_LOAD_ALLOWED = {"tools/benchkit/torch_ref.py"}
 
 
 def test_no_code_path_unpickles_or_evaluates_what_it_reads():

@@ -47,8 +47,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from rnn_jax.bench.report import Section, fmt, markdown, render  # noqa: E402
-from rnn_jax.bench.sections import (  # noqa: E402
+from tools.benchkit.report import Section, fmt, markdown, render  # noqa: E402
+from tools.benchkit.sections import (  # noqa: E402
     CPU_PRESET,
     LIVE_MODEL,
     QUICK_SECTIONS,
@@ -56,7 +56,7 @@ from rnn_jax.bench.sections import (  # noqa: E402
     Context,
     torch_available,
 )
-from rnn_jax.bench.timing import load, load_str  # noqa: E402
+from tools.benchkit.timing import load, load_str  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                   torch_ok=not args.no_torch and torch_available(),
                   models=[m.strip() for m in args.models.split(",")] if args.models else None)
     if ctx.torch_ok:
-        from rnn_jax.bench.torch_ref import setup_threads
+        from tools.benchkit.torch_ref import setup_threads
 
         setup_threads()
     started = time.perf_counter()

@@ -5,7 +5,14 @@
 
 Everything after ``--`` is passed to ``python`` with ``--seed S --out OUT/seed_S`` added;
 runs that already finished are reused (``--resume``), so an interrupted sweep continues.
-Writes ``OUT/summary.json`` and ``OUT/summary.csv``.
+
+Besides mean ± std per generation it prints the *paired* difference of every generation, the
+final student (chosen on validation) and the BAN ensembles to the same seed's generation 0,
+with a 95% Student-t interval ("within noise" when it contains 0): on test accuracy, or
+validation where the data has no test split. ``--baseline compute-matched`` also trains, per
+seed, generation 0 alone for as many epochs as the whole lineage spent
+(``OUT/seed_S-compute-matched``), to show whether the lineage beat simply training longer.
+Writes ``OUT/summary.json``, ``OUT/summary.csv`` and ``OUT/paired.csv``.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from rnn_jax.lineage.seeds import format_paired, lineage_epochs, paired_rows
 
 
 def aggregate(records: list[dict]) -> list[dict]:
@@ -63,28 +72,50 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
     parser.add_argument("--out", required=True, help="folder for the per-seed runs and the summary")
+    parser.add_argument("--baseline", choices=("none", "compute-matched"), default="none",
+                        help="compute-matched: per seed, also train generation 0 alone for the lineage's "
+                             "total epochs (default none)")
     args = parser.parse_args(argv[:split])
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        parser.exit(2, f"error: --seeds must be comma-separated integers, got {args.seeds!r}\n")
     command = argv[split + 1 :]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    records = []
-    for seed in (int(s) for s in args.seeds.split(",")):
-        run = out / f"seed_{seed}"
-        extra = ["--seed", str(seed), "--out", str(run)] + (["--resume"] if (run / "lineage.json").exists() else [])
-        print(f"== seed {seed}: python {' '.join(command + extra)}", flush=True)
-        result = subprocess.run([sys.executable, *command, *extra])
-        if result.returncode != 0:
-            raise SystemExit(f"seed {seed} failed with exit code {result.returncode}")
-        records.append(json.loads((run / "lineage.json").read_text()))
+    records, baselines = [], []
+    for seed in seeds:
+        records.append(_run(command, seed, out / f"seed_{seed}"))
+        if args.baseline == "compute-matched":
+            epochs = lineage_epochs(records[-1])
+            baselines.append(_run([*command, "--gens", "1", "--epochs", str(epochs)], seed,
+                                  out / f"seed_{seed}-compute-matched"))
     rows = aggregate(records)
-    table = format_rows(rows)
-    print("\n" + table)
-    (out / "summary.json").write_text(json.dumps({"command": command, "seeds": args.seeds, "rows": rows}, indent=2))
-    with open(out / "summary.csv", "w", newline="") as f:
+    paired = paired_rows(records, baselines or None)
+    print("\n" + format_rows(rows))
+    print("\n" + format_paired(paired))
+    (out / "summary.json").write_text(json.dumps({"command": command, "seeds": args.seeds, "rows": rows,
+                                                  "baseline": args.baseline, "paired": paired}, indent=2))
+    _write_csv(out / "summary.csv", rows)
+    _write_csv(out / "paired.csv", [{k: v for k, v in r.items() if k != "diffs"} for r in paired])
+    print(f"\nwrote {out / 'summary.json'}, {out / 'summary.csv'} and {out / 'paired.csv'}")
+
+
+def _run(command: list[str], seed: int, run: Path) -> dict:
+    """One seed's run (argparse takes the last of repeated flags, so appended flags win)."""
+    extra = ["--seed", str(seed), "--out", str(run)] + (["--resume"] if (run / "lineage.json").exists() else [])
+    print(f"== seed {seed}: python {' '.join(command + extra)}", flush=True)
+    result = subprocess.run([sys.executable, *command, *extra])
+    if result.returncode != 0:
+        raise SystemExit(f"seed {seed} failed with exit code {result.returncode} ({run})")
+    return json.loads((run / "lineage.json").read_text())
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=sorted({k for r in rows for k in r}, key=str))
         writer.writeheader()
         writer.writerows(rows)
-    print(f"\nwrote {out / 'summary.json'} and {out / 'summary.csv'}")
 
 
 if __name__ == "__main__":

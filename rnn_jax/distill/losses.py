@@ -7,9 +7,19 @@ import jax.numpy as jnp
 import optax
 
 
+def label_targets(labels: jnp.ndarray, num_classes: int) -> jnp.ndarray:
+    """Class indices [B] become one-hot rows; target distributions [B, C] (mixup, cutmix) pass as they are."""
+    if labels.ndim == 2:
+        return labels.astype(jnp.float32)
+    return jax.nn.one_hot(labels, num_classes)
+
+
 def cross_entropy(logits: jnp.ndarray, labels: jnp.ndarray, label_smoothing: float = 0.0) -> jnp.ndarray:
-    """Mean cross-entropy with optional label smoothing, per example then averaged."""
-    targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)
+    """Mean cross-entropy with optional label smoothing, per example then averaged.
+
+    ``labels``: class indices [B], or target distributions [B, C] from mixed batches.
+    """
+    targets = optax.smooth_labels(label_targets(labels, logits.shape[-1]), label_smoothing)
     return optax.softmax_cross_entropy(logits, targets).mean()
 
 

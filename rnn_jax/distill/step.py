@@ -99,6 +99,9 @@ def make_train_step(fns: ModelFunctions, tx: optax.GradientTransformation, label
                     ema_decay: float = 0.0, *, replicated: Sharding | None = None):
     """Build ``step(state, images, labels, teacher_logits, alpha, temperature, key) -> (state, metrics)``.
 
+    ``labels`` are class indices [B] or, for mixed batches (mixup, cutmix), target
+    distributions [B, C]; ``teacher_logits`` may be log-probabilities (an ensemble's).
+
     ``alpha`` and ``temperature`` are traced scalars, so every generation (and every
     temperature schedule) reuses one compilation. ``state`` is donated: no copy per step.
     ``replicated`` (data-parallel runs): the new state and the metrics stay replicated on
@@ -131,7 +134,7 @@ def make_train_step(fns: ModelFunctions, tx: optax.GradientTransformation, label
             "loss": alpha32 * parts["kl"] + (1 - alpha32) * parts["ce"],
             "ce": parts["ce"],
             "kl": parts["kl"],
-            "correct": jnp.sum(jnp.argmax(logits, -1) == labels),
+            "correct": jnp.sum(jnp.argmax(logits, -1) == (labels if labels.ndim == 1 else jnp.argmax(labels, -1))),
         }
         return TrainState(params, batch_stats, opt_state, ema, state.step + 1), metrics
 

@@ -20,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from rnn_jax.config import RunConfig
+from rnn_jax.data.mixing import mix_batch
 from rnn_jax.data.pipeline import epoch_seed, eval_batches, train_batches
 from rnn_jax.data.types import Dataset, Split
 from rnn_jax.distill.ensemble import ensemble_probabilities
@@ -35,6 +36,12 @@ from rnn_jax.distill.step import (
     make_train_step,
     split_model,
 )
+from rnn_jax.distill.teachers import (  # noqa: F401  (TeacherSource: re-exported for the bench)
+    TeacherSource,
+    batch_teacher_logits,
+    ensemble_log_probs,
+    teacher_generations,
+)
 from rnn_jax.distributed import (
     Placement,
     barrier,
@@ -43,8 +50,9 @@ from rnn_jax.distributed import (
     is_main_process,
     make_placement,
 )
-from rnn_jax.errors import ConfigError, ResumeError
+from rnn_jax.errors import ConfigError, DataError, ResumeError
 from rnn_jax.lineage.checkpoint import GenerationCheckpoints
+from rnn_jax.lineage.preflight import check_init_from, check_run_dir
 from rnn_jax.lineage.record import (
     LINEAGE_FILE,
     STARTED_FILE,
@@ -52,7 +60,6 @@ from rnn_jax.lineage.record import (
     finished_generations,
     generation_entry,
     new_lineage,
-    read_lineage,
     storage_errors,
     uninterrupted,
     write_json_atomic,
@@ -115,6 +122,18 @@ def describe_data(dataset: Dataset, train: Split) -> dict:
     }
 
 
+def check_classes(dataset: Dataset, train: Split) -> None:
+    """Refuse data with fewer than two classes: a one-class "classifier" scores a meaningless 100%."""
+    if dataset.num_classes < 2:
+        raise DataError(f"data set {dataset.name!r} has {dataset.num_classes} class "
+                        f"({', '.join(dataset.class_names)}); a classifier needs at least two: "
+                        "add a folder of images per gesture")
+    present = np.unique(np.asarray(train.labels))
+    if len(present) < 2:
+        raise DataError(f"the training images of {dataset.name!r} are all of one class "
+                        f"({dataset.class_names[int(present[0])]}); a classifier needs at least two")
+
+
 def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, resume: bool = False,
                 overwrite: bool = False, data_spec: dict | None = None, progress: bool = True,
                 init_from: str | Path | None = None, log: Log = print) -> dict:
@@ -128,6 +147,7 @@ def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, res
     process = setup_training_process()  # allocator + compilation cache, before the first compile
     run_dir = Path(run_dir)
     train = dataset.train.take(config.train.max_train, seed=config.seed)
+    check_classes(dataset, train)
     if config.train.batch_size > len(train):
         raise ConfigError(
             f"--batch-size {config.train.batch_size} is larger than the {len(train)} training images; "
@@ -211,24 +231,15 @@ def _open_record(config: RunConfig, dataset: Dataset, train: Split, run_dir: Pat
     no lineage.json yet (the run was stopped while loading its data) starts the run afresh."""
     data = describe_data(dataset, train)
     lineage_path = run_dir / LINEAGE_FILE
-    if lineage_path.exists() and resume:
-        record = read_lineage(run_dir)
-        previous = RunConfig.from_dict(record["config"])
-        problems = config.compatible_with(previous)
+    record = check_run_dir(config, run_dir, resume, overwrite)
+    if record is not None:  # --resume of a run with this config: the data must match too
         if record["data"]["fingerprint"] != data["fingerprint"]:
-            problems.append(f"data: run was trained on {record['data']['name']} "
-                            f"(fingerprint {record['data']['fingerprint']}), this is {data['name']} "
-                            f"({data['fingerprint']})")
-        if problems:
-            raise ResumeError(f"--resume {run_dir} does not match this command: " + "; ".join(problems))
+            raise ResumeError(f"--resume {run_dir} does not match this command: data: run was trained on "
+                              f"{record['data']['name']} (fingerprint {record['data']['fingerprint']}), "
+                              f"this is {data['name']} ({data['fingerprint']})")
         record["config"] = config.to_dict()  # gens may grow on resume
         return record
-    if lineage_path.exists() and not overwrite:
-        raise ResumeError(f"{run_dir} already holds a run; pass --resume to continue it or choose "
-                          f"another --out")
-    if resume and not lineage_path.exists():
-        if not (run_dir / STARTED_FILE).exists():
-            raise ResumeError(f"--resume: {run_dir} holds no run to resume (no {LINEAGE_FILE})")
+    if resume:  # check_run_dir found the started marker: stopped while loading its data
         log(f"--resume: {run_dir} was stopped before its first epoch; starting it from the beginning")
     barrier("rnn_jax:run_dir_checked")  # process 0 may delete what the others just looked at
     record = new_lineage(run_dir.name, config.to_dict(), data, data_spec)
@@ -273,49 +284,31 @@ def logits_metrics(logits: np.ndarray, labels: np.ndarray) -> tuple[float, float
     return float(np.mean(logits.argmax(axis=1) == labels)), loss
 
 
-@dataclasses.dataclass(frozen=True)
-class TeacherSource:
-    """Where a generation's soft targets come from: cached logits, a forward pass, or nowhere (gen 0)."""
+def _teacher_for(ctx: _Context, gen: int) -> tuple[list[int], list[dict], np.ndarray | None]:
+    """(teaching generations, their weights, cached train logits or None) for generation ``gen``.
 
-    cached_logits: np.ndarray | None
-    forward: Callable | None
-    params: object = None
-    batch_stats: object = None
-    put: Callable = jnp.asarray  # host rows -> device (sharded along the batch when data-parallel)
-
-
-def batch_teacher_logits(source: TeacherSource, index: np.ndarray, images: jnp.ndarray,
-                         no_teacher: jnp.ndarray) -> jnp.ndarray:
-    """The teacher-logit input of one train step.
-
-    ``cached``: rows of the logits computed once on the clean training images (``index`` says
-    which). ``consistent``: the teacher's own jitted forward on this very augmented batch.
+    Cached mode reads each teacher's stored logits on the clean training images (recomputed
+    when missing or unreadable) and combines several into the ensemble's log-probabilities.
     """
-    if source.cached_logits is not None:
-        return source.put(source.cached_logits[index])
-    if source.forward is not None:
-        return source.forward(source.params, source.batch_stats, images)
-    return no_teacher
-
-
-def _teacher_for(ctx: _Context, gen: int):
-    """(teacher params, batch_stats, cached train logits or None) for generation ``gen``."""
-    if gen == 0:
-        return None, None, None
-    parent = gen - 1
-    weights = _restore_weights(ctx, parent)
+    teachers = teacher_generations(gen, ctx.config.distill.teacher_from)
+    weights = [_restore_weights(ctx, g) for g in teachers]
     cached = None
-    if ctx.config.distill.teacher == "cached":
-        path = gen_dir(ctx.run_dir, parent) / "train_logits.npy"
-        if path.is_file():
-            try:
-                cached = np.load(path, allow_pickle=False)  # never unpickle: an unreadable file is recomputed
-            except (OSError, ValueError):
-                cached = None
-        if cached is None or cached.shape != (len(ctx.train), ctx.dataset.num_classes):
-            cached = predict_logits(ctx.forward, weights["params"], weights["batch_stats"], ctx.train.images,
-                                    ctx.eval_batch_size, ctx.dataset.clean_train_images, ctx.placement)
-    return weights["params"], weights["batch_stats"], cached
+    if teachers and ctx.config.distill.teacher == "cached":
+        cached = ensemble_log_probs([_train_logits(ctx, g, w) for g, w in zip(teachers, weights)])
+    return teachers, weights, cached
+
+
+def _train_logits(ctx: _Context, gen: int, weights: dict) -> np.ndarray:
+    path = gen_dir(ctx.run_dir, gen) / "train_logits.npy"
+    if path.is_file():
+        try:
+            logits = np.load(path, allow_pickle=False)  # never unpickle: an unreadable file is recomputed
+            if logits.shape == (len(ctx.train), ctx.dataset.num_classes):
+                return logits
+        except (OSError, ValueError):
+            pass
+    return predict_logits(ctx.forward, weights["params"], weights["batch_stats"], ctx.train.images,
+                          ctx.eval_batch_size, ctx.dataset.clean_train_images, ctx.placement)
 
 
 def _fresh_weights(ctx: _Context, gen: int) -> tuple[TrainState, dict]:
@@ -345,13 +338,7 @@ def transferable_weights(source_run: Path, config: RunConfig, dataset: Dataset, 
 
     The architecture must match; a different class list only re-initialises the classifier head.
     """
-    source = read_lineage(source_run)
-    theirs = RunConfig.from_dict(source["config"]).model
-    if (theirs.name, theirs.size) != (config.model.name, config.model.size):
-        raise ResumeError(f"--init-from {source_run} trained {theirs.label}; this run asks for "
-                          f"{config.model.label}. Pass --model {theirs.name} --size {theirs.size}.")
-    if source.get("final_generation") is None:
-        raise ResumeError(f"--init-from {source_run} has no finished generation to start from")
+    source = check_init_from(source_run, config)
     if list(source["data"]["image_shape"])[2] != dataset.image_shape[2]:
         raise ResumeError(f"--init-from {source_run} used {source['data']['image_shape'][2]} channels, "
                           f"this data has {dataset.image_shape[2]}")
@@ -391,13 +378,13 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
                                          config.distill.temperature_end, config.distill.temperature_schedule)
     alpha = config.distill.alpha if gen > 0 else 0.0
     t_start = time.perf_counter()
-    teacher_params, teacher_stats, cached_logits = _teacher_for(ctx, gen)
+    teachers, teacher_weights, cached_logits = _teacher_for(ctx, gen)
     teacher_time = time.perf_counter() - t_start
 
     entry = generation_entry(record, gen)
     if entry is None:
-        entry = {"gen": gen, "parent": gen - 1 if gen > 0 else None, "seed": generation_seed(config.seed, gen),
-                 "alpha": alpha, "temperature": temperature if gen > 0 else None, "status": "running",
+        entry = {"gen": gen, "parent": gen - 1 if gen > 0 else None, "teachers": teachers,
+                 "seed": generation_seed(config.seed, gen), "alpha": alpha, "temperature": temperature if gen > 0 else None, "status": "running",
                  "epochs": [], "time_s": 0.0}
         record["generations"].append(entry)
     entry["status"] = "running"
@@ -426,9 +413,10 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
     local_batch = config.train.batch_size // placement.process_count
     no_teacher = placement.batch(np.zeros((local_batch, ctx.dataset.num_classes), np.float32))
     teacher_forward = ctx.teacher_forward or ctx.forward
-    teacher_source = TeacherSource(cached_logits, teacher_forward if gen > 0 else None,
-                                   placement.replicate(teacher_params), placement.replicate(teacher_stats),
-                                   placement.batch)
+    teacher_source = TeacherSource(cached_logits, teacher_forward if gen > 0 else None, put=placement.batch,
+                                   members=tuple(placement.replicate((w["params"], w["batch_stats"]))
+                                                 for w in teacher_weights))
+    mixing = config.train.mixup > 0 or config.train.cutmix > 0
     shard = placement.shard_options()
 
     try:
@@ -441,10 +429,16 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
                        desc=f"gen {gen}/{config.gens - 1} epoch {epoch + 1}/{config.train.epochs}",
                        disable=not ctx.progress, leave=False, dynamic_ncols=True)
             sums = None
+            mix_rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))  # the same draws on resume
             for i, batch in enumerate(batches):
+                labels, mix = batch["labels"], None
+                if mixing:
+                    pixels, labels, mix = mix_batch(batch["images"], labels, ctx.dataset.num_classes, mix_rng,
+                                                    config.train.mixup, config.train.cutmix)
+                    batch = {**batch, "images": pixels}
                 images = placement.batch(batch["images"], jnp.float32)
-                teacher = batch_teacher_logits(teacher_source, batch["index"], images, no_teacher)
-                state, metrics = ctx.step(state, images, placement.batch(batch["labels"]), teacher, alpha_arr,
+                teacher = batch_teacher_logits(teacher_source, batch["index"], images, no_teacher, mix)
+                state, metrics = ctx.step(state, images, placement.batch(labels), teacher, alpha_arr,
                                           temp_arr, key)
                 sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
                 bar.update(config.train.batch_size)

@@ -11,33 +11,59 @@ def _fmt(value, spec: str = ".4f") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _teachers(entry: dict) -> str:
+    """Which generations taught this one: '-', '0', or '0-2' for an ensemble of 0..2."""
+    teachers = entry.get("teachers")
+    if teachers is None:  # runs recorded before ensembles existed name only the parent
+        return _fmt(entry.get("parent"), "d")
+    if not teachers:
+        return "-"
+    return str(teachers[0]) if len(teachers) == 1 else f"{teachers[0]}-{teachers[-1]}"
+
+
 def generation_table(record: dict) -> str:
     """A fixed-width table, one row per generation plus the BAN ensembles."""
     has_test = any("test_acc" in g for g in record["generations"])
-    header = ["gen", "parent", "T", "best ep", "train acc", "val acc"] + (["test acc"] if has_test else []) + [
-        "time (s)", "status"]
+    key = "test_acc" if has_test else "val_acc"
+    header = ["gen", "teacher", "T", "best ep", "train acc", "val acc"] + (["test acc"] if has_test else []) + [
+        f"Δ {key.split('_')[0]} vs gen 0", "time (s)", "status"]
     rows = []
     final = record.get("final_generation")
+    base = next((g.get(key) for g in record["generations"] if g["gen"] == 0 and g.get("status") == "done"), None)
+
+    def delta(value) -> str:  # accuracy points against generation 0 (one seed: see multi_seed for noise)
+        return "-" if value is None or base is None else f"{(value - base) * 100:+.2f}"
+
     for g in record["generations"]:
         mark = " *" if g["gen"] == final else ""
         rows.append([
-            f"{g['gen']}{mark}", _fmt(g.get("parent"), "d"), _fmt(g.get("temperature"), "g"),
+            f"{g['gen']}{mark}", _teachers(g), _fmt(g.get("temperature"), "g"),
             _fmt(None if g.get("best_epoch") is None else g["best_epoch"] + 1, "d"),
             _fmt(g.get("train_acc")), _fmt(g.get("val_acc")),
             *([_fmt(g.get("test_acc"))] if has_test else []),
+            "-" if g["gen"] == 0 else delta(g.get(key)),
             _fmt(g.get("time_s"), ".1f"), g.get("status", "?") if g.get("status") != "failed" else "FAILED",
         ])
     for label, ens in (record.get("ensembles") or {}).items():
         rows.append([f"ens {label}", "-", "-", "-", "-", _fmt(ens.get("val_acc")),
-                     *([_fmt(ens.get("test_acc"))] if has_test else []), "-", f"gens {ens['members']}"])
+                     *([_fmt(ens.get("test_acc"))] if has_test else []), delta(ens.get(key)), "-",
+                     f"gens {ens['members']}"])
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     line = "  ".join(h.rjust(w) for h, w in zip(header, widths))
     out = [line, "-" * len(line)]
     out += ["  ".join(str(c).rjust(w) for c, w in zip(row, widths)) for row in rows]
-    out.append(f"* final student: generation {final}" if final is not None else "no finished generation")
+    if final is not None:
+        gain = "" if final == 0 else f" ({delta(_final_value(record, final, key))} points {key.split('_')[0]} vs gen 0)"
+        out.append(f"* final student: generation {final}, chosen on validation{gain}")
+    else:
+        out.append("no finished generation")
     if record.get("stop_reason"):
         out.append(f"stop: {record['stop_reason']}")
     return "\n".join(out)
+
+
+def _final_value(record: dict, final: int, key: str):
+    return next((g.get(key) for g in record["generations"] if g["gen"] == final), None)
 
 
 def write_plots(record: dict, run_dir: Path) -> list[Path]:

@@ -15,10 +15,9 @@ smoothing per hand; no hand in view = no gesture.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -135,6 +134,7 @@ class RunSummary:
     loop_p95_ms: float
     gestures: dict[str, tuple[int, int]]  # label -> (times started, frames shown)
     no_gesture_frames: int
+    skipped_files: int = 0  # image files of the source that could not be decoded
     hand_frames: int | None = None  # frames with at least one hand (None = hands off)
     hands_p50_ms: float | None = None
 
@@ -156,6 +156,8 @@ class RunSummary:
         else:
             lines.append("  gestures: none shown")
         lines.append(f"  no gesture on {self.no_gesture_frames} of {self.frames} frames")
+        if self.skipped_files:
+            lines.append(f"  skipped {self.skipped_files} file(s) that could not be decoded as images")
         if self.hand_frames is not None:
             lines.append(f"  hands seen on {self.hand_frames} of {self.frames} frames; "
                          f"hand finding p50 {self.hands_p50_ms:.2f} ms")
@@ -287,12 +289,12 @@ class PredictionStream:
                 tracker = self.hand_trackers[hand.track_id] = GestureTracker(
                     self.predictor.class_names, self.config.gesture)
             state = tracker.update(raw, self._index)
-            events += [dataclasses.replace(e, hand=hand.track_id) for e in state.events]
+            events += [replace(e, hand=hand.track_id) for e in state.events]
             records.append(HandRecord(hand, state.label, state.top_label, state.confidence,
                                       state.probabilities, crop_square_of(image.shape, hand)))
         for track_id in [t for t in self.hand_trackers if t not in seen]:
             tracker = self.hand_trackers.pop(track_id)  # its "ended" is dated the last frame seen
-            events += [dataclasses.replace(e, hand=track_id) for e in tracker.finish("hand lost")]
+            events += [replace(e, hand=track_id) for e in tracker.finish("hand lost")]
         # The frame's headline: a hand showing a gesture (most confident), else the most confident hand.
         primary = max(records, key=lambda r: (r.label is not None, r.confidence), default=None)
         end = time.perf_counter()
@@ -318,7 +320,7 @@ class PredictionStream:
         """Forget smoothing history (the 'r' key); returns the 'ended' events, if any."""
         events = list(self.tracker.reset())
         for track_id, tracker in self.hand_trackers.items():
-            events += [dataclasses.replace(e, hand=track_id) for e in tracker.reset()]
+            events += [replace(e, hand=track_id) for e in tracker.reset()]
         return tuple(events)
 
     def finish(self) -> tuple[GestureEvent, ...]:
@@ -326,7 +328,7 @@ class PredictionStream:
         self._done = True
         events = list(self.tracker.finish())
         for track_id, tracker in self.hand_trackers.items():
-            events += [dataclasses.replace(e, hand=track_id) for e in tracker.finish()]
+            events += [replace(e, hand=track_id) for e in tracker.finish()]
         self.hand_trackers.clear()
         self.close()
         return tuple(events)
@@ -337,7 +339,7 @@ class PredictionStream:
             self.source.close()
 
     def summary(self) -> RunSummary:
-        return self.stats.summary()
+        return replace(self.stats.summary(), skipped_files=getattr(self.source, "skipped", 0))
 
     def __enter__(self) -> PredictionStream:
         return self

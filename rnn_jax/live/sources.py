@@ -62,6 +62,11 @@ class FrameSource:
         """Number of frames, if known in advance (files only)."""
         return None
 
+    @property
+    def skipped(self) -> int:
+        """Files passed over because they could not be decoded (image folders only)."""
+        return 0
+
     def read(self) -> np.ndarray | None:
         raise NotImplementedError
 
@@ -143,13 +148,42 @@ class ImageFilesSource(FrameSource):
     def __init__(self, paths: list[Path], description: str) -> None:
         super().__init__(description)
         self.paths = paths
+        self.skipped_paths: list[Path] = []
         self._next = 0
+        self._pending: np.ndarray | None = None
 
     @property
     def frame_count(self) -> int | None:
         return len(self.paths)
 
+    @property
+    def skipped(self) -> int:
+        return len(self.skipped_paths)
+
+    def prime(self) -> None:
+        """Decode up to the first readable image now: a folder where none decodes is one error
+        line, not a run that reports "no gesture on 0 of 0 frames"."""
+        frame = self._decode_next()
+        if frame is None:
+            example = f" (e.g. {self.skipped_paths[0].name})" if self.skipped_paths else ""
+            raise SourceError(f"no frame could be read from {self.description}: none of its "
+                              f"{self.skipped} file(s) decodes as an image{example}")
+        for path in self.skipped_paths:
+            log.warning("skipping %s: not a decodable image", path)
+        self._pending = frame
+
     def read(self) -> np.ndarray | None:
+        if self._pending is not None:
+            frame, self._pending = self._pending, None
+            return frame
+        before = self.skipped
+        frame = self._decode_next()
+        for path in self.skipped_paths[before:]:
+            log.warning("skipping %s: not a decodable image", path)
+        return frame
+
+    def _decode_next(self) -> np.ndarray | None:
+        """The next decodable image (None at the end); the others are counted as skipped."""
         while self._next < len(self.paths):
             path = self.paths[self._next]
             self._next += 1
@@ -157,7 +191,7 @@ class ImageFilesSource(FrameSource):
             frame = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
             if frame is not None:
                 return frame
-            log.warning("skipping %s: not a decodable image", path)
+            self.skipped_paths.append(path)
         return None
 
 
@@ -222,12 +256,18 @@ def open_source(spec: str | int | Path, width: int | None = None, height: int | 
                        key=_natural_key)
         if not files:
             raise SourceError(f"folder {path} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        return ImageFilesSource(files, f"folder {path} ({len(files)} images)")
+        source = ImageFilesSource(files, f"folder {path} ({len(files)} images)")
+        source.prime()
+        return source
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return ImageFilesSource([path], f"image {path}")
+        source = ImageFilesSource([path], f"image {path}")
+        source.prime()
+        return source
     with _quiet_opencv():
         cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         cap.release()
         raise SourceError(f"cannot open video file {path}: not a video OpenCV can decode")
-    return CaptureSource(cap, "video", f"video {path}")
+    source = CaptureSource(cap, "video", f"video {path}")
+    source.prime()  # a file that opens but holds no readable frame fails here, in one line
+    return source

@@ -10,6 +10,7 @@ from flax import nnx
 
 from rnn_jax.errors import ConfigError
 from rnn_jax.kernels.conv import CONV_BACKENDS, conv_function
+from rnn_jax.models.cnn import CNN
 from rnn_jax.models.mlp import MLP
 from rnn_jax.models.resnet import ResNet
 from rnn_jax.models.vit import ViT
@@ -24,6 +25,13 @@ PRESETS: dict[str, dict[str, dict]] = {
         "medium": {"hidden": (512, 256)},
         "large": {"hidden": (1024, 512)},
         "xlarge": {"hidden": (2048, 1024, 512)},
+    },
+    "cnn": {
+        "tiny": {"widths": (16, 32), "hidden": 64},
+        "small": {"widths": (32, 64), "hidden": 128},
+        "medium": {"widths": (32, 64, 128), "hidden": 256},
+        "large": {"widths": (64, 128, 256), "hidden": 256},
+        "xlarge": {"widths": (96, 192, 384), "hidden": 512},
     },
     "resnet": {
         "tiny": {"widths": (8, 16, 32), "blocks": (1, 1, 1)},
@@ -42,7 +50,7 @@ PRESETS: dict[str, dict[str, dict]] = {
         "xlarge": {"dim": 384, "depth": 8, "heads": 6},
     },
 }
-CLASSES = {"mlp": MLP, "resnet": ResNet, "resnet18": ResNet, "resnet34": ResNet, "vit": ViT}
+CLASSES = {"mlp": MLP, "cnn": CNN, "resnet": ResNet, "resnet18": ResNet, "resnet34": ResNet, "vit": ViT}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
@@ -75,8 +83,8 @@ class ModelSpec:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 <= self.stochastic_depth < 1.0:
             raise ConfigError(f"stochastic depth must be in [0, 1), got {self.stochastic_depth}")
-        if self.stochastic_depth and self.name == "mlp":
-            raise ConfigError("stochastic depth needs residual blocks; the mlp has none")
+        if self.stochastic_depth and self.name in ("mlp", "cnn"):
+            raise ConfigError(f"stochastic depth needs residual blocks; the {self.name} has none")
         if self.dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {self.dtype!r}; choose from {sorted(DTYPES)}")
         if self.conv not in CONV_BACKENDS:
@@ -102,9 +110,9 @@ def create_model(spec: ModelSpec, image_shape: tuple[int, int, int], num_classes
     """A freshly initialised model; every generation calls this with its own seed."""
     sizes = PRESETS[spec.name]
     kwargs = dict(sizes.get("default") or sizes[spec.size])
-    if spec.name != "mlp":
+    if spec.name not in ("mlp", "cnn"):
         kwargs["stochastic_depth"] = spec.stochastic_depth
-    if CLASSES[spec.name] is ResNet:
+    if CLASSES[spec.name] in (ResNet, CNN):
         kwargs["conv"] = conv_function(spec.conv)
     rngs = nnx.Rngs(params=seed, dropout=seed + 1)
     return CLASSES[spec.name](tuple(image_shape), num_classes, **kwargs, dropout=spec.dropout,

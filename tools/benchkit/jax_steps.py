@@ -18,7 +18,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_jax.bench.timing import StepBench
 from rnn_jax.data.types import Split
 from rnn_jax.distill.schedules import learning_rate_schedule
 from rnn_jax.distill.step import (
@@ -30,6 +29,7 @@ from rnn_jax.distill.step import (
 )
 from rnn_jax.lineage.driver import TeacherSource, batch_teacher_logits
 from rnn_jax.models.registry import ModelSpec, count_params, create_model, gflops_per_image
+from tools.benchkit.timing import StepBench
 
 TEACHER_MODES = ("none", "cached", "consistent")
 
@@ -38,7 +38,7 @@ def _closure(fn: Callable, name: str) -> Any:
     """A variable captured by ``fn`` (the jitted step inside ``make_train_step``'s wrapper)."""
     cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or ()))
     if name not in cells:
-        raise RuntimeError(f"make_train_step no longer captures {name!r}; update rnn_jax/bench/jax_steps.py")
+        raise RuntimeError(f"make_train_step no longer captures {name!r}; update tools/benchkit/jax_steps.py")
     return cells[name].cell_contents
 
 

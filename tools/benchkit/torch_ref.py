@@ -260,14 +260,14 @@ def pytorch_project_lineage(train_items: Sequence[tuple[Path, int]], val_items: 
 def build_torch_step(name: str, size: str, image_size: int, batch: int, *, classes: int = 10,
                      teacher: bool = False, n_batches: int = 4, seed: int = 0,
                      widths: Sequence[int] | None = None, frozen_conv_kernels: bool = False):
-    """The PyTorch twin of :func:`rnn_jax.bench.jax_steps.build_step` on the same random batches.
+    """The PyTorch twin of :func:`tools.benchkit.jax_steps.build_step` on the same random batches.
 
     ``teacher=True``: the PyTorch project's teacher forward (``no_grad``, eval mode) on
     every batch. ``frozen_conv_kernels``: no gradients for convolution kernels (to measure
-    what they cost). Returns a :class:`rnn_jax.bench.timing.StepBench`.
+    what they cost). Returns a :class:`tools.benchkit.timing.StepBench`.
     """
-    from rnn_jax.bench.jax_steps import random_images
-    from rnn_jax.bench.timing import StepBench
+    from tools.benchkit.jax_steps import random_images
+    from tools.benchkit.timing import StepBench
 
     shape = (image_size, image_size, 3)
     model = create_torch_model(name, size, shape, classes, seed=seed, widths=widths)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rnn_jax.bench.context import CPU_PRESET, REPO, Context, best_torch, load1, step_work
-from rnn_jax.bench.report import Section, fmt, ratio
-from rnn_jax.bench.timing import alternate, load, progress
+from tools.benchkit.context import CPU_PRESET, REPO, Context, best_torch, load1, step_work
+from tools.benchkit.report import Section, fmt, ratio
+from tools.benchkit.timing import alternate, load, progress
 
 
 def _run_hagrid(ctx: Context, out: Path, env: dict[str, str], epochs: int, max_train: int | None,
@@ -80,7 +80,7 @@ def section_generation(ctx: Context) -> Section:
         variants[f"rnn-jax, second run + {cpus} host devices (--devices {cpus})"] = warm_devices
     threads = None
     if ctx.torch_ok:
-        from rnn_jax.bench.torch_ref import build_torch_step
+        from tools.benchkit.torch_ref import build_torch_step
 
         probe = build_torch_step(name, size, px, batch)
         _, best = best_torch(alternate({f"pytorch {t}t": step_work(probe, 0.5, t) for t in ctx.torch_threads},
@@ -142,7 +142,7 @@ def _alternating_runs(calls: dict[str, Callable[[], dict]], rounds: int, what: s
 def _probe(args: list[str], env: dict[str, str]) -> dict:
     import json
 
-    proc = subprocess.run([sys.executable, "-m", "rnn_jax.bench.probe", *args], cwd=REPO, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "tools.benchkit.probe", *args], cwd=REPO, capture_output=True,
                           text=True, env={**os.environ, **env})
     if proc.returncode != 0:
         raise RuntimeError((proc.stderr or proc.stdout).strip().splitlines()[-1])
@@ -224,7 +224,7 @@ def section_devices(ctx: Context) -> Section:
                      "runs": rs, "load": load()})
             ctx.cache.setdefault("devices", {})[(name, size, px, batch, label.split()[0])] = jax_over_pt
     sec.notes.append(f"XLA_FLAGS=--xla_force_host_platform_device_count={cpus} is read once per process, so the "
-                     "variants run as alternating fresh processes (rnn_jax.bench.probe); JAX/PT is the ratio "
+                     "variants run as alternating fresh processes (tools.benchkit.probe); JAX/PT is the ratio "
                      "within each process (PyTorch best of 1 and all threads), median over processes")
     return sec
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from rnn_jax.bench.context import CPU_PRESET, Context, load1, step_work
-from rnn_jax.bench.report import Section, fmt, ratio
-from rnn_jax.bench.step_sections import train_data
-from rnn_jax.bench.timing import alternate, load, progress
+from tools.benchkit.context import CPU_PRESET, Context, load1, step_work
+from tools.benchkit.report import Section, fmt, ratio
+from tools.benchkit.step_sections import train_data
+from tools.benchkit.timing import alternate, load, progress
 
 XLA_VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -27,8 +27,8 @@ XLA_VARIANTS: dict[str, dict[str, Any]] = {
 
 def section_xla(ctx: Context) -> Section:
     """XLA CPU options, set per compilation on the very same step, timed side by side."""
-    from rnn_jax.bench.jax_steps import build_step
     from rnn_jax.models.registry import model_spec
+    from tools.benchkit.jax_steps import build_step
 
     sec = Section("xla", "XLA CPU options on the train step (compiler_options per compilation), images/s",
                   ["model", "px", "batch", "variant", "img/s", "vs default", "program", "compile s", "load 1m"])
@@ -67,8 +67,8 @@ def section_xla(ctx: Context) -> Section:
 
 
 def section_bf16(ctx: Context) -> Section:
-    from rnn_jax.bench.jax_steps import build_step
     from rnn_jax.models.registry import model_spec
+    from tools.benchkit.jax_steps import build_step
 
     sec = Section("bf16", "bfloat16 compute (ModelSpec dtype) vs float32, images/s",
                   ["model", "px", "batch", "float32", "bfloat16", "bf16/fp32", "load 1m"])
@@ -87,8 +87,8 @@ def section_bf16(ctx: Context) -> Section:
 
 
 def section_batch(ctx: Context) -> Section:
-    from rnn_jax.bench.jax_steps import build_step
     from rnn_jax.models.registry import model_spec
+    from tools.benchkit.jax_steps import build_step
 
     name, size, px, _ = CPU_PRESET
     batches = [8, 16] if ctx.quick else [8, 16, 32, 64, 128]
@@ -101,7 +101,7 @@ def section_batch(ctx: Context) -> Section:
         progress(f"batch: building batch {b}")
         cands[f"jax {b}"] = step_work(build_step(model_spec(name, size), px, b), ctx.block_s)
         if ctx.torch_ok:
-            from rnn_jax.bench.torch_ref import build_torch_step
+            from tools.benchkit.torch_ref import build_torch_step
 
             tb = build_torch_step(name, size, px, b)
             cands.update({f"pytorch {t}t {b}": step_work(tb, ctx.block_s, t) for t in ctx.torch_threads})
@@ -118,8 +118,8 @@ def section_batch(ctx: Context) -> Section:
 
 
 def section_widths(ctx: Context) -> Section:
-    from rnn_jax.bench.jax_steps import build_step
     from rnn_jax.models.registry import model_spec
+    from tools.benchkit.jax_steps import build_step
 
     name, size, px, batch = CPU_PRESET
     widths = [(8, 16, 32), (16, 32, 64)] if ctx.quick else [(8, 16, 32), (16, 32, 64), (24, 48, 96), (32, 64, 128)]
@@ -136,7 +136,7 @@ def section_widths(ctx: Context) -> Section:
         gflops[w] = bench.gflops_fwd
         cands[f"jax {w}"] = step_work(bench, ctx.block_s)
         if ctx.torch_ok:
-            from rnn_jax.bench.torch_ref import build_torch_step
+            from tools.benchkit.torch_ref import build_torch_step
 
             tb = build_torch_step(name, size, px, batch, widths=w)
             cands.update({f"pytorch {t}t {w}": step_work(tb, ctx.block_s, t) for t in ctx.torch_threads})
@@ -154,8 +154,8 @@ def section_widths(ctx: Context) -> Section:
 
 def section_scan(ctx: Context) -> Section:
     """A jitted lax.scan over a whole epoch (data on the device) vs the driver's Python loop."""
-    from rnn_jax.bench.jax_steps import build_epoch_runners
     from rnn_jax.models.registry import model_spec
+    from tools.benchkit.jax_steps import build_epoch_runners
 
     name, size, px, batch = CPU_PRESET
     if ctx.quick:

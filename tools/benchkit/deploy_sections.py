@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rnn_jax.bench.context import LIVE_MODEL, Context, load1
-from rnn_jax.bench.report import Section, fmt, ratio
-from rnn_jax.bench.step_sections import sld
-from rnn_jax.bench.timing import alternate, load, progress
+from tools.benchkit.context import LIVE_MODEL, Context, load1
+from tools.benchkit.report import Section, fmt, ratio
+from tools.benchkit.step_sections import sld
+from tools.benchkit.timing import alternate, load, progress
 
 
 def onnx_models(quick: bool) -> list[tuple[str, str, int]]:

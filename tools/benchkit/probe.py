@@ -1,15 +1,15 @@
 """Measurements that need a fresh process (start-up cost, XLA device flags), run by the benchmark.
 
-    python -m rnn_jax.bench.probe startup --model resnet --size small --px 64 --batch 32
-    python -m rnn_jax.bench.probe torchway --data ../shared/data/sign-language-digits --gens 2
+    python -m tools.benchkit.probe startup --model resnet --size small --px 64 --batch 32
+    python -m tools.benchkit.probe torchway --data ../shared/data/sign-language-digits --gens 2
     XLA_FLAGS=--xla_force_host_platform_device_count=2 \
-        python -m rnn_jax.bench.probe step --devices 2 --seconds 8
+        python -m tools.benchkit.probe step --devices 2 --seconds 8
 
 Prints one JSON line on stdout. ``startup`` times what a training run pays before its
 first step (imports, the first ``create_model``, the step's compilation); ``step`` times
 the driver's train step (data-parallel over ``--devices`` host devices when > 1);
 ``torchway`` trains ``--gens`` generations the PyTorch project's way
-(:func:`rnn_jax.bench.torch_ref.pytorch_project_lineage`) and reports their times.
+(:func:`tools.benchkit.torch_ref.pytorch_project_lineage`) and reports their times.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ T_START = time.perf_counter()
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m rnn_jax.bench.probe", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tools.benchkit.probe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=("startup", "step", "torchway"))
     parser.add_argument("--model", default="resnet")
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     out = {"what": args.what, "import_s": t_import, "create_model_s": t_create, "compile_s": t_compile,
            "devices": placement.num_devices, "host_malloc": host_malloc}
     if args.what == "step":
-        from rnn_jax.bench.timing import alternate, repeats_for
+        from tools.benchkit.timing import alternate, repeats_for
 
         holder = {"state": state}
 
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
 
             import torch
 
-            from rnn_jax.bench.torch_ref import build_torch_step
+            from tools.benchkit.torch_ref import build_torch_step
 
             bench = build_torch_step(args.model, spec.size, args.px, args.batch)
             for threads in sorted({1, os.cpu_count() or 1}):
@@ -145,8 +145,8 @@ def torchway(args: argparse.Namespace) -> dict:
 
     import numpy as np
 
-    from rnn_jax.bench.step_sections import folder_items
-    from rnn_jax.bench.torch_ref import pytorch_project_lineage, setup_threads
+    from tools.benchkit.step_sections import folder_items
+    from tools.benchkit.torch_ref import pytorch_project_lineage, setup_threads
 
     threads = setup_threads(args.threads)
     root = Path(args.data)

@@ -1,38 +1,38 @@
 """The benchmark's sections. Each takes a :class:`Context` and returns a :class:`Section`.
 
 Every comparison inside a section is timed in alternating rounds in this one process
-(:func:`rnn_jax.bench.timing.alternate`), after warm-up, as medians; the 1-minute load
+(:func:`tools.benchkit.timing.alternate`), after warm-up, as medians; the 1-minute load
 average is written next to every figure. The sections live in themed modules:
-:mod:`~rnn_jax.bench.step_sections` (one train step and its inputs),
-:mod:`~rnn_jax.bench.run_sections` (whole runs in fresh processes),
-:mod:`~rnn_jax.bench.deploy_sections` (the exported model), :mod:`~rnn_jax.bench.candidate_sections`
-(candidate speed-ups) and :mod:`~rnn_jax.bench.profile`; what they share is in
-:mod:`~rnn_jax.bench.context`.
+:mod:`~tools.benchkit.step_sections` (one train step and its inputs),
+:mod:`~tools.benchkit.run_sections` (whole runs in fresh processes),
+:mod:`~tools.benchkit.deploy_sections` (the exported model), :mod:`~tools.benchkit.candidate_sections`
+(candidate speed-ups) and :mod:`~tools.benchkit.profile`; what they share is in
+:mod:`~tools.benchkit.context`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from rnn_jax.bench.candidate_sections import (
+from tools.benchkit.candidate_sections import (
     section_batch,
     section_bf16,
     section_scan,
     section_widths,
     section_xla,
 )
-from rnn_jax.bench.context import CPU_PRESET, LIVE_MODEL, Context, torch_available
-from rnn_jax.bench.deploy_sections import section_live, section_onnx
-from rnn_jax.bench.profile import section_parts, section_profile
-from rnn_jax.bench.report import Section
-from rnn_jax.bench.run_sections import (
+from tools.benchkit.context import CPU_PRESET, LIVE_MODEL, Context, torch_available
+from tools.benchkit.deploy_sections import section_live, section_onnx
+from tools.benchkit.profile import section_parts, section_profile
+from tools.benchkit.report import Section
+from tools.benchkit.run_sections import (
     section_allocator,
     section_devices,
     section_generation,
     section_presets,
     section_startup,
 )
-from rnn_jax.bench.step_sections import section_data, section_peak, section_teacher, section_train
+from tools.benchkit.step_sections import section_data, section_peak, section_teacher, section_train
 
 __all__ = ["CPU_PRESET", "LIVE_MODEL", "QUICK_SECTIONS", "SECTIONS", "Context", "torch_available"]
 

@@ -21,8 +21,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from rnn_jax.bench.report import Section, fmt, fmt_paired
-from rnn_jax.bench.timing import alternate, load, paired_ratio, progress
+from tools.benchkit.report import Section, fmt, fmt_paired
+from tools.benchkit.timing import alternate, load, paired_ratio, progress
 
 KINDS = (  # (kind, pattern on the op name), first match wins
     ("convolution / dot / reduction (YNNPACK)", r"^ynn_fusion"),
@@ -64,9 +64,9 @@ def section_profile(ctx) -> Section:
 
     import jax
 
-    from rnn_jax.bench.context import CPU_PRESET
-    from rnn_jax.bench.jax_steps import build_step
     from rnn_jax.models.registry import model_spec
+    from tools.benchkit.context import CPU_PRESET
+    from tools.benchkit.jax_steps import build_step
 
     name, size, px, batch = ("resnet", "tiny", 16, 16) if ctx.quick else CPU_PRESET
     spec = model_spec(name, size)
@@ -132,9 +132,9 @@ def section_parts(ctx) -> Section:
     """The cpu preset's step with one part removed or changed, against the driver's step."""
     from flax import nnx
 
-    from rnn_jax.bench.context import CPU_PRESET, step_work
-    from rnn_jax.bench.jax_steps import build_step
     from rnn_jax.models.registry import model_spec
+    from tools.benchkit.context import CPU_PRESET, step_work
+    from tools.benchkit.jax_steps import build_step
 
     name, size, px, batch = ("resnet", "tiny", 16, 16) if ctx.quick else CPU_PRESET
     spec = model_spec(name, size)
@@ -159,7 +159,7 @@ def section_parts(ctx) -> Section:
             bench = build_step(options.pop("spec", spec), px, batch, compiler_options={}, **options)
         cands[label], base_of[label], programs[label] = step_work(bench, ctx.block_s), baseline, bench.fingerprint
     if ctx.torch_ok:  # the same two measurements for the PyTorch twin, with every core
-        from rnn_jax.bench.torch_ref import build_torch_step
+        from tools.benchkit.torch_ref import build_torch_step
 
         threads = max(ctx.torch_threads)
         torch_base = f"PyTorch ({threads} threads): the same step"

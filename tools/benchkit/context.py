@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rnn_jax.bench.timing import Measured, StepBench, load, repeats_for
 from rnn_jax.presets import PRESETS
+from tools.benchkit.timing import Measured, StepBench, load, repeats_for
 
 REPO = Path(__file__).resolve().parents[2]
 _CPU = PRESETS["cpu"]

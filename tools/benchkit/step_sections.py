@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rnn_jax.bench.context import CPU_PRESET, Context, best_torch, load1, step_work
-from rnn_jax.bench.report import Section, fmt, fmt_paired, ratio
-from rnn_jax.bench.timing import StepBench, alternate, load, paired_ratio, progress
+from tools.benchkit.context import CPU_PRESET, Context, best_torch, load1, step_work
+from tools.benchkit.report import Section, fmt, fmt_paired, ratio
+from tools.benchkit.timing import StepBench, alternate, load, paired_ratio, progress
 
 
 def _torch_variants(ctx: Context, bench: StepBench, prefix: str = "pytorch") -> dict[str, Callable[[], float]]:
@@ -96,8 +96,8 @@ def _train_rows(quick: bool) -> list[tuple[str, str, int, int]]:
 
 def section_train(ctx: Context) -> Section:
     """Train-step images/s: the real JAX step vs the same architecture in eager PyTorch."""
-    from rnn_jax.bench.jax_steps import build_step
     from rnn_jax.models.registry import model_spec
+    from tools.benchkit.jax_steps import build_step
 
     peak = _ensure_peak(ctx)
     sec = Section("train", "Train step (KD loss, AdamW), images/s: JAX vs PyTorch eager, same inputs",
@@ -109,7 +109,7 @@ def section_train(ctx: Context) -> Section:
         jax_bench = build_step(spec, px, batch)
         cands = {"jax": step_work(jax_bench, ctx.block_s)}
         if ctx.torch_ok:
-            from rnn_jax.bench.torch_ref import build_torch_step, has_reference
+            from tools.benchkit.torch_ref import build_torch_step, has_reference
 
             if has_reference(name):
                 cands.update(_torch_variants(ctx, build_torch_step(name, spec.size, px, batch)))
@@ -139,7 +139,7 @@ def section_train(ctx: Context) -> Section:
         ctx.cache.setdefault("train", {})[(name, size, px, batch)] = rec
     sec.notes += [
         "JAX: rnn_jax.distill.step.make_train_step exactly as the driver builds it (alpha=0, teacher input "
-        "zeros); PyTorch: the same architecture (rnn_jax/bench/torch_ref.py), same loss/optimizer, NCHW, eager.",
+        "zeros); PyTorch: the same architecture (tools/benchkit/torch_ref.py), same loss/optimizer, NCHW, eager.",
         "PT 1t / PT all: PyTorch with 1 intra-op thread / all cores; JAX/PT uses the faster of the two.",
         "paired (IQR): JAX/PT per round (both timed back to back), median and quartiles: steadier than the "
         "ratio of medians on a shared machine; the goal verdict uses it.",
@@ -152,8 +152,8 @@ def section_train(ctx: Context) -> Section:
 
 def section_teacher(ctx: Context) -> Section:
     """What the teacher costs per step: cached rows vs a forward pass per batch vs none."""
-    from rnn_jax.bench.jax_steps import build_step
     from rnn_jax.models.registry import model_spec
+    from tools.benchkit.jax_steps import build_step
 
     name, size, px, batch = (("resnet", "tiny", 16, 16) if ctx.quick else CPU_PRESET)
     spec = model_spec(name, size)
@@ -164,7 +164,7 @@ def section_teacher(ctx: Context) -> Section:
         progress(f"teacher: building JAX step with teacher={mode}")
         cands[f"jax {mode}"] = step_work(build_step(spec, px, batch, teacher=mode), ctx.block_s)
     if ctx.torch_ok:
-        from rnn_jax.bench.torch_ref import build_torch_step
+        from tools.benchkit.torch_ref import build_torch_step
 
         for teacher in (False, True):
             bench = build_torch_step(name, size, px, batch, teacher=teacher)
@@ -212,11 +212,11 @@ def train_data(ctx: Context, size: int):
 
 def section_data(ctx: Context) -> Section:
     """JPEG decode (first epoch) vs decoded cache vs the grain pipeline vs what the step consumes."""
-    from rnn_jax.bench.jax_steps import build_epoch_runners
     from rnn_jax.data.folders import load_class_folders
     from rnn_jax.data.pipeline import train_batches
     from rnn_jax.models.registry import model_spec
     from rnn_jax.preprocess import prepare, read_image
+    from tools.benchkit.jax_steps import build_epoch_runners
 
     name, size, px, batch = CPU_PRESET
     sec = Section("data", f"Data path at {px}px, batch {batch}: images/s",
