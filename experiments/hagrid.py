@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "else the built-in demo set)")
     data.add_argument("--crop", choices=("full", "hand"), default="full",
                       help="full: whole frames, letterboxed (matches a webcam view); hand: square crops "
-                           "around the gesture box (needs annotations; live uses --roi)")
+                           "around the gesture box (HaGRID annotations; plain class folders: boxes found once by "
+                           "rnn_jax.hands, see README 'Finding the hand'; live uses --hands)")
     data.add_argument("--image-size", type=int, default=None, help="square input side (default from --preset)")
     data.add_argument("--no-gesture", action="store_true", help="add HaGRID's no_gesture hands as a class")
     data.add_argument("--preset", choices=("cpu", "gpu"), default=None,

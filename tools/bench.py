@@ -17,6 +17,7 @@ machine. Sections:
   generation  two whole generations on Sign Language Digits: rnn-jax vs the PyTorch-project way
   onnx        exported models at batch 1: p50/p95, fp32/int8, 1 and 2 threads
   live        live loop on a video file, headless: frames/s per onnxruntime setting
+  hands       live loop with the hand finder (detect/track + crop + model), 1 thread: p50 ms, frames/s
   xla         XLA CPU options on the step        bf16     bfloat16 compute
   batch       batch-size effect                   widths   channel widths
   scan        lax.scan over an epoch vs the driver's loop
@@ -28,7 +29,7 @@ machine. Sections:
               changed (per-leaf optimizer): what each costs in wall-clock time
   presets     one short training per CPU preset candidate: accuracy per minute
 
---quick runs peak, train, teacher, data, generation, onnx and live (every figure the
+--quick runs peak, train, teacher, data, generation, onnx, live and hands (every figure the
 performance issue asks for) with tiny models and short blocks; add others with --only.
 
 PyTorch comes with the bench extra: pip install 'rnn-jax[bench]' (sections still run

@@ -9,8 +9,10 @@ files, and the live path runs onnxruntime only. The wheel is fetched with
 known SHA-256 sums, converted with tflite2onnx (the palm models need their 3-D PReLU
 slopes given a leading axis first), compared with the TFLite originals when a TFLite
 interpreter (ai-edge-litert) is installed, and written with the licence and a notice of
-the format change. Needs ``pip install -e ".[hands-build]"``; the runtime needs nothing
-beyond the base install. Exit status: 0 ok (or already built), 2 on any failure (one line).
+the format change. The converter comes from ``pip install -e ".[hands-build]"``; on a base
+install without it, the tool pip-installs it into a temporary folder for this one run
+(``--no-install`` refuses instead), so the webcam machine stays JAX- and TensorFlow-free.
+Exit status: 0 ok (or already built), 2 on any failure (one line).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ SOURCES = {  # path inside the wheel -> SHA-256 of the file as shipped in mediap
         "048edd3645c9bf7397d19a9f6e3a42957d6e414c9bea6598030a2e9b624156e6",
 }
 LICENSE_IN_WHEEL = "mediapipe-0.10.14.dist-info/LICENSE"
+BUILD_TOOLS = ("tflite2onnx==0.4.1", "tflite==2.18.0", "onnx", "ai-edge-litert==2.3.0")  # the [hands-build] extra
 TOLERANCE = 1e-3  # max |ONNX - TFLite| relative to max(1, max |TFLite|) on the check inputs
 log = logging.getLogger("build_hand_models")
 
@@ -127,6 +130,25 @@ def _prelu_patch():
         Graph._propagateLayout = original
 
 
+def ensure_build_tools(work: Path, allow_install: bool) -> None:
+    """Make tflite2onnx importable: installed already, or pip-installed into ``work`` for this run."""
+    import importlib.util
+
+    if importlib.util.find_spec("tflite2onnx") is not None:
+        return
+    if not allow_install:
+        raise BuildError('tflite2onnx is not installed; run `pip install -e ".[hands-build]"`')
+    target = work / "tools"
+    log.info("installing the converter for this run only (%s) into a temporary folder", ", ".join(BUILD_TOOLS))
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target),
+                           *BUILD_TOOLS], capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BuildError(f"could not install the converter ({last}); run "
+                         '`pip install -e ".[hands-build]"`')
+    sys.path.insert(0, str(target))
+
+
 def convert(tflite_path: Path, onnx_path: Path) -> None:
     """TFLite -> ONNX with tflite2onnx (input becomes NCHW float32 in [0, 1] or [-1, 1] as before)."""
     try:
@@ -196,7 +218,7 @@ values) so the converter could transpose them. No weights were retrained or alte
 """
 
 
-def build(out_dir: Path, wheel: Path | None = None, force: bool = False) -> dict:
+def build(out_dir: Path, wheel: Path | None = None, force: bool = False, allow_install: bool = True) -> dict:
     """Build the four ONNX files into ``out_dir`` (atomic per folder); returns the manifest."""
     manifest_path = out_dir / "manifest.json"
     if manifest_path.is_file() and not force:
@@ -212,6 +234,7 @@ def build(out_dir: Path, wheel: Path | None = None, force: bool = False) -> dict
     except OSError as exc:
         raise BuildError(f"cannot write to {out_dir.parent}: {exc.strerror or exc}") from None
     try:
+        ensure_build_tools(work, allow_install)
         wheel = wheel if wheel is not None else fetch_wheel(work)
         if not wheel.is_file():
             raise BuildError(f"wheel {wheel} not found")
@@ -257,12 +280,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wheel", type=Path, default=None,
                         help="a local mediapipe-0.10.14 wheel instead of downloading one")
     parser.add_argument("--force", action="store_true", help="rebuild even if the models are there")
+    parser.add_argument("--no-install", action="store_true",
+                        help="fail instead of pip-installing the converter into a temporary folder "
+                             "when it is missing")
     parser.add_argument("--quiet", action="store_true", help="print only the result line")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     out_dir = (args.out or default_model_dir()).expanduser()
     try:
-        manifest = build(out_dir, args.wheel, args.force)
+        manifest = build(out_dir, args.wheel, args.force, allow_install=not args.no_install)
     except RnnJaxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

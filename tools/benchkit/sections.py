@@ -23,6 +23,7 @@ from tools.benchkit.candidate_sections import (
 )
 from tools.benchkit.context import CPU_PRESET, LIVE_MODEL, Context, torch_available
 from tools.benchkit.deploy_sections import section_live, section_onnx
+from tools.benchkit.hands_sections import section_hands
 from tools.benchkit.profile import section_parts, section_profile
 from tools.benchkit.report import Section
 from tools.benchkit.run_sections import (
@@ -42,6 +43,7 @@ SECTIONS: dict[str, Callable[[Context], Section]] = {
     "bf16": section_bf16, "batch": section_batch, "widths": section_widths, "scan": section_scan,
     "startup": section_startup, "devices": section_devices, "allocator": section_allocator,
     "profile": section_profile, "parts": section_parts, "presets": section_presets,
+    "hands": section_hands,
 }
 # what --quick runs unless --only names sections: every row issue #7 asks for, in < 3 minutes
-QUICK_SECTIONS = ("peak", "train", "teacher", "data", "generation", "onnx", "live")
+QUICK_SECTIONS = ("peak", "train", "teacher", "data", "generation", "onnx", "live", "hands")
