@@ -242,3 +242,45 @@ print("RC", rc, "LOADED", loaded)
     assert proc.returncode == 0, proc.stderr
     assert "RC 0 LOADED []" in proc.stdout
     assert "hands: on" in proc.stderr
+
+
+def _digits_folders(tmp_path: Path) -> Path:
+    """Tiny class folders from real photos (2 classes), plus one picture with no hand."""
+    import shutil
+
+    src = shared_data("sign-language-digits")
+    root = tmp_path / "digits"
+    for split, n in (("train", 3), ("val", 2)):
+        for digit in ("1", "5"):
+            (root / split / digit).mkdir(parents=True)
+            for photo in sorted((src / split / digit).iterdir())[:n]:
+                shutil.copy(photo, root / split / digit / photo.name)
+    cv2.imwrite(str(root / "train" / "1" / "blank.png"), np.full((100, 100, 3), 128, np.uint8))
+    return root
+
+
+def test_crop_hand_on_class_folders_finds_boxes_once(hand_models: Path, tmp_path: Path) -> None:
+    from rnn_jax.data.hagrid import hand_train_size, load_hagrid
+
+    root = _digits_folders(tmp_path)
+    ds = load_hagrid(root, 32, crop="hand", cache_dir=tmp_path / "cache", progress=False)
+    note = ds.notes["hand_boxes"]
+    assert note["no_hand"] == 1 and note["found"] == 10 and note["examples_no_hand"][0].endswith("blank.png")
+    assert note["per_split"]["train"] == {"photos": 7, "no_hand": 1}
+    assert ds.train.images.shape == (6, hand_train_size(32), hand_train_size(32), 3) and len(ds.train.labels) == 6
+    assert ds.val.images.shape == (4, 32, 32, 3) and ds.train_view is not None
+    again = load_hagrid(root, 32, crop="hand", cache_dir=tmp_path / "cache", progress=False)
+    assert again.notes["hand_boxes"]["detected_now"] == 0 and again.notes["cache"]["reused"]
+
+
+def test_crop_hand_on_class_folders_without_models_says_how_to_build(tmp_path: Path, monkeypatch) -> None:
+    from rnn_jax.data.hagrid import load_hagrid
+
+    root = tmp_path / "data"
+    for split in ("train", "val"):
+        for name in ("a", "b"):
+            (root / split / name).mkdir(parents=True)
+            cv2.imwrite(str(root / split / name / "x.png"), np.zeros((8, 8, 3), np.uint8))
+    monkeypatch.setenv("RNN_JAX_HANDS", str(tmp_path / "no-models"))
+    with pytest.raises(HandModelsMissing, match="build_hand_models.py"):
+        load_hagrid(root, 16, crop="hand", cache_dir=tmp_path / "cache", progress=False)
