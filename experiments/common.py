@@ -21,6 +21,8 @@ def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int 
     g = parser.add_argument_group("lineage")
     g.add_argument("--gens", type=int, default=gens, help=f"generations to train (default {gens})")
     g.add_argument("--epochs", type=int, default=epochs, help=f"epochs per generation (default {default(epochs)})")
+    g.add_argument("--student-epochs", type=int, default=None,
+                   help="epochs of every generation after 0 (default: --epochs); students may train longer")
     g.add_argument("--batch-size", type=int, default=batch_size, help=f"training batch size (default {default(batch_size)})")
     g.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default {default(lr)})")
     g.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw", help="optimizer (default adamw)")
@@ -92,7 +94,7 @@ def run_config_from_args(args: argparse.Namespace):
                               ema_decay=args.ema_decay),
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                           weight_decay=args.weight_decay, augment=args.augment, flip=not args.no_flip,
-                          max_train=args.max_train, mixup=args.mixup, cutmix=args.cutmix),
+                          max_train=args.max_train, student_epochs=args.student_epochs, mixup=args.mixup, cutmix=args.cutmix),
         gens=args.gens, seed=args.seed, patience=args.patience, min_delta=args.min_delta,
         devices=getattr(args, "devices", None),
     )

@@ -65,6 +65,9 @@ class TrainConfig:
     # vs ~1,300 at 512 for the cpu preset's forward), 512 on GPU/TPU
     eval_batch_size: int | None = None
     max_train: int | None = None
+    # generations >= 1 train this many epochs (None: --epochs); a student given a longer schedule
+    # than its teacher (Furlanello et al. train each to convergence; see docs/distillation.md)
+    student_epochs: int | None = None
     mixup: float = 0.0  # Beta(a, a) mixup on every generation's batches (0 = off)
     cutmix: float = 0.0  # Beta(a, a) CutMix (0 = off; with mixup too, half the batches each)
 
@@ -78,9 +81,16 @@ class TrainConfig:
         _check(self.augment in AUGMENTATIONS, f"--augment must be one of {AUGMENTATIONS}")
         _check(self.eval_batch_size is None or self.eval_batch_size >= 1,
                f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        _check(self.student_epochs is None or self.student_epochs >= 1,
+               f"--student-epochs must be >= 1, got {self.student_epochs}")
         _check(self.mixup >= 0 and math.isfinite(self.mixup), f"--mixup must be >= 0, got {self.mixup}")
         _check(self.cutmix >= 0 and math.isfinite(self.cutmix), f"--cutmix must be >= 0, got {self.cutmix}")
         _check(self.max_train is None or self.max_train >= 1, f"--max-train must be >= 1, got {self.max_train}")
+
+
+    def epochs_for(self, gen: int) -> int:
+        """Epochs of generation ``gen``: ``epochs`` for generation 0, ``student_epochs`` after it."""
+        return self.epochs if gen == 0 or self.student_epochs is None else self.student_epochs
 
 
 @dataclass(frozen=True)

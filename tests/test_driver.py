@@ -38,7 +38,7 @@ def test_lineage_trains_every_generation_and_records_metrics(tmp_path, blobs, te
         assert 0.0 <= g["val_acc"] <= 1.0 and "test_acc" in g and g["time_s"] > 0
         assert (tmp_path / "run" / f"gen_{g['gen']}" / "best").is_dir()
     assert max(g["val_acc"] for g in gens) > 0.6  # the toy task is learnable
-    assert record["final_generation"] == max(gens, key=lambda g: (g["val_acc"], -g["gen"]))["gen"]
+    assert record["final_generation"] == max(gens, key=lambda g: (g["val_acc"], -g["val_loss"], -g["gen"]))["gen"]
     assert "all" in record["ensembles"] and "val_acc" in record["ensembles"]["all"]
     on_disk = read_lineage(tmp_path / "run")
     assert on_disk["data"]["fingerprint"] == blobs.fingerprint()
@@ -198,3 +198,21 @@ def test_the_run_table_shows_each_generation_against_generation_zero(tmp_path, b
     assert "Δ test vs gen 0" in table
     gain = (record["generations"][1]["test_acc"] - record["generations"][0]["test_acc"]) * 100
     assert f"{gain:+.2f}" in table.splitlines()[3]
+
+
+def test_the_final_student_is_the_best_on_validation_and_ties_go_to_the_lower_loss():
+    from rnn_jax.lineage.driver import choose_final_generation
+
+    gens = [{"gen": 0, "val_acc": 0.9, "val_loss": 0.40}, {"gen": 1, "val_acc": 0.9, "val_loss": 0.30},
+            {"gen": 2, "val_acc": 0.8, "val_loss": 0.10}]
+    assert choose_final_generation(gens) == 1
+    assert choose_final_generation([*gens, {"gen": 3, "val_acc": 0.91, "val_loss": 0.9}]) == 3
+    assert choose_final_generation([{"gen": 0, "val_acc": 0.9}, {"gen": 1, "val_acc": 0.9}]) == 0  # old records
+
+
+def test_students_may_train_longer_than_generation_zero(tmp_path, blobs):
+    config = _config(gens=2, train=TrainConfig(epochs=1, student_epochs=3, batch_size=32, lr=1e-2, augment="none"))
+    record = run_lineage(config, blobs, tmp_path / "run", progress=False, log=lambda _: None)
+    assert [len(g["epochs"]) for g in record["generations"]] == [1, 3]
+    with pytest.raises(ConfigError, match="student-epochs"):
+        TrainConfig(student_epochs=0)

@@ -87,7 +87,7 @@ class _Context:
     train: Split
     run_dir: Path
     fns: ModelFunctions
-    step: Callable
+    step_for: Callable  # epochs -> (optimizer, jitted train step)
     forward: Callable
     tx: object
     steps_per_epoch: int
@@ -108,6 +108,24 @@ class _Context:
     def write_record(self, record: dict) -> None:
         if self.main:
             write_json_atomic(self.run_dir / LINEAGE_FILE, record)
+
+
+def _step_builder(config: RunConfig, fns: ModelFunctions, steps_per_epoch: int, replicated):
+    """``step_for(epochs) -> (optimizer, jitted step)``: the learning-rate schedule spans one
+    generation, so a generation of another length (``--student-epochs``) gets its own step
+    (one more compilation); generations of equal length share one."""
+    built: dict[int, tuple] = {}
+
+    def step_for(epochs: int):
+        if epochs not in built:
+            total = steps_per_epoch * epochs
+            lr = learning_rate_schedule(config.train.lr, total, int(config.train.warmup_epochs * steps_per_epoch))
+            tx = make_optimizer(lr, config.train.optimizer, config.train.weight_decay, model_name=config.model.name)
+            built[epochs] = (tx, make_train_step(fns, tx, config.distill.label_smoothing, config.distill.ema_decay,
+                                                 replicated=replicated))
+        return built[epochs]
+
+    return step_for
 
 
 def describe_data(dataset: Dataset, train: Split) -> dict:
@@ -162,15 +180,11 @@ def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, res
     template = create_model(config.model, dataset.image_shape, dataset.num_classes, seed=config.seed)
     fns, _, _ = split_model(template)
     steps_per_epoch = len(train) // config.train.batch_size
-    total = steps_per_epoch * config.train.epochs
-    lr = learning_rate_schedule(config.train.lr, total, int(config.train.warmup_epochs * steps_per_epoch))
-    tx = make_optimizer(lr, config.train.optimizer, config.train.weight_decay, model_name=config.model.name)
     replicated = placement.replicated
-    ctx = _Context(config, dataset, train, run_dir, fns,
-                   make_train_step(fns, tx, config.distill.label_smoothing, config.distill.ema_decay,
-                                   replicated=replicated),
-                   make_forward(fns, replicated=replicated), tx, steps_per_epoch, progress, log,
-                   placement=placement, main=main,
+    step_for = _step_builder(config, fns, steps_per_epoch, replicated)
+    tx, _ = step_for(config.train.epochs)
+    ctx = _Context(config, dataset, train, run_dir, fns, step_for, make_forward(fns, replicated=replicated), tx,
+                   steps_per_epoch, progress, log, placement=placement, main=main,
                    teacher_forward=None if replicated is None else make_forward(
                        fns, replicated=replicated, out_sharding=placement.data_sharding))
     record["model"] = {"label": config.model.label, "params": count_params(template)}
@@ -213,13 +227,20 @@ def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, res
 
     done = finished_generations(record)
     if done:
-        best = max(done, key=lambda g: (g["val_acc"], -g["gen"]))
-        record["final_generation"] = best["gen"]
+        record["final_generation"] = choose_final_generation(done)
         record["ensembles"] = ensemble_metrics(run_dir, record, dataset)
     record["stop_reason"] = record["stop_reason"] or "completed all generations"
     ctx.write_record(record)
     barrier("rnn_jax:lineage_written")  # nobody returns (and reads the run) before it is complete
     return record
+
+
+def choose_final_generation(done: list[dict]) -> int:
+    """The generation shipped as the final student: best validation accuracy; on a tie, the lower
+    validation cross-entropy (the better-calibrated model; small validation sets tie often), then
+    the earlier generation."""
+    best = max(done, key=lambda g: (g["val_acc"], -g.get("val_loss", math.inf), -g["gen"]))
+    return best["gen"]
 
 
 def _open_record(config: RunConfig, dataset: Dataset, train: Split, run_dir: Path, resume: bool,
@@ -379,6 +400,8 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
     alpha = config.distill.alpha if gen > 0 else 0.0
     t_start = time.perf_counter()
     teachers, teacher_weights, cached_logits = _teacher_for(ctx, gen)
+    epochs = config.train.epochs_for(gen)
+    _, step = ctx.step_for(epochs)
     teacher_time = time.perf_counter() - t_start
 
     entry = generation_entry(record, gen)
@@ -420,13 +443,13 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
     shard = placement.shard_options()
 
     try:
-        for epoch in range(start_epoch, config.train.epochs):
+        for epoch in range(start_epoch, epochs):
             t0 = time.perf_counter()
             seed = epoch_seed(config.seed, gen, epoch)
             batches = train_batches(ctx.train, config.train.batch_size, seed, config.train.augment,
                                     config.train.flip, train_view=ctx.dataset.train_view, shard=shard)
             bar = tqdm(total=ctx.steps_per_epoch * config.train.batch_size, unit="img", unit_scale=True,
-                       desc=f"gen {gen}/{config.gens - 1} epoch {epoch + 1}/{config.train.epochs}",
+                       desc=f"gen {gen}/{config.gens - 1} epoch {epoch + 1}/{epochs}",
                        disable=not ctx.progress, leave=False, dynamic_ncols=True)
             sums = None
             mix_rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))  # the same draws on resume
@@ -438,7 +461,7 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
                     batch = {**batch, "images": pixels}
                 images = placement.batch(batch["images"], jnp.float32)
                 teacher = batch_teacher_logits(teacher_source, batch["index"], images, no_teacher, mix)
-                state, metrics = ctx.step(state, images, placement.batch(labels), teacher, alpha_arr,
+                state, metrics = step(state, images, placement.batch(labels), teacher, alpha_arr,
                                           temp_arr, key)
                 sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
                 bar.update(config.train.batch_size)
@@ -480,7 +503,7 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
                 if ctx.main:
                     append_metrics(ctx.run_dir, row)
                 ctx.write_record(record)
-            log(f"gen {gen} epoch {epoch + 1}/{config.train.epochs}: loss {train_loss:.4f} "
+            log(f"gen {gen} epoch {epoch + 1}/{epochs}: loss {train_loss:.4f} "
                 f"val acc {val_acc:.4f} ({row['images_per_s']:.0f} img/s, {row['time_s']:.1f}s)")
         if entry["status"] == "running":
             _finish_generation(ctx, entry, checkpoints, best)

@@ -220,7 +220,7 @@ def report_markdown(report: dict) -> str:
         f"- data: {report['data']['name']}, {len(report['data']['class_names'])} classes ({sizes})",
         f"- training time: {report['time_s']:.0f} s for {report['generations_finished']} generation(s); "
         f"stop: {report['stop_reason']}",
-        f"- final student (best validation accuracy): generation {report['final_generation']} (marked *)", "",
+        f"- final student (best validation accuracy, ties: lower validation loss): generation {report['final_generation']} (marked *)", "",
         "## Accuracy and macro-F1 (%)", "", models_table(report, "markdown"), "",
         f"Fit verdict: {report['fit_thresholds']['text']}.", "",
     ]
