@@ -12,7 +12,8 @@ from rnn_jax.errors import RnnJaxError, StorageError
 
 
 def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int | None, model: str | None,
-                     size: str | None, batch_size: int | None = 128, lr: float | None = 3e-3) -> None:
+                     size: str | None, batch_size: int | None = 128, lr: float | None = 3e-3,
+                     augment: str = "basic") -> None:
     """The engine's flags. A default of None means "from the experiment's preset"."""
 
     def default(value) -> str:
@@ -22,7 +23,8 @@ def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int 
     g.add_argument("--gens", type=int, default=gens, help=f"generations to train (default {gens})")
     g.add_argument("--epochs", type=int, default=epochs, help=f"epochs per generation (default {default(epochs)})")
     g.add_argument("--student-epochs", type=int, default=None,
-                   help="epochs of every generation after 0 (default: --epochs); students may train longer")
+                   help="epochs of every generation after 0 (default: twice --epochs, the recipe of "
+                        "docs/distillation.md; pass --epochs' value for equal-length generations)")
     g.add_argument("--batch-size", type=int, default=batch_size, help=f"training batch size (default {default(batch_size)})")
     g.add_argument("--lr", type=float, default=lr, help=f"peak learning rate (default {default(lr)})")
     g.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw", help="optimizer (default adamw)")
@@ -39,8 +41,9 @@ def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int 
                         "multi-process run); --batch-size must divide by it. See docs/distributed.md")
     g.add_argument("--seed", type=int, default=0, help="run seed; generation k uses seed*1000+k (default 0)")
     g.add_argument("--max-train", type=int, default=None, help="cap the training examples (quick runs)")
-    g.add_argument("--augment", choices=("none", "basic", "strong"), default="basic",
-                   help="augmentation: basic = shift+flip, strong = + colour + cutout (noisy student)")
+    g.add_argument("--augment", choices=("none", "basic", "strong"), default=augment,
+                   help="augmentation: basic = shift+flip, strong = + colour + cutout (noisy student) "
+                        f"(default {augment})")
     g.add_argument("--no-flip", action="store_true", help="no horizontal flips (when left/right changes the class)")
     g.add_argument("--mixup", type=float, default=0.0,
                    help="mixup Beta(a, a) on every generation's batches, teacher included (0 = off, default)")
@@ -56,9 +59,9 @@ def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int 
     d.add_argument("--teacher", choices=("cached", "consistent"), default="cached",
                    help="cached: teacher logits on clean images once per generation (fast, default); "
                         "consistent: teacher runs on each augmented batch")
-    d.add_argument("--teacher-from", choices=("parent", "ensemble"), default="parent",
-                   help="who teaches generation k: parent = generation k-1 (default); ensemble = the "
-                        "averaged probabilities of generations 0..k-1")
+    d.add_argument("--teacher-from", choices=("parent", "ensemble"), default="ensemble",
+                   help="who teaches generation k: ensemble = the averaged probabilities of generations "
+                        "0..k-1 (default); parent = generation k-1 only")
     d.add_argument("--ema-decay", type=float, default=0.0,
                    help="> 0 keeps an EMA (mean teacher) of the weights; it becomes the generation's model")
     d.add_argument("--dropout", type=float, default=0.0, help="dropout before the classifier (noisy student)")

@@ -17,11 +17,20 @@ from rnn_jax.data.registry import DataSpec, load_dataset
 from rnn_jax.data.types import Dataset
 from rnn_jax.errors import DataError
 from rnn_jax.lineage.record import finished_generations, read_lineage
+from rnn_jax.lineage.seeds import format_paired, paired_difference, paired_rows
 from rnn_jax.models.registry import ModelSpec
 from rnn_jax.presets import PRESETS, Preset
 
 __all__ = ["PRESETS", "DataSpec", "DistillConfig", "Lineage", "ModelSpec", "Preset", "RunConfig", "TrainConfig",
-           "train"]
+           "compare_seeds", "format_paired", "paired_difference", "paired_rows", "train"]
+
+
+def compare_seeds(run_dirs: list[str | Path], baseline_dirs: list[str | Path] | None = None) -> list[dict]:
+    """Paired Δ vs generation 0 over several seeds' runs (what ``tools/multi_seed.py`` prints):
+    ``print(format_paired(compare_seeds(["runs/s0", "runs/s1", ...])))``."""
+    records = [read_lineage(Path(d)) for d in run_dirs]
+    baselines = [read_lineage(Path(d)) for d in baseline_dirs] if baseline_dirs else None
+    return paired_rows(records, baselines)
 
 
 class Lineage:

@@ -14,6 +14,7 @@ TEACHER_MODES = ("cached", "consistent")
 TEACHER_FROM = ("parent", "ensemble")  # who teaches generation k: k-1, or all of 0..k-1
 AUGMENTATIONS = ("none", "basic", "strong")
 OPTIMIZERS = ("adamw", "sgd")
+STUDENT_EPOCH_FACTOR = 2  # students train this many times generation 0's epochs unless told otherwise
 
 
 def _check(condition: bool, message: str) -> None:
@@ -31,7 +32,9 @@ class DistillConfig:
     temperature_schedule: str = "constant"
     label_smoothing: float = 0.0
     teacher: str = "cached"  # see README: why cached is the default
-    teacher_from: str = "parent"  # parent: generation k-1 teaches k; ensemble: generations 0..k-1
+    # who teaches generation k: "ensemble" = generations 0..k-1 (the recipe that won the study,
+    # docs/distillation.md); "parent" = generation k-1 only (born-again networks as published)
+    teacher_from: str = "ensemble"
     ema_decay: float = 0.0  # > 0: the generation's model is the EMA (mean teacher) of its weights
 
     def __post_init__(self) -> None:
@@ -65,8 +68,9 @@ class TrainConfig:
     # vs ~1,300 at 512 for the cpu preset's forward), 512 on GPU/TPU
     eval_batch_size: int | None = None
     max_train: int | None = None
-    # generations >= 1 train this many epochs (None: --epochs); a student given a longer schedule
-    # than its teacher (Furlanello et al. train each to convergence; see docs/distillation.md)
+    # generations >= 1 train this many epochs (None: STUDENT_EPOCH_FACTOR x epochs). Students
+    # trained as long as their teacher ended up behind it; twice as long, ahead of it
+    # (docs/distillation.md). Pass the same value as epochs for equal-length generations.
     student_epochs: int | None = None
     mixup: float = 0.0  # Beta(a, a) mixup on every generation's batches (0 = off)
     cutmix: float = 0.0  # Beta(a, a) CutMix (0 = off; with mixup too, half the batches each)
@@ -89,8 +93,11 @@ class TrainConfig:
 
 
     def epochs_for(self, gen: int) -> int:
-        """Epochs of generation ``gen``: ``epochs`` for generation 0, ``student_epochs`` after it."""
-        return self.epochs if gen == 0 or self.student_epochs is None else self.student_epochs
+        """Epochs of generation ``gen``: ``epochs`` for generation 0; ``student_epochs`` (default
+        twice ``epochs``) for every student."""
+        if gen == 0:
+            return self.epochs
+        return self.student_epochs if self.student_epochs is not None else STUDENT_EPOCH_FACTOR * self.epochs
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,8 @@ class RunConfig:
             if mine[key] != theirs[key]:
                 problems.append(f"{key}: run has {theirs[key]}, asked for {mine[key]}")
         t1, t2 = dict(mine["train"]), dict(theirs["train"])
+        # "students twice as long" by default and the same number spelled out are one schedule
+        t1["student_epochs"], t2["student_epochs"] = self.train.epochs_for(1), other.train.epochs_for(1)
         if {k: v for k, v in t1.items() if k != "eval_batch_size"} != {k: v for k, v in t2.items() if k != "eval_batch_size"}:
             problems.append(f"train: run has {t2}, asked for {t1}")
         return problems

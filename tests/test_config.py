@@ -35,3 +35,13 @@ def test_resume_compatibility_lists_differences():
     b = RunConfig(model=ModelSpec("resnet", "small"))
     assert any("model" in p for p in a.compatible_with(b))
     assert a.compatible_with(RunConfig(model=ModelSpec("resnet", "tiny"), gens=9)) == []
+
+
+def test_default_student_length_and_the_same_number_spelled_out_resume_each_other():
+    from rnn_jax.config import RunConfig, TrainConfig
+
+    implicit = RunConfig(train=TrainConfig(epochs=10))
+    explicit = RunConfig(train=TrainConfig(epochs=10, student_epochs=20))
+    assert implicit.train.epochs_for(0) == 10 and implicit.train.epochs_for(2) == 20
+    assert implicit.compatible_with(explicit) == [] and explicit.compatible_with(implicit) == []
+    assert RunConfig(train=TrainConfig(epochs=10, student_epochs=10)).compatible_with(implicit)

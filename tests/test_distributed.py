@@ -42,7 +42,7 @@ VAL_IMAGES = 128  # make_blobs_dataset's validation split
 
 def _config(**overrides) -> RunConfig:
     base = dict(model=ModelSpec("resnet", "tiny"), gens=2,
-                train=TrainConfig(epochs=2, batch_size=32, lr=1e-2, augment="basic"))
+                train=TrainConfig(epochs=2, student_epochs=2, batch_size=32, lr=1e-2, augment="basic"))
     base.update(overrides)
     return RunConfig(**base)
 
@@ -264,8 +264,8 @@ def _process_worker(run_dir: str) -> None:
 
     driver.train_batches = watching_batches
     logs: list[str] = []
-    config = _config(model=ModelSpec("mlp", "tiny"), train=TrainConfig(epochs=2, batch_size=32, lr=1e-2,
-                                                                       augment="none"))
+    config = _config(model=ModelSpec("mlp", "tiny"), train=TrainConfig(epochs=2, student_epochs=2, batch_size=32,
+                                                                       lr=1e-2, augment="none"))
     record = driver.run_lineage(config, make_blobs_dataset(), run_dir, progress=False, log=logs.append)
     print("RESULT " + json.dumps({"process": jax.process_index(), "processes": jax.process_count(),
                                   "local_devices": jax.local_device_count(), "devices": jax.device_count(),

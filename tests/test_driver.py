@@ -44,7 +44,7 @@ def test_lineage_trains_every_generation_and_records_metrics(tmp_path, blobs, te
     assert on_disk["data"]["fingerprint"] == blobs.fingerprint()
     assert "jax" in on_disk["versions"]
     lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == 3 * 2 and {"gen", "epoch", "val_acc"} <= json.loads(lines[0]).keys()
+    assert len(lines) == 2 + 2 * 4 and {"gen", "epoch", "val_acc"} <= json.loads(lines[0]).keys()  # students: 2x
 
 
 def test_same_seed_gives_same_metrics_on_cpu(tmp_path, blobs):
@@ -107,7 +107,8 @@ def test_sigkill_during_generation_one_then_resume_finishes_without_retraining_g
                      blobs.test.images[..., 0], blobs.test.labels)
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "experiments.fashion_mnist", "--data", str(data), "--out", str(run),
-           "--gens", "3", "--epochs", "4", "--batch-size", "32", "--model", "resnet", "--size", "tiny",
+           "--gens", "3", "--epochs", "4", "--student-epochs", "4", "--batch-size", "32", "--model", "resnet",
+           "--size", "tiny",
            "--no-progress", "--no-flip"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -78,8 +78,9 @@ def _own_cache(cache_dir, monkeypatch):
 
 def cli_args(data: Path, out: Path, *extra: str, gens: int = 2, epochs: int = 2, size: str = "tiny",
              batch_size: int = 16) -> list[str]:
-    """96 training images in batches of 16: 6 steps per epoch."""
+    """96 training images in batches of 16: 6 steps per epoch; every generation as long as gen 0."""
     return ["--data", str(data), "--out", str(out), "--gens", str(gens), "--epochs", str(epochs),
+            "--student-epochs", str(epochs),
             "--batch-size", str(batch_size), "--model", "mlp", "--size", size, "--image-size", "16",
             "--no-progress", *extra]
 
@@ -258,7 +259,7 @@ def test_sigkill_at_random_moments_always_resumes_to_the_uninterrupted_lineage(g
 # ---------------------------------------------------------------- resume == uninterrupted (in process)
 def _blob_config(**overrides) -> RunConfig:
     base = dict(model=ModelSpec("mlp", "tiny"), gens=2,
-                train=TrainConfig(epochs=2, batch_size=32, lr=1e-2, augment="basic"))
+                train=TrainConfig(epochs=2, student_epochs=2, batch_size=32, lr=1e-2, augment="basic"))
     base.update(overrides)
     return RunConfig(**base)
 
