@@ -21,7 +21,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from experiments.common import add_common_flags, check_before_data, default_out, main_guard, run_experiment
+from experiments.common import (
+    add_common_flags,
+    check_before_data,
+    default_out,
+    main_guard,
+    run_experiment,
+)
 from rnn_jax.data.registry import DataSpec, load_dataset
 
 
@@ -54,8 +60,8 @@ def build_data(args: argparse.Namespace):
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    from rnn_jax.models.registry import LANDMARK_MODELS
     from rnn_jax.errors import ConfigError
+    from rnn_jax.models.registry import LANDMARK_MODELS
 
     if args.model not in LANDMARK_MODELS:
         raise ConfigError(f"--model {args.model} takes images; landmark models are {', '.join(LANDMARK_MODELS)}")
