@@ -80,6 +80,18 @@ class LandmarkInfo:
         return cls(**values)
 
 
+def load_predictor(path: str | Path, threads: int | None = None):
+    """The right runtime for an rnn-jax ONNX file: :class:`rnn_jax.runtime.Predictor` for image
+    models, :class:`LandmarkPredictor` for landmark models (told apart by the metadata)."""
+    from rnn_jax.runtime.metadata import LandmarkModelFile
+    from rnn_jax.runtime.predictor import Predictor
+
+    try:
+        return Predictor.load(path, threads=threads)
+    except LandmarkModelFile:
+        return LandmarkPredictor.load(path, threads=threads)
+
+
 def is_landmark_model(path: str | Path) -> bool:
     """Whether ``path`` is a landmark model (cheap: onnxruntime's metadata only)."""
     try:
