@@ -90,7 +90,7 @@ class LandmarkLSTM(_Recurrent):
         self.gates_h = nnx.List([nnx.Linear(hidden, 4 * hidden, use_bias=False, dtype=dtype, rngs=rngs)
                                  for _ in range(layers)])
         for g in self.gates_x:  # forget-gate bias 1: remember by default (Jozefowicz et al. 2015)
-            g.bias.value = g.bias.value.at[hidden:2 * hidden].set(1.0)
+            g.bias[...] = g.bias[...].at[hidden:2 * hidden].set(1.0)
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
         self.head = nnx.Linear(hidden, num_classes, dtype=dtype, rngs=rngs)
 
