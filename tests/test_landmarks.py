@@ -350,3 +350,13 @@ print("RC", rc, "LOADED", loaded)
     assert "RC 0 LOADED []" in proc.stdout and "landmarks, state" in proc.stderr and "hands: on" in proc.stderr
     rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert len(rows) == 120 and sum(bool(r["hands"]) for r in rows) > 50
+
+
+def test_size_sweep_and_compare_run_landmark_models(tmp_path: Path) -> None:
+    from experiments import sweep
+
+    out = tmp_path / "sweep"
+    sweep.main(["--experiment", "landmarks", "--model", "trm", "--sizes", "tiny,small", "--out", str(out),
+                "--gens", "1", "--epochs", "1", "--no-progress"])
+    table = (out / "compare.md").read_text()
+    assert "trm-tiny" in table and "trm-small" in table
