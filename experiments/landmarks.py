@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="keep left hands as they are (default: mirror them to right hands)")
     data.add_argument("--flip", dest="no_flip", action="store_false",
                       help="mirror half the training examples (off by default: mirroring is left to the features)")
+    data.add_argument("--window", type=int, default=0, metavar="T",
+                      help="video frames -> windows of T consecutive frames; lstm/trm then train by "
+                           "back-propagation through time over each window (default 0: single frames)")
     data.add_argument("--teacher-heads", choices=("all", "final"), default="all",
                       help="trm: which deep-supervision heads get the teacher's soft targets (default all)")
     add_common_flags(parser, gens=3, epochs=40, model="trm", size="small", batch_size=64, lr=3e-3)
@@ -50,7 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def data_spec(args: argparse.Namespace) -> DataSpec:
     path = None if args.data is None else str(Path(args.data).expanduser().resolve())
-    return DataSpec("landmarks", path=path, seed=args.seed, mirror_left=not args.no_mirror)
+    if args.window < 0:
+        from rnn_jax.errors import ConfigError
+
+        raise ConfigError(f"--window must be >= 0, got {args.window}")
+    return DataSpec("landmarks", path=path, seed=args.seed, mirror_left=not args.no_mirror, window=args.window)
 
 
 def build_data(args: argparse.Namespace):

@@ -360,3 +360,22 @@ def test_size_sweep_and_compare_run_landmark_models(tmp_path: Path) -> None:
                 "--gens", "1", "--epochs", "1", "--no-progress"])
     table = (out / "compare.md").read_text()
     assert "trm-tiny" in table and "trm-small" in table
+
+
+def test_windows_of_video_frames_train_recurrent_models_through_time(tmp_path: Path) -> None:
+    from experiments import landmarks as experiment
+    from rnn_jax.data.landmarks import make_windows
+
+    frames = builtin_landmarks(people=4, per_class=6)
+    windows = make_windows(frames, 4, stride=2)
+    assert windows.landmarks.shape[1:] == (4, 21, 3) and len(windows) == 4 * 8 * 2
+    assert np.all(np.diff(windows.frame_index, axis=1) == 1)
+    photos = builtin_landmarks(people=2, per_class=1)
+    photos.frame_index[:] = -1
+    with pytest.raises(DataError, match="photos have frame_index -1"):
+        make_windows(photos, 4)
+    out = tmp_path / "run"
+    experiment.main(["--model", "trm", "--size", "tiny", "--window", "4", "--gens", "2", "--epochs", "2",
+                     "--batch-size", "16", "--out", str(out), "--no-progress"])
+    record = json.loads((out / "lineage.json").read_text())
+    assert record["data"]["image_shape"] == [4, 21, 3] and record["generations"][1]["status"] == "done"

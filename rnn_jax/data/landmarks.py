@@ -194,6 +194,43 @@ def split_by_person(data: LandmarkSet, val_fraction: float = 0.2, seed: int = 0)
     return data.subset(np.flatnonzero(~is_val)), data.subset(np.flatnonzero(is_val))
 
 
+# --------------------------------------------------------------------------- sequences
+def make_windows(data: LandmarkSet, length: int, stride: int | None = None, max_gap: int = 2) -> LandmarkSet:
+    """Frames -> overlapping windows [N, length, 21, 3] of consecutive video frames, for
+    training recurrent models by back-propagation through time.
+
+    Frames are grouped by (source, person, label) and ordered by ``frame_index``; a window never
+    spans a gap of more than ``max_gap`` frames (a hand lost for longer starts a new run).
+    Each window takes the label, person and handedness of its frames and keeps their indices.
+    """
+    if length < 1:
+        raise DataError(f"window length must be >= 1, got {length}")
+    if data.is_sequence:
+        raise DataError("the data already holds sequences; windows are made from frames")
+    if np.any(data.frame_index < 0):
+        raise DataError("windows need frames from videos (frame_index >= 0); photos have frame_index -1")
+    stride = stride or max(1, length // 2)
+    sources = data.sources if data.sources is not None else np.full(len(data), "")
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i in range(len(data)):
+        groups[(str(sources[i]), str(data.person_ids[i]), int(data.labels[i]))].append(i)
+    picks: list[np.ndarray] = []
+    for idx in groups.values():
+        idx = np.asarray(sorted(idx, key=lambda i: data.frame_index[i]))
+        breaks = np.flatnonzero(np.diff(data.frame_index[idx]) > max_gap) + 1
+        for run in np.split(idx, breaks):
+            picks += [run[s:s + length] for s in range(0, len(run) - length + 1, stride)]
+    if not picks:
+        raise DataError(f"no run of {length} consecutive frames (gaps <= {max_gap}) in the data; use a "
+                        "shorter --window")
+    w = np.stack(picks)
+    first = w[:, 0]
+    return LandmarkSet(data.landmarks[w], data.labels[first], data.class_names, data.person_ids[first],
+                       data.handedness[first], data.frame_index[w],
+                       None if data.sources is None else data.sources[first], data.coords,
+                       {**data.notes, "windows": {"length": length, "stride": stride, "max_gap": max_gap}})
+
+
 # --------------------------------------------------------------------------- HaGRID
 def _hand_points(value) -> np.ndarray | None:
     """21 [x, y] (or [x, y, z]) points -> [21, 3] float, or None when absent/malformed."""
@@ -308,7 +345,7 @@ def builtin_landmarks(people: int = 24, per_class: int = 6, seed: int = 0) -> La
         palm = rng.uniform(0.9, 1.1)
         hand = LEFT if person % 4 == 3 else RIGHT
         for label, pattern in enumerate(BUILTIN_GESTURES.values()):
-            for _ in range(per_class):
+            for shot in range(per_class):  # a person's shots of a gesture count as one short video
                 pts = np.zeros((NUM_LANDMARKS, 3))
                 for f, chain in enumerate(FINGERS):
                     angle = base_dirs[f] + rng.normal(0, 0.05)
@@ -329,10 +366,12 @@ def builtin_landmarks(people: int = 24, per_class: int = 6, seed: int = 0) -> La
                 rows["label"].append(label)
                 rows["person"].append(f"synthetic-{person}")
                 rows["hand"].append(hand)
-    n = len(rows["label"])
+                rows["frame"].append(shot)
+                rows["source"].append(f"synthetic-{person}-{label}")
     return LandmarkSet(np.asarray(rows["landmarks"], np.float32), np.asarray(rows["label"], np.int32), names,
-                       np.asarray(rows["person"]), np.asarray(rows["hand"], np.int8), np.full(n, -1, np.int32),
-                       None, "pixels", {"builtin": True}).validate("built-in landmarks")
+                       np.asarray(rows["person"]), np.asarray(rows["hand"], np.int8),
+                       np.asarray(rows["frame"], np.int32), np.asarray(rows["source"]), "pixels",
+                       {"builtin": True}).validate("built-in landmarks")
 
 
 # --------------------------------------------------------------------------- Dataset
@@ -383,9 +422,15 @@ def load_landmark_sets(path: str | Path | None, seed: int = 0) -> tuple[str, dic
     raise DataError(f"{p} holds no train.npz/val.npz and no HaGRID annotations")
 
 
-def landmark_dataset(path: str | Path | None, seed: int = 0, mirror_left: bool = True) -> Dataset:
-    """The engine's Dataset for landmark data: features [N, T, 21, 3] as 'images'."""
+def landmark_dataset(path: str | Path | None, seed: int = 0, mirror_left: bool = True,
+                     window: int = 0) -> Dataset:
+    """The engine's Dataset for landmark data: features [N, T, 21, 3] as 'images'.
+
+    ``window`` > 0 turns video frames into windows of that many consecutive frames
+    (:func:`make_windows`): recurrent models then train by back-propagation through time."""
     name, sets = load_landmark_sets(path, seed)
+    if window:
+        sets = {s: make_windows(d, window) for s, d in sets.items()}
     train = sets["train"]
     use_z = train.coords == "pixels" and bool(np.any(train.landmarks[..., 2] != 0))
     spec = FeatureSpec(mirror_left=mirror_left, use_z=use_z)

@@ -25,6 +25,7 @@ class DataSpec:
     no_gesture: bool = False
     seed: int = 0
     mirror_left: bool = True  # landmarks: mirror left hands to right ones (rnn_jax.hands.features)
+    window: int = 0  # landmarks: > 0 = windows of this many consecutive video frames (BPTT)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -51,7 +52,7 @@ def load_dataset(spec: DataSpec, progress: bool = True) -> Dataset:
     if spec.kind == "landmarks":
         from rnn_jax.data.landmarks import landmark_dataset
 
-        return landmark_dataset(spec.path, seed=spec.seed, mirror_left=spec.mirror_left)
+        return landmark_dataset(spec.path, seed=spec.seed, mirror_left=spec.mirror_left, window=spec.window)
     if spec.kind == "builtin":
         from rnn_jax.data.builtin import make_builtin_gestures
 
