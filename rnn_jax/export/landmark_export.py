@@ -141,7 +141,10 @@ def export_landmark_model(model: Any, info: LandmarkInfo, out_path: str | Path, 
     names_out = [info.output_name] + ([info.state_output] if size else [])
     try:
         proto = to_onnx(step_function(model), inputs, input_names=names_in, output_names=names_out,
-                        opset=opset, return_mode="proto", model_name="rnn_jax_landmarks")
+                        opset=opset, return_mode="proto", model_name="rnn_jax_landmarks",
+                        # one LayerNormalization node instead of ~9 (the TRM has 27): measured
+                        # 0.43-0.52 vs 0.67-0.95 ms per frame on a busy 2-core CPU
+                        normalization_mode="prefer_native")
     except Exception as exc:
         raise ExportError(f"jax2onnx could not convert the model: {type(exc).__name__}: {exc}") from exc
     proto.ir_version = min(proto.ir_version, MAX_IR_VERSION)
