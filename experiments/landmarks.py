@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.model not in LANDMARK_MODELS:
         raise ConfigError(f"--model {args.model} takes images; landmark models are {', '.join(LANDMARK_MODELS)}")
+    if args.cutmix:
+        raise ConfigError("--cutmix cuts image rectangles; landmark features take --mixup instead")
     out = Path(args.out) if args.out else default_out("landmarks")
     args.out = str(out)
     config = check_before_data(args, out)
