@@ -379,3 +379,22 @@ def test_windows_of_video_frames_train_recurrent_models_through_time(tmp_path: P
                      "--batch-size", "16", "--out", str(out), "--no-progress"])
     record = json.loads((out / "lineage.json").read_text())
     assert record["data"]["image_shape"] == [4, 21, 3] and record["generations"][1]["status"] == "done"
+
+
+def test_hagrid_v1_mirror_pool_is_split_by_person_and_empty_landmarks_are_counted(tmp_path: Path) -> None:
+    from rnn_jax.data.landmarks import read_hagrid_landmarks
+
+    base = tmp_path / "hagrid-sample-30k-384p"
+    (base / "hagrid_30k").mkdir(parents=True)
+    (base / "ann_train_val").mkdir()
+    hand = (np.random.default_rng(0).random((21, 2))).round(4).tolist()
+    for gesture in ("like", "palm"):
+        anns = {f"{gesture}{i}": {"bboxes": [[0.1, 0.1, 0.2, 0.2]], "labels": [gesture], "user_id": f"u{i % 5}",
+                                  "landmarks": [hand if i % 4 else []], "leading_hand": "right"}
+                for i in range(20)}
+        (base / "ann_train_val" / f"{gesture}.json").write_text(json.dumps(anns))
+    sets = read_hagrid_landmarks(tmp_path)
+    assert set(sets) == {"train", "val"} and sets["train"].class_names == ("like", "palm")
+    assert not set(sets["train"].person_ids) & set(sets["val"].person_ids)
+    assert len(sets["train"]) + len(sets["val"]) == 30  # every 4th hand has no landmarks
+    assert sets["train"].notes["skipped"]["hand without 21 landmarks"] == 10
