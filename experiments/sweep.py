@@ -2,6 +2,7 @@
 
     python -m experiments.sweep                                  # hagrid (or its demo data): tiny,small,medium
     python -m experiments.sweep --sizes tiny,small --data ../shared/data/sign-language-digits --gens 2 --epochs 3
+    python -m experiments.sweep --experiment landmarks --model lstm --sizes tiny,small --data data/sld-landmarks
     python -m experiments.sweep --experiment fashion_mnist --sizes tiny,small,medium \\
         --data ../shared/data/fashion-mnist --max-train 5000
 
@@ -26,15 +27,16 @@ from experiments.common import main_guard
 from rnn_jax.errors import ConfigError
 from rnn_jax.models.registry import PRESETS, SIZES
 
-EXPERIMENTS = ("hagrid", "fashion_mnist", "cifar10")
+EXPERIMENTS = ("hagrid", "fashion_mnist", "cifar10", "landmarks")
 _OWNED_FLAGS = ("--size",)  # the sweep sets it per run (--out and --model are the sweep's own flags)
 
 
 def parse_sizes(text: str) -> list[str]:
     sizes = [s.strip() for s in text.split(",") if s.strip()]
-    unknown = [s for s in sizes if s not in SIZES]
+    known = list(dict.fromkeys([*SIZES, *(s for p in PRESETS.values() for s in p if s != "default")]))
+    unknown = [s for s in sizes if s not in known]
     if not sizes or unknown:
-        raise ConfigError(f"--sizes takes a comma list from {', '.join(SIZES)}; got {text!r}")
+        raise ConfigError(f"--sizes takes a comma list from {', '.join(known)}; got {text!r}")
     return list(dict.fromkeys(sizes))
 
 

@@ -99,8 +99,15 @@ class Lineage:
 
     def export_onnx(self, out: str | Path = "student.onnx", gen: int | None = None, int8: bool = False,
                     **options):
-        """Export a generation (default: the final student) to ONNX behind the parity gate."""
+        """Export a generation (default: the final student) to ONNX behind the parity gate.
+
+        Landmark runs export their per-frame step with explicit state (a report dict comes back)."""
         from rnn_jax.export import export_run
+
+        if self.record["data"].get("crop_mode") == "landmarks":
+            from rnn_jax.export.landmark_export import export_landmark_run
+
+            return export_landmark_run(self.dir, gen=gen, out=out, **options)
 
         return export_run(self.dir, gen=gen, out=out, int8=int8, dataset=self._dataset, **options)
 

@@ -36,6 +36,8 @@ class DistillConfig:
     # docs/distillation.md); "parent" = generation k-1 only (born-again networks as published)
     teacher_from: str = "ensemble"
     ema_decay: float = 0.0  # > 0: the generation's model is the EMA (mean teacher) of its weights
+    # deep-supervision models (trm): which heads the teacher's soft targets reach: "all" or "final"
+    teacher_heads: str = "all"
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.alpha <= 1.0, f"--alpha must be in [0, 1], got {self.alpha}")
@@ -49,6 +51,8 @@ class DistillConfig:
         _check(self.teacher in TEACHER_MODES, f"--teacher must be one of {TEACHER_MODES}, got {self.teacher!r}")
         _check(self.teacher_from in TEACHER_FROM,
                f"--teacher-from must be one of {TEACHER_FROM}, got {self.teacher_from!r}")
+        _check(self.teacher_heads in ("all", "final"),
+               f"--teacher-heads must be 'all' or 'final', got {self.teacher_heads!r}")
         _check(0.0 <= self.ema_decay < 1.0, f"--ema-decay must be in [0, 1), got {self.ema_decay}")
 
 

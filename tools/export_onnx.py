@@ -33,6 +33,15 @@ def newest_run(root: Path = Path("runs")) -> Path:
     return candidates[-1].parent
 
 
+def _is_landmark_run(run: Path) -> bool:
+    import json
+
+    try:
+        return json.loads((run / "lineage.json").read_text())["data"].get("crop_mode") == "landmarks"
+    except (OSError, ValueError, KeyError):
+        return False  # export_run reports the problem
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python tools/export_onnx.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,6 +63,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     run = Path(args.run) if args.run else newest_run()
+    if _is_landmark_run(run):  # state as explicit inputs/outputs; parity over a whole sequence
+        from rnn_jax.export.landmark_export import export_landmark_run
+
+        report = export_landmark_run(run, gen=args.gen, out=args.out, tolerance=args.tolerance,
+                                     data_path=args.data)
+        print()
+        for key, value in report.items():
+            print(f"  {key:28} {value}")
+        print(f"\nreport: {report['onnx']}.json")
+        print(f"next:   python -m rnn_jax.live --onnx {report['onnx']}")
+        return
     from rnn_jax.export import export_run  # JAX + jax2onnx: only after the arguments are valid
 
     report = export_run(run, gen=args.gen, out=args.out, int8=args.int8, parity_images=args.parity_images,

@@ -10,6 +10,9 @@ offline accuracy of the same ONNX file on the same photos, plus how often the st
 gesture (threshold + steady frames) is shown and how often it is right when shown.
 JAX-free: needs only onnxruntime and OpenCV.
 
+Landmark models (from ``experiments.landmarks``) always use the hand finder: offline is the
+model on each padded photo's landmarks from a zero state, live carries the state frame to frame.
+
 With ``--hands on`` the live loop finds the hand in each frame (rnn_jax.hands) and classifies
 its crop. Each photo is then padded with a replicated border (as ``--crop hand`` training
 does), the offline number is the same ONNX file on the crops training makes (hand found in
@@ -61,6 +64,25 @@ def write_video(photos: list[tuple[Path, int]], path: Path, hold: int, size: int
     writer.release()
 
 
+def offline_landmarks(predictor, photos: list[tuple[Path, int]], hand_models: Path | None
+                      ) -> tuple[list[tuple[Path, int]], list[str]]:
+    """Landmark models: photos where a hand is found (padded as in extraction), and the label the
+    model gives each from a zero state (what tools/extract_landmarks.py + training saw)."""
+    from rnn_jax.hands import HandFinder, find_hands_in_image, pad_for_detection
+    from rnn_jax.preprocess import read_image
+
+    finder = HandFinder.load(hand_models, threads=None)
+    kept, labels = [], []
+    for path, label in photos:
+        hands = find_hands_in_image(finder, pad_for_detection(read_image(path, 3)))
+        if hands:
+            hand = max(hands, key=lambda h: h.presence)
+            probs, _ = predictor.predict(predictor.features(hand.landmarks, hand.handedness))
+            kept.append((path, label))
+            labels.append(predictor.class_names[int(probs[0].argmax())])
+    return kept, labels
+
+
 def offline_hand_crops(predictor, photos: list[tuple[Path, int]], hand_models: Path | None
                        ) -> tuple[list[tuple[Path, int]], list[str]]:
     """Photos where the hand finder sees a hand (padded as in training), and the labels of their crops."""
@@ -84,14 +106,16 @@ def run(onnx: Path, images: Path, hold: int, settle: int, smoothing: str, thresh
     from rnn_jax.hands.crop import DETECTION_PAD
     from rnn_jax.live import iter_predictions
     from rnn_jax.live.loop import hands_wanted
-    from rnn_jax.runtime import Predictor
+    from rnn_jax.runtime.landmarks import LandmarkPredictor, load_predictor
 
-    predictor = Predictor.load(onnx)
+    predictor = load_predictor(onnx)
     photos = labelled_photos(images, list(predictor.class_names))
+    landmark_model = isinstance(predictor, LandmarkPredictor)
     use_hands = hands_wanted(hands, predictor, hand_models)
     all_photos = len(photos)
     if use_hands:
-        photos, labels = offline_hand_crops(predictor, photos, hand_models)
+        find = offline_landmarks if landmark_model else offline_hand_crops
+        photos, labels = find(predictor, photos, hand_models)
         offline = [(lbl, 1.0) for lbl in labels]
         if not photos:
             raise DataError(f"the hand finder found no hand in any photo under {images}")
@@ -117,11 +141,14 @@ def run(onnx: Path, images: Path, hold: int, settle: int, smoothing: str, thresh
                 active += record.label is not None
                 top_hits += record.top_label == expected
             summary = stream.summary()
+    timing = summary.to_dict()
     return {"photos": len(photos), "photos_without_hand": all_photos - len(photos), "hands": use_hands,
             "frames": frames, "frames_scored": counted, "hold": hold, "settle": settle,
             "offline_accuracy": offline_acc, "live_accuracy": top_hits / max(counted, 1),
             "stable_coverage": active / max(counted, 1), "stable_accuracy_when_shown": hits / max(active, 1),
-            "mean_fps": summary.to_dict().get("mean_fps")}
+            "mean_fps": timing.get("mean_fps"), "model_latency_p50_ms": timing.get("latency_p50_ms"),
+            "loop_p50_ms": timing.get("loop_p50_ms"), "hands_p50_ms": timing.get("hands_p50_ms"),
+            "landmark_model": landmark_model}
 
 
 DETECTION_PAD_TEXT = "25% per side with a replicated border"
@@ -162,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"stable gesture shown on {result['stable_coverage']:.1%} of scored frames (threshold "
           f"{args.threshold}, {args.stable_frames} steady frames); correct when shown: "
           f"{result['stable_accuracy_when_shown']:.4f}")
+    if result.get("mean_fps"):
+        hands_ms = result.get("hands_p50_ms")
+        print(f"speed: {result['mean_fps']:.1f} frames/s; p50 per frame: model {result['model_latency_p50_ms']:.3f} ms, "
+              f"whole loop {result['loop_p50_ms']:.2f} ms" + (f", hand finding {hands_ms:.2f} ms" if hands_ms else ""))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0

@@ -56,6 +56,8 @@ def train_batches(split: Split, batch_size: int, seed: int, augment: str = "basi
         return {"images": np.asarray(images[order]), "labels": np.asarray(labels[order], np.int32), "index": order}
 
     def augmented(batch: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+        if getattr(train_view, "augments", False):  # e.g. landmarks: the view owns the augmentation
+            return {**batch, "images": train_view.augment(batch["images"], rng, augment, flip)}
         images = batch["images"] if train_view is None else train_view.random(batch["images"], rng)
         return {**batch, "images": augment_batch(images, rng, augment, flip)}
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from rnn_jax.data.types import Dataset
 from rnn_jax.errors import ConfigError
 
-KINDS = ("builtin", "idx", "folders", "hagrid", "tfds")
+KINDS = ("builtin", "idx", "folders", "hagrid", "tfds", "landmarks")
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class DataSpec:
     channels: int = 3
     no_gesture: bool = False
     seed: int = 0
+    mirror_left: bool = True  # landmarks: mirror left hands to right ones (rnn_jax.hands.features)
+    window: int = 0  # landmarks: > 0 = windows of this many consecutive video frames (BPTT)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -47,6 +49,10 @@ def load_dataset(spec: DataSpec, progress: bool = True) -> Dataset:
         from rnn_jax.data.tfds_source import load_tfds
 
         return load_tfds(spec.name, data_dir=spec.path, seed=spec.seed)
+    if spec.kind == "landmarks":
+        from rnn_jax.data.landmarks import landmark_dataset
+
+        return landmark_dataset(spec.path, seed=spec.seed, mirror_left=spec.mirror_left, window=spec.window)
     if spec.kind == "builtin":
         from rnn_jax.data.builtin import make_builtin_gestures
 

@@ -43,3 +43,29 @@ def kd_loss(student_logits: jnp.ndarray, labels: jnp.ndarray, teacher_logits: jn
     kl = distillation_kl(student_logits, teacher_logits, temperature)
     alpha = jnp.asarray(alpha, jnp.float32)
     return alpha * kl + (1.0 - alpha) * ce, {"ce": ce, "kl": kl}
+
+
+HEAD_TARGETS = ("all", "final")  # which deep-supervision heads the teacher's soft targets reach
+
+
+def deep_supervision_loss(head_logits: jnp.ndarray, weights: jnp.ndarray, labels: jnp.ndarray,
+                          teacher_logits: jnp.ndarray, alpha: jnp.ndarray | float,
+                          temperature: jnp.ndarray | float, label_smoothing: float = 0.0,
+                          teacher_heads: str = "all") -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+    """Deep supervision: ``sum_t w_t * CE(logits_t)`` (w_t = lambda^(T - t)) for the labels, and the
+    KD term on every head weighted alike (``teacher_heads="all"``) or on the final head only
+    (``"final"``: the intermediate heads then learn from the labels alone).
+
+    ``head_logits`` [T, B, C], last = the head used at inference. Returns the loss and its parts
+    (``ce``, ``kl``: the weighted sums) so the step logs them like :func:`kd_loss`'s.
+    """
+    if teacher_heads not in HEAD_TARGETS:
+        raise ValueError(f"teacher_heads must be one of {HEAD_TARGETS}, got {teacher_heads!r}")
+    ces = jnp.stack([cross_entropy(z, labels, label_smoothing) for z in head_logits])
+    ce = jnp.sum(weights * ces)
+    if teacher_heads == "all":
+        kl = jnp.sum(weights * jnp.stack([distillation_kl(z, teacher_logits, temperature) for z in head_logits]))
+    else:
+        kl = weights[-1] * distillation_kl(head_logits[-1], teacher_logits, temperature)
+    alpha = jnp.asarray(alpha, jnp.float32)
+    return alpha * kl + (1.0 - alpha) * ce, {"ce": ce, "kl": kl}

@@ -16,7 +16,7 @@ import optax
 from flax import nnx
 from jax.sharding import Sharding
 
-from rnn_jax.distill.losses import kd_loss
+from rnn_jax.distill.losses import deep_supervision_loss, kd_loss
 from rnn_jax.distributed import replicate
 
 PyTree = Any
@@ -96,7 +96,7 @@ def evaluated_params(state: TrainState, ema: bool) -> PyTree:
 
 
 def make_train_step(fns: ModelFunctions, tx: optax.GradientTransformation, label_smoothing: float = 0.0,
-                    ema_decay: float = 0.0, *, replicated: Sharding | None = None):
+                    ema_decay: float = 0.0, *, replicated: Sharding | None = None, teacher_heads: str = "all"):
     """Build ``step(state, images, labels, teacher_logits, alpha, temperature, key) -> (state, metrics)``.
 
     ``labels`` are class indices [B] or, for mixed batches (mixup, cutmix), target
@@ -106,14 +106,25 @@ def make_train_step(fns: ModelFunctions, tx: optax.GradientTransformation, label
     temperature schedule) reuses one compilation. ``state`` is donated: no copy per step.
     ``replicated`` (data-parallel runs): the new state and the metrics stay replicated on
     that mesh, so donation reuses the buffers; the batch may arrive sharded.
+
+    Models with deep supervision (a ``supervised_logits`` method, e.g. the TRM) are trained on
+    all their heads (:func:`rnn_jax.distill.losses.deep_supervision_loss`); ``teacher_heads``
+    says which of them the teacher's soft targets reach ("all" or "final"). Accuracy is counted
+    on the last head, the one inference uses.
     """
 
     def loss_fn(params, batch_stats, rng_state, images, labels, teacher_logits, alpha, temperature):
         # rebuild the mutable variables at this trace level (BatchNorm and dropout update them)
         batch_stats, rng_state = jax.tree.map(lambda leaf: leaf, (batch_stats, rng_state))
         model = nnx.merge(fns.train_graphdef, params, batch_stats, rng_state)
-        logits = model(images)
-        loss, parts = kd_loss(logits, labels, teacher_logits, alpha, temperature, label_smoothing)
+        if hasattr(model, "supervised_logits"):  # deep supervision: every head gets a loss
+            heads = model.supervised_logits(images)
+            logits = heads[-1]
+            loss, parts = deep_supervision_loss(heads, model.head_weights(), labels, teacher_logits, alpha,
+                                                temperature, label_smoothing, teacher_heads)
+        else:
+            logits = model(images)
+            loss, parts = kd_loss(logits, labels, teacher_logits, alpha, temperature, label_smoothing)
         new_batch_stats = nnx.state(model, nnx.BatchStat)
         return loss, (logits, new_batch_stats, parts)
 

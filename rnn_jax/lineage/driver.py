@@ -122,7 +122,8 @@ def _step_builder(config: RunConfig, fns: ModelFunctions, steps_per_epoch: int, 
             lr = learning_rate_schedule(config.train.lr, total, int(config.train.warmup_epochs * steps_per_epoch))
             tx = make_optimizer(lr, config.train.optimizer, config.train.weight_decay, model_name=config.model.name)
             built[epochs] = (tx, make_train_step(fns, tx, config.distill.label_smoothing, config.distill.ema_decay,
-                                                 replicated=replicated))
+                                                 replicated=replicated,
+                                                 teacher_heads=config.distill.teacher_heads))
         return built[epochs]
 
     return step_for

@@ -30,7 +30,7 @@ from rnn_jax.live.loop import (
 from rnn_jax.live.overlay import KEY_LEGEND, draw_overlay
 from rnn_jax.live.smoothing import SMOOTHING_HELP, GestureConfig, GestureEvent, SmoothingConfig
 from rnn_jax.live.sources import open_source
-from rnn_jax.runtime.predictor import Predictor
+from rnn_jax.runtime.landmarks import load_predictor
 
 WINDOW = "rnn-jax live"
 EXIT_USER_ERROR = 2
@@ -221,7 +221,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     if not args.headless:
         _check_gui()
     threads = args.threads or default_live_threads()
-    predictor = Predictor.load(args.onnx, threads=threads)
+    predictor = load_predictor(args.onnx, threads=threads)  # image or landmark model, by its metadata
     finder = make_finder(args.hands, predictor, args.hand_models, args.max_hands)
     with contextlib.ExitStack() as stack:
         jsonl: IO[str] | None = None
@@ -234,8 +234,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         source = stack.enter_context(open_source(args.source, args.width, args.height))
         stream = PredictionStream(predictor, source, config, finder=finder)
         info = predictor.info
-        print(f"model: {args.onnx} ({len(info.class_names)} classes, {info.input_size}px "
-              f"{info.channels}, crop_mode {info.crop_mode}) | source: {source.description} | "
+        what = (f"landmarks, state {info.state_size}" if info.crop_mode == "landmarks"
+                else f"{info.input_size}px {info.channels}, crop_mode {info.crop_mode}")
+        print(f"model: {args.onnx} ({len(info.class_names)} classes, {what}) | source: {source.description} | "
               f"hands: {'on' if finder else 'off'} | "
               f"roi: {'on' if stream.roi_enabled else 'off'} | smoothing {config.gesture.smoothing}, "
               f"threshold {config.gesture.threshold}, stable {config.gesture.stable_frames} | "

@@ -27,6 +27,7 @@ from rnn_jax import preprocess
 from rnn_jax.errors import ConfigError
 from rnn_jax.live.smoothing import GestureConfig, GestureEvent, GestureTracker, SmoothingConfig
 from rnn_jax.live.sources import FrameSource, open_source
+from rnn_jax.runtime.landmarks import load_predictor
 from rnn_jax.runtime.predictor import Predictor
 
 if TYPE_CHECKING:
@@ -215,6 +216,11 @@ class PredictionStream:
                  owns_source: bool = True, finder: HandFinder | None = None) -> None:
         self.predictor = predictor
         self.finder = finder
+        # landmark models: one recurrent state per tracked hand, carried frame to frame
+        self.hand_states = _hand_states(predictor)
+        if self.hand_states is not None and finder is None:
+            raise ConfigError("a landmark model needs the hand finder (--hands on, and the hand models built: "
+                              "python tools/build_hand_models.py)")
         self.hand_trackers: dict[int, GestureTracker] = {}
         self.source = source
         self.config = config or LiveConfig()
@@ -273,11 +279,16 @@ class PredictionStream:
         t_hands = time.perf_counter()
         hands = self.finder.find(frame, "bgr")
         image = preprocess.bgr_to_model_colour(frame, self.predictor.num_channels)
-        crops = [hand_crop(image, h, self.predictor.input_size) for h in hands]
-        hands_ms = (time.perf_counter() - t_hands) * 1000.0
         k = len(self.predictor.class_names)
-        t_model = time.perf_counter()
-        raw_all = self.predictor.predict(np.stack(crops)) if crops else np.zeros((0, k), np.float32)
+        if self.hand_states is not None:  # landmarks -> features -> model, state per hand
+            hands_ms = (time.perf_counter() - t_hands) * 1000.0
+            t_model = time.perf_counter()
+            raw_all = self.hand_states.classify(hands)
+        else:
+            crops = [hand_crop(image, h, self.predictor.input_size) for h in hands]
+            hands_ms = (time.perf_counter() - t_hands) * 1000.0
+            t_model = time.perf_counter()
+            raw_all = self.predictor.predict(np.stack(crops)) if crops else np.zeros((0, k), np.float32)
         latency_ms = (time.perf_counter() - t_model) * 1000.0
         events: list[GestureEvent] = []
         seen = set()
@@ -317,7 +328,9 @@ class PredictionStream:
         self._clock = None
 
     def reset(self) -> tuple[GestureEvent, ...]:
-        """Forget smoothing history (the 'r' key); returns the 'ended' events, if any."""
+        """Forget smoothing history and landmark models' states (the 'r' key); returns the 'ended' events."""
+        if self.hand_states is not None:
+            self.hand_states.reset()
         events = list(self.tracker.reset())
         for track_id, tracker in self.hand_trackers.items():
             events += [replace(e, hand=track_id) for e in tracker.reset()]
@@ -378,7 +391,7 @@ def iter_predictions(
     config = LiveConfig(
         gesture=GestureConfig(smoothing=smoothing, threshold=threshold, stable_frames=stable_frames),
         roi=roi, roi_fraction=roi_fraction, max_frames=max_frames)
-    predictor = model if isinstance(model, Predictor) else Predictor.load(
+    predictor = model if not isinstance(model, (str, Path)) else load_predictor(
         model, threads=threads if threads is not None else default_live_threads())
     finder = make_finder(hands, predictor, hand_models, max_hands)
     owns = not isinstance(source, FrameSource)
@@ -387,6 +400,13 @@ def iter_predictions(
 
 
 HANDS_CHOICES = ("auto", "on", "off")
+
+
+def _hand_states(predictor: object):
+    """Per-hand recurrent states for a landmark model, None for image models."""
+    from rnn_jax.runtime.landmarks import HandStates, LandmarkPredictor
+
+    return HandStates(predictor) if isinstance(predictor, LandmarkPredictor) else None
 
 
 def hands_wanted(hands: str | bool, predictor: Predictor, hand_models: str | Path | None = None) -> bool:
@@ -402,6 +422,8 @@ def hands_wanted(hands: str | bool, predictor: Predictor, hand_models: str | Pat
     if hands not in HANDS_CHOICES:
         raise ConfigError(f"hands must be one of {', '.join(HANDS_CHOICES)}, got {hands!r}")
     if hands == "auto":
+        if predictor.info.crop_mode == "landmarks":
+            return True  # nothing else feeds a landmark model (missing models are named when loading)
         return predictor.info.crop_mode == "hand" and models_present(hand_models)
     return hands == "on"
 

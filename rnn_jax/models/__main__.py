@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rnn_jax.models.registry import (
+    LANDMARK_MODELS,
     ModelSpec,
     count_params,
     create_model,
@@ -22,8 +23,10 @@ def main(argv: list[str] | None = None) -> None:
     shape = (args.image_size, args.image_size, args.channels)
     print(f"{'model':<10} {'size':<8} {'params':>12} {'GFLOPs/img':>11}   (input {shape})")
     for name, size in list_models():
-        model = create_model(ModelSpec(name, size), shape, args.classes)
-        print(f"{name:<10} {size:<8} {count_params(model):>12,} {gflops_per_image(model, shape):>11.4f}")
+        input_shape = (1, 21, 3) if name in LANDMARK_MODELS else shape  # landmark models: one frame
+        model = create_model(ModelSpec(name, size), input_shape, args.classes)
+        note = "   (21 landmarks)" if name in LANDMARK_MODELS else ""
+        print(f"{name:<10} {size:<8} {count_params(model):>12,} {gflops_per_image(model, input_shape):>11.4f}{note}")
 
 
 if __name__ == "__main__":

@@ -11,11 +11,13 @@ from flax import nnx
 from rnn_jax.errors import ConfigError
 from rnn_jax.kernels.conv import CONV_BACKENDS, conv_function
 from rnn_jax.models.cnn import CNN
+from rnn_jax.models.landmark import LandmarkLSTM, LandmarkMLP, LandmarkTRM
 from rnn_jax.models.mlp import MLP
 from rnn_jax.models.resnet import ResNet
 from rnn_jax.models.vit import ViT
 
 SIZES = ("tiny", "small", "medium", "large", "xlarge")
+LANDMARK_MODELS = ("lmlp", "lstm", "trm")  # take landmark features [B, T, 21, 3], not images
 
 # name -> size -> constructor kwargs. resnet18/resnet34 are the standard CIFAR widths.
 PRESETS: dict[str, dict[str, dict]] = {
@@ -49,8 +51,30 @@ PRESETS: dict[str, dict[str, dict]] = {
         "large": {"dim": 256, "depth": 8, "heads": 4},
         "xlarge": {"dim": 384, "depth": 8, "heads": 6},
     },
+    # landmark models (rnn_jax/models/landmark.py); parameters at 10 classes in the comments
+    "lmlp": {
+        "tiny": {"hidden": (64,)},  # ~5k
+        "small": {"hidden": (128, 64)},  # ~17k
+        "medium": {"hidden": (256, 128)},  # ~50k
+        "large": {"hidden": (512, 256)},  # ~170k
+        "xlarge": {"hidden": (1024, 512)},  # ~600k
+    },
+    "lstm": {  # the LSTM experiment suite's range: ~0.5M (tiny) to ~35M (xxlarge)
+        "tiny": {"hidden": 176, "layers": 2},
+        "small": {"hidden": 256, "layers": 3},
+        "medium": {"hidden": 512, "layers": 2},
+        "large": {"hidden": 768, "layers": 3},
+        "xlarge": {"hidden": 1024, "layers": 3},
+        "xxlarge": {"hidden": 1200, "layers": 3},
+    },
+    "trm": {  # latent block x6, deep block x3, deep supervision lambda 0.9; small ~ S-TRM's ~79k
+        "tiny": {"dim": 32},
+        "small": {"dim": 60},
+        "medium": {"dim": 128},
+        "large": {"dim": 256},
+    },
 }
-CLASSES = {"mlp": MLP, "cnn": CNN, "resnet": ResNet, "resnet18": ResNet, "resnet34": ResNet, "vit": ViT}
+CLASSES = {"lmlp": LandmarkMLP, "lstm": LandmarkLSTM, "trm": LandmarkTRM, "mlp": MLP, "cnn": CNN, "resnet": ResNet, "resnet18": ResNet, "resnet34": ResNet, "vit": ViT}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
@@ -83,7 +107,7 @@ class ModelSpec:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 <= self.stochastic_depth < 1.0:
             raise ConfigError(f"stochastic depth must be in [0, 1), got {self.stochastic_depth}")
-        if self.stochastic_depth and self.name in ("mlp", "cnn"):
+        if self.stochastic_depth and self.name in ("mlp", "cnn", *LANDMARK_MODELS):
             raise ConfigError(f"stochastic depth needs residual blocks; the {self.name} has none")
         if self.dtype not in DTYPES:
             raise ConfigError(f"unknown dtype {self.dtype!r}; choose from {sorted(DTYPES)}")
@@ -110,7 +134,7 @@ def create_model(spec: ModelSpec, image_shape: tuple[int, int, int], num_classes
     """A freshly initialised model; every generation calls this with its own seed."""
     sizes = PRESETS[spec.name]
     kwargs = dict(sizes.get("default") or sizes[spec.size])
-    if spec.name not in ("mlp", "cnn"):
+    if spec.name not in ("mlp", "cnn", *LANDMARK_MODELS):
         kwargs["stochastic_depth"] = spec.stochastic_depth
     if CLASSES[spec.name] in (ResNet, CNN):
         kwargs["conv"] = conv_function(spec.conv)

@@ -16,6 +16,10 @@ PREFIX = "rnn_jax."
 FORMAT_VERSION = 1
 
 
+class LandmarkModelFile(ModelFileError):
+    """An image-model loader was given a landmark model (see rnn_jax.runtime.landmarks)."""
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     class_names: tuple[str, ...]
@@ -59,6 +63,10 @@ class ModelInfo:
             raise ModelFileError(
                 f"{source} is not an rnn-jax model: it has no '{PREFIX}*' metadata. "
                 "Export one with `python tools/export_onnx.py`.")
+        if ours.get("kind") == json.dumps("landmarks"):
+            raise LandmarkModelFile(f"{source} is a landmark model (21 hand landmarks in, state carried "
+                                    "frame to frame): run it with `python -m rnn_jax.live --onnx` or "
+                                    "rnn_jax.runtime.landmarks.LandmarkPredictor")
         known = {f.name for f in fields(cls)}
         missing = {"class_names", "input_size", "channels", "crop_mode"} - ours.keys()
         if missing:

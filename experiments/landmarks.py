@@ -1,0 +1,87 @@
+"""Born-again lineages of landmark gesture models (21 hand landmarks per frame, not pixels).
+
+    python -m experiments.landmarks                                  # built-in synthetic hands
+    python -m experiments.landmarks --data landmarks/sld --model lstm --size tiny
+    python -m experiments.landmarks --data ~/hagrid-sample-30k-384p   # HaGRID annotations, no images read
+    python -m experiments.landmarks --data hands.npz --model trm --teacher-heads final
+
+--data takes a folder with train.npz and val.npz (+ test.npz), one .npz (split by person), or a
+HaGRID root (its annotations' landmarks are read; no image is decoded). Make .npz files from
+photos or videos with `python tools/extract_landmarks.py`. Without --data a small built-in
+set of synthetic hands is used (a demo, not real data).
+
+Models: lmlp (per-frame MLP), lstm (tiny ... xxlarge), trm (stateful tiny recursive model with
+deep supervision; --teacher-heads says which of its heads the teacher reaches). Features:
+wrist-relative, scale-normalised, left hands mirrored (rnn_jax/hands/features.py);
+augmentation: rotation, scale, jitter (basic), + dropped points (strong), mirroring (--flip).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from experiments.common import (
+    add_common_flags,
+    check_before_data,
+    default_out,
+    main_guard,
+    run_experiment,
+)
+from rnn_jax.data.registry import DataSpec, load_dataset
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m experiments.landmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", default=None,
+                      help="train.npz/val.npz folder, one .npz, or a HaGRID root (default: built-in synthetic hands)")
+    data.add_argument("--no-mirror", action="store_true",
+                      help="keep left hands as they are (default: mirror them to right hands)")
+    data.add_argument("--flip", dest="no_flip", action="store_false",
+                      help="mirror half the training examples (off by default: mirroring is left to the features)")
+    data.add_argument("--window", type=int, default=0, metavar="T",
+                      help="video frames -> windows of T consecutive frames; lstm/trm then train by "
+                           "back-propagation through time over each window (default 0: single frames)")
+    data.add_argument("--teacher-heads", choices=("all", "final"), default="all",
+                      help="trm: which deep-supervision heads get the teacher's soft targets (default all)")
+    add_common_flags(parser, gens=3, epochs=40, model="trm", size="small", batch_size=64, lr=3e-3)
+    parser.set_defaults(no_flip=True)
+    return parser
+
+
+def data_spec(args: argparse.Namespace) -> DataSpec:
+    path = None if args.data is None else str(Path(args.data).expanduser().resolve())
+    if args.window < 0:
+        from rnn_jax.errors import ConfigError
+
+        raise ConfigError(f"--window must be >= 0, got {args.window}")
+    return DataSpec("landmarks", path=path, seed=args.seed, mirror_left=not args.no_mirror, window=args.window)
+
+
+def build_data(args: argparse.Namespace):
+    spec = data_spec(args)
+    return spec, load_dataset(spec, progress=not args.no_progress)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    from rnn_jax.errors import ConfigError
+    from rnn_jax.models.registry import LANDMARK_MODELS
+
+    if args.model not in LANDMARK_MODELS:
+        raise ConfigError(f"--model {args.model} takes images; landmark models are {', '.join(LANDMARK_MODELS)}")
+    if args.cutmix:
+        raise ConfigError("--cutmix cuts image rectangles; landmark features take --mixup instead")
+    out = Path(args.out) if args.out else default_out("landmarks")
+    args.out = str(out)
+    config = check_before_data(args, out)
+    if args.data is None:
+        print("No --data: using rnn-jax's BUILT-IN synthetic hand landmarks (a demo). Extract real ones with "
+              "`python tools/extract_landmarks.py`.")
+    run_experiment(args, "landmarks", build_data, config=config)
+
+
+if __name__ == "__main__":
+    main_guard(main)
