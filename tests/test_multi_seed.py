@@ -25,7 +25,8 @@ def test_multi_seed_reports_paired_differences_and_a_compute_matched_baseline(tm
     for seed in (0, 1):
         lineage = json.loads((out / f"seed_{seed}" / "lineage.json").read_text())
         baseline = json.loads((out / f"seed_{seed}-compute-matched" / "lineage.json").read_text())
-        assert len(baseline["generations"]) == 1 and len(baseline["generations"][0]["epochs"]) == 2  # 2 gens x 1
+        spent = sum(len(g["epochs"]) for g in lineage["generations"])  # gen 0: 1 epoch, the student: 2
+        assert spent == 3 and len(baseline["generations"]) == 1 and len(baseline["generations"][0]["epochs"]) == spent
         diff = lineage["generations"][1]["test_acc"] - lineage["generations"][0]["test_acc"]
         assert comparisons["gen 1 - gen 0"]["diffs"][seed] == pytest.approx(diff)
     assert "95% interval" in result.stdout and (out / "paired.csv").is_file()
