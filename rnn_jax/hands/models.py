@@ -16,6 +16,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 from rnn_jax.errors import ModelFileError
+from rnn_jax.ort_options import session_options
 
 ENV_VAR = "RNN_JAX_HANDS"
 BUILD_COMMAND = "python tools/build_hand_models.py"
@@ -62,11 +63,7 @@ def _session(path: Path, threads: int | None) -> ort.InferenceSession:
         raise HandModelsMissing(
             f"hand model {path} not found; build the hand models once with `{BUILD_COMMAND}` "
             f"(or point ${ENV_VAR} / --hand-models at the folder holding them)")
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.inter_op_num_threads = 1
-    if threads is not None:
-        options.intra_op_num_threads = threads
+    options = session_options(threads)
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises several pybind types; all mean "bad file"

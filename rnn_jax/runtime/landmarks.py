@@ -22,6 +22,7 @@ import onnxruntime as ort
 
 from rnn_jax.errors import ConfigError, ModelFileError
 from rnn_jax.hands.features import NUM_LANDMARKS, FeatureSpec, handedness_code, landmark_features
+from rnn_jax.ort_options import session_options
 from rnn_jax.runtime.metadata import PREFIX
 from rnn_jax.runtime.predictor import _one_line, softmax
 
@@ -95,9 +96,7 @@ def load_predictor(path: str | Path, threads: int | None = None):
 def is_landmark_model(path: str | Path) -> bool:
     """Whether ``path`` is a landmark model (cheap: onnxruntime's metadata only)."""
     try:
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), sess_options=session_options(), providers=["CPUExecutionProvider"])
     except Exception:
         return False
     return session.get_modelmeta().custom_metadata_map.get(PREFIX + "kind") == json.dumps(KIND)
@@ -117,11 +116,7 @@ class LandmarkPredictor:
             raise ModelFileError(f"model file not found: {path}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.inter_op_num_threads = 1
-        if threads is not None:
-            options.intra_op_num_threads = threads
+        options = session_options(threads)
         try:
             session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
         except Exception as exc:

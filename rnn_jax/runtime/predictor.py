@@ -17,6 +17,7 @@ import onnxruntime as ort
 
 from rnn_jax import preprocess
 from rnn_jax.errors import ConfigError, ModelFileError
+from rnn_jax.ort_options import session_options
 from rnn_jax.runtime.metadata import ModelInfo
 
 Roi = tuple[int, int, int]  # (left, top, side) of a square in frame pixels
@@ -74,11 +75,7 @@ class Predictor:
             raise ModelFileError(f"model path is not a file: {path}")
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only: warnings would interleave with live output
-        options.inter_op_num_threads = 1  # our graphs are a single chain; nothing runs in parallel
-        if threads is not None:
-            options.intra_op_num_threads = threads
+        options = session_options(threads)
         try:
             session = ort.InferenceSession(
                 str(path), sess_options=options,
