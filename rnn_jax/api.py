@@ -25,11 +25,16 @@ __all__ = ["PRESETS", "DataSpec", "DistillConfig", "Lineage", "ModelSpec", "Pres
            "compare_seeds", "format_paired", "paired_difference", "paired_rows", "train"]
 
 
-def compare_seeds(run_dirs: list[str | Path], baseline_dirs: list[str | Path] | None = None) -> list[dict]:
+def compare_seeds(run_dirs: list[str | Path],
+                  baseline_dirs: list[str | Path] | dict[str, list[str | Path]] | None = None) -> list[dict]:
     """Paired Δ vs generation 0 over several seeds' runs (what ``tools/multi_seed.py`` prints):
-    ``print(format_paired(compare_seeds(["runs/s0", "runs/s1", ...])))``."""
+    ``print(format_paired(compare_seeds(["runs/s0", "runs/s1", ...])))``. ``baseline_dirs``:
+    one compute-matched run per seed, or ``{"label-smoothing": [...], ...}``."""
     records = [read_lineage(Path(d)) for d in run_dirs]
-    baselines = [read_lineage(Path(d)) for d in baseline_dirs] if baseline_dirs else None
+    if isinstance(baseline_dirs, dict):
+        baselines = {name: [read_lineage(Path(d)) for d in dirs] for name, dirs in baseline_dirs.items()}
+    else:
+        baselines = [read_lineage(Path(d)) for d in baseline_dirs] if baseline_dirs else None
     return paired_rows(records, baselines)
 
 

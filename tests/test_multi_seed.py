@@ -15,18 +15,22 @@ from tests.conftest import REPO
 def test_multi_seed_reports_paired_differences_and_a_compute_matched_baseline(tmp_path):
     out = tmp_path / "seeds"
     cmd = [sys.executable, "tools/multi_seed.py", "--seeds", "0,1", "--out", str(out), "--baseline", "compute-matched",
+           "--baseline", "label-smoothing",
            "--", "-m", "experiments.hagrid", "--gens", "2", "--epochs", "1", "--image-size", "16",
            "--max-train", "128", "--batch-size", "32", "--model", "mlp", "--size", "tiny", "--no-progress"]
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     comparisons = {row["comparison"]: row for row in summary["paired"]}
-    assert {"gen 1 - gen 0", "final student - gen 0", "final student - compute-matched"} <= set(comparisons)
+    assert {"gen 1 - gen 0", "final student - gen 0", "final student - compute-matched",
+            "final student - label-smoothing"} <= set(comparisons)
     for seed in (0, 1):
         lineage = json.loads((out / f"seed_{seed}" / "lineage.json").read_text())
         baseline = json.loads((out / f"seed_{seed}-compute-matched" / "lineage.json").read_text())
         spent = sum(len(g["epochs"]) for g in lineage["generations"])  # gen 0: 1 epoch, the student: 2
         assert spent == 3 and len(baseline["generations"]) == 1 and len(baseline["generations"][0]["epochs"]) == spent
+        smoothed = json.loads((out / f"seed_{seed}-label-smoothing" / "lineage.json").read_text())
+        assert smoothed["config"]["distill"]["label_smoothing"] == 0.1 and len(smoothed["generations"]) == 1
         diff = lineage["generations"][1]["test_acc"] - lineage["generations"][0]["test_acc"]
         assert comparisons["gen 1 - gen 0"]["diffs"][seed] == pytest.approx(diff)
     assert "95% interval" in result.stdout and (out / "paired.csv").is_file()

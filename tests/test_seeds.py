@@ -44,6 +44,16 @@ def test_paired_rows_pair_each_seed_with_its_own_generation_zero():
     assert lineage_epochs(records[0]) == 6
 
 
+def test_named_baselines_each_get_their_own_rows():
+    records = [_record([0.80, 0.81], 1), _record([0.90, 0.92], 1)]
+    smoothed = [_record([0.805], 0), _record([0.91], 0)]
+    longer = [_record([0.79], 0), _record([0.89], 0)]
+    rows = {r["comparison"]: r for r in paired_rows(records, {"label-smoothing": smoothed, "compute-matched": longer})}
+    assert rows["label-smoothing gen 0 - gen 0"]["diffs"] == pytest.approx([0.005, 0.01])
+    assert rows["final student - label-smoothing"]["diffs"] == pytest.approx([0.005, 0.01])
+    assert rows["final student - compute-matched"]["diffs"] == pytest.approx([0.02, 0.03])
+
+
 def test_without_a_test_split_the_comparison_is_on_validation():
     records = [_record([0.5, 0.6], 1), _record([0.5, 0.7], 1)]
     for r in records:

@@ -10,7 +10,7 @@ noise", whatever its mean says.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -54,12 +54,14 @@ def _gen_value(record: dict, gen: int | None, key: str) -> float | None:
     return None
 
 
-def paired_rows(records: Sequence[dict], baselines: Sequence[dict] | None = None) -> list[dict]:
+def paired_rows(records: Sequence[dict],
+                baselines: Sequence[dict] | Mapping[str, Sequence[dict]] | None = None) -> list[dict]:
     """One row per comparison against generation 0, paired by seed.
 
     Rows: each generation k >= 1, the final student (chosen on validation), each BAN ensemble,
-    and, given ``baselines`` (one compute-matched run per record, same order), the baseline
-    itself and the final student against it.
+    and for each label-only baseline (``{"compute-matched": runs, "label-smoothing": runs}``,
+    one run per record in the same order; a plain list means compute-matched) the baseline
+    against generation 0 and the final student against the baseline.
     """
     key = metric_key(records)
     rows = []
@@ -80,10 +82,12 @@ def paired_rows(records: Sequence[dict], baselines: Sequence[dict] | None = None
     for label in labels:
         ens = [(r.get("ensembles") or {}).get(label, {}).get(key) for r in records]
         add(f"ensemble {label} - gen 0", ens, gen0)
-    if baselines:
-        base = [_gen_value(b, 0, key) for b in baselines]
-        add("compute-matched gen 0 - gen 0", base, gen0)
-        add("final student - compute-matched", finals, base)
+    if baselines and not isinstance(baselines, Mapping):
+        baselines = {"compute-matched": baselines}
+    for name, runs in (baselines or {}).items():
+        base = [_gen_value(b, 0, key) for b in runs]
+        add(f"{name} gen 0 - gen 0", base, gen0)
+        add(f"final student - {name}", finals, base)
     return rows
 
 
