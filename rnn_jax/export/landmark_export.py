@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 
 from rnn_jax.errors import ConfigError
 from rnn_jax.export.onnx_export import (
@@ -35,7 +34,7 @@ from rnn_jax.export.onnx_export import (
     publish,
     require_parity,
     save_single_file,
-    set_metadata,
+    stamp_and_check,
 )
 from rnn_jax.hands.features import NUM_LANDMARKS
 from rnn_jax.runtime.landmarks import LandmarkInfo
@@ -148,11 +147,7 @@ def export_landmark_model(model: Any, info: LandmarkInfo, out_path: str | Path, 
     except Exception as exc:
         raise ExportError(f"jax2onnx could not convert the model: {type(exc).__name__}: {exc}") from exc
     proto.ir_version = min(proto.ir_version, MAX_IR_VERSION)
-    set_metadata(proto, info)  # type: ignore[arg-type]  (any object with to_props)
-    try:
-        onnx.checker.check_model(proto)
-    except onnx.checker.ValidationError as exc:
-        raise ExportError(f"the exported graph is not valid ONNX: {str(exc).splitlines()[0]}") from None
+    stamp_and_check(proto, info)
     export_s = time.perf_counter() - t0
     tmp = _temp_beside(dest)
     try:

@@ -138,6 +138,16 @@ def set_metadata(proto: onnx.ModelProto, info: ModelInfo) -> None:
     proto.producer_name = "rnn-jax (jax2onnx)"
 
 
+def stamp_and_check(proto: onnx.ModelProto, info) -> None:
+    """Write ``info``'s metadata into the graph, then refuse a graph that is not valid ONNX.
+    ``info``: any metadata object with ``to_props`` (ModelInfo, LandmarkInfo)."""
+    set_metadata(proto, info)
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"the exported graph is not valid ONNX: {str(exc).splitlines()[0]}") from None
+
+
 def save_single_file(proto: onnx.ModelProto, path: Path) -> None:
     """Write with every tensor embedded, then prove it: no external-data reference, no sidecar."""
     if proto.ByteSize() > _PROTOBUF_LIMIT:
@@ -282,11 +292,7 @@ def export_checked(model: Any, image_shape: tuple[int, int, int], info: ModelInf
     if conflicts:
         log(f"  value_info fix: {conflicts} shape annotation(s) contradicted shape inference "
             f"(jax2onnx NHWC/NCHW mix-up); dropped all {dropped}")
-    set_metadata(proto, info)
-    try:
-        onnx.checker.check_model(proto)
-    except onnx.checker.ValidationError as exc:
-        raise ExportError(f"the exported graph is not valid ONNX: {str(exc).splitlines()[0]}") from None
+    stamp_and_check(proto, info)
     export_s = time.perf_counter() - t0
 
     tmp = _temp_beside(dest)
