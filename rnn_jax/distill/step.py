@@ -96,8 +96,13 @@ def evaluated_params(state: TrainState, ema: bool) -> PyTree:
 
 
 def make_train_step(fns: ModelFunctions, tx: optax.GradientTransformation, label_smoothing: float = 0.0,
-                    ema_decay: float = 0.0, *, replicated: Sharding | None = None, teacher_heads: str = "all"):
+                    ema_decay: float = 0.0, *, replicated: Sharding | None = None, teacher_heads: str = "all",
+                    with_predictions: bool = False):
     """Build ``step(state, images, labels, teacher_logits, alpha, temperature, key) -> (state, metrics)``.
+
+    ``with_predictions``: the step returns ``(state, metrics, probabilities)`` instead, the
+    student's softmax [B, C] from this very training forward (PS-KD stores them per example,
+    :mod:`rnn_jax.distill.progressive`, so they cost no second forward pass).
 
     ``labels`` are class indices [B] or, for mixed batches (mixup, cutmix), target
     distributions [B, C]; ``teacher_logits`` may be log-probabilities (an ensemble's).
@@ -147,7 +152,10 @@ def make_train_step(fns: ModelFunctions, tx: optax.GradientTransformation, label
             "kl": parts["kl"],
             "correct": jnp.sum(jnp.argmax(logits, -1) == (labels if labels.ndim == 1 else jnp.argmax(labels, -1))),
         }
-        return TrainState(params, batch_stats, opt_state, ema, state.step + 1), metrics
+        new_state = TrainState(params, batch_stats, opt_state, ema, state.step + 1)
+        if with_predictions:
+            return new_state, metrics, jax.nn.softmax(logits.astype(jnp.float32))
+        return new_state, metrics
 
     if replicated is None:
         jitted = jax.jit(train_step, donate_argnums=(0,))
