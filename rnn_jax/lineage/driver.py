@@ -24,6 +24,7 @@ from rnn_jax.data.mixing import mix_batch
 from rnn_jax.data.pipeline import epoch_seed, eval_batches, train_batches
 from rnn_jax.data.types import Dataset, Split
 from rnn_jax.distill.ensemble import ensemble_probabilities
+from rnn_jax.distill.hints import init_regressor
 from rnn_jax.distill.plateau import plateaued
 from rnn_jax.distill.progressive import PredictionStore, self_target_weight
 from rnn_jax.distill.schedules import generation_temperature, learning_rate_schedule
@@ -39,6 +40,7 @@ from rnn_jax.distill.step import (
 )
 from rnn_jax.distill.teachers import (  # noqa: F401  (TeacherSource: re-exported for the bench)
     TeacherSource,
+    batch_teacher_features,
     batch_teacher_logits,
     ensemble_log_probs,
     teacher_generations,
@@ -96,6 +98,7 @@ class _Context:
     log: Log
     placement: Placement = dataclasses.field(default_factory=Placement)
     teacher_forward: Callable | None = None  # consistent mode: logits sharded like the batch
+    feature_forward: Callable | None = None  # FitNets hints: the teacher's hint_features, sharded like the batch
     main: bool = True  # process 0: the only one that writes files and logs
     init_weights: dict | None = None  # generation 0 starts from these (fine-tuning, --init-from)
 
@@ -125,7 +128,8 @@ def _step_builder(config: RunConfig, fns: ModelFunctions, steps_per_epoch: int, 
             built[epochs] = (tx, make_train_step(fns, tx, config.distill.label_smoothing, config.distill.ema_decay,
                                                  replicated=replicated,
                                                  teacher_heads=config.distill.teacher_heads,
-                                                 with_predictions=config.distill.ps_kd > 0))
+                                                 with_predictions=config.distill.ps_kd > 0,
+                                                 hint_weight=config.distill.hint_weight))
         return built[epochs]
 
     return step_for
@@ -193,6 +197,9 @@ def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, res
                    steps_per_epoch, progress, log, placement=placement, main=main,
                    teacher_forward=None if replicated is None else make_forward(
                        fns, replicated=replicated, out_sharding=placement.data_sharding))
+    if config.distill.hint_weight > 0:
+        ctx.feature_forward = make_forward(fns, replicated=replicated, out_sharding=placement.data_sharding,
+                                           method="hint_features")
     record["model"] = {"label": config.model.label, "params": count_params(template)}
     record["distributed"] = placement.describe()
     record["process"] = process
@@ -345,7 +352,9 @@ def _fresh_weights(ctx: _Context, gen: int) -> tuple[TrainState, dict]:
     if gen == 0 and ctx.init_weights is not None:
         params = _overlay(params, ctx.init_weights["params"])
         batch_stats = _overlay(batch_stats, ctx.init_weights["batch_stats"])
-    state = init_state(params, batch_stats, ctx.tx, ema=ctx.config.distill.ema_decay > 0)
+    # FitNets hints: students (generation 0 has no teacher) train a regressor beside the model
+    regressor = init_regressor(model.hint_channels) if gen > 0 and ctx.config.distill.hint_weight > 0 else None
+    state = init_state(params, batch_stats, ctx.tx, ema=ctx.config.distill.ema_decay > 0, hint_regressor=regressor)
     return state, {"params": params, "batch_stats": batch_stats}
 
 
@@ -452,7 +461,8 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
     teacher_forward = ctx.teacher_forward or ctx.forward
     teacher_source = TeacherSource(cached_logits, teacher_forward if gen > 0 else None, put=placement.batch,
                                    members=tuple(placement.replicate((w["params"], w["batch_stats"]))
-                                                 for w in teacher_weights))
+                                                 for w in teacher_weights),
+                                   feature_forward=ctx.feature_forward if gen > 0 else None)
     mixing = config.train.mixup > 0 or config.train.cutmix > 0
     shard = placement.shard_options()
 
@@ -479,8 +489,9 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
                     labels = predictions.targets(batch["index"], labels, self_weight)
                 images = placement.batch(batch["images"], jnp.float32)
                 teacher = batch_teacher_logits(teacher_source, batch["index"], images, no_teacher, mix)
+                hint = batch_teacher_features(teacher_source, images)  # None without hints
                 state, metrics, *probabilities = step(state, images, placement.batch(labels), teacher, alpha_arr,
-                                                      temp_arr, key)
+                                                      temp_arr, key, hint)
                 if probabilities:  # kept on the device until the epoch ends: no sync per step
                     batch_predictions.append((batch["index"], probabilities[0]))
                 sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
@@ -509,6 +520,8 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
                    "images_per_s": steps * config.train.batch_size / train_time}
             if self_weight is not None:
                 row["ps_kd_weight"] = self_weight
+            if "hint" in sums:
+                row["train_hint"] = float(sums["hint"]) / steps
             if not math.isfinite(val_loss):
                 entry.update(status="failed", stop_reason=_diverged("validation loss", epoch, checkpoints, config,
                                                                      best))
