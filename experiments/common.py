@@ -64,6 +64,15 @@ def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int 
                         "0..k-1 (default); parent = generation k-1 only")
     d.add_argument("--ema-decay", type=float, default=0.0,
                    help="> 0 keeps an EMA (mean teacher) of the weights; it becomes the generation's model")
+    d.add_argument("--ps-kd", type=float, default=0.0, metavar="A",
+                   help="progressive self-knowledge distillation (PS-KD, Kim et al. 2021), every generation: "
+                        "epoch e's label target is (1-a_e)*onehot + a_e*(the model's own prediction of that "
+                        "image in epoch e-1), a_e rising linearly to A in the last epoch (paper: 0.8; "
+                        "0 = off, default). Not with --mixup/--cutmix")
+    d.add_argument("--hint-weight", type=float, default=0.0, metavar="B",
+                   help="FitNets feature hints (Romero et al. 2015) for every student: adds B * MSE between a "
+                        "learned 1x1 regressor of its last conv stage's features and the newest teacher's "
+                        "(0 = off, default). cnn models only; needs --teacher consistent")
     d.add_argument("--dropout", type=float, default=0.0, help="dropout before the classifier (noisy student)")
     d.add_argument("--stochastic-depth", type=float, default=0.0, help="max drop-path rate (noisy student)")
     d.add_argument("--patience", type=int, default=0,
@@ -95,7 +104,9 @@ def run_config_from_args(args: argparse.Namespace):
                               label_smoothing=args.label_smoothing, teacher=args.teacher,
                               teacher_from=args.teacher_from,
                               ema_decay=args.ema_decay,
-                              teacher_heads=getattr(args, "teacher_heads", "all")),
+                              teacher_heads=getattr(args, "teacher_heads", "all"),
+                              ps_kd=getattr(args, "ps_kd", 0.0),
+                              hint_weight=getattr(args, "hint_weight", 0.0)),
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                           weight_decay=args.weight_decay, augment=args.augment, flip=not args.no_flip,
                           max_train=args.max_train, student_epochs=args.student_epochs, mixup=args.mixup, cutmix=args.cutmix),

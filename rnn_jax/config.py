@@ -6,6 +6,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from rnn_jax.distill.hints import HINT_FAMILIES
 from rnn_jax.distill.schedules import TEMPERATURE_SCHEDULES
 from rnn_jax.errors import ConfigError
 from rnn_jax.models.registry import ModelSpec
@@ -38,6 +39,12 @@ class DistillConfig:
     ema_decay: float = 0.0  # > 0: the generation's model is the EMA (mean teacher) of its weights
     # deep-supervision models (trm): which heads the teacher's soft targets reach: "all" or "final"
     teacher_heads: str = "all"
+    # PS-KD (rnn_jax/distill/progressive.py): the weight a_T that the model's own previous-epoch
+    # prediction reaches in its label targets by the last epoch, every generation (0 = off)
+    ps_kd: float = 0.0
+    # FitNets hints (rnn_jax/distill/hints.py): weight of the MSE between the student's regressed
+    # last-conv-stage features and the teacher's, for every student (0 = off)
+    hint_weight: float = 0.0
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.alpha <= 1.0, f"--alpha must be in [0, 1], got {self.alpha}")
@@ -54,6 +61,12 @@ class DistillConfig:
         _check(self.teacher_heads in ("all", "final"),
                f"--teacher-heads must be 'all' or 'final', got {self.teacher_heads!r}")
         _check(0.0 <= self.ema_decay < 1.0, f"--ema-decay must be in [0, 1), got {self.ema_decay}")
+        _check(0.0 <= self.ps_kd < 1.0, f"--ps-kd must be in [0, 1), got {self.ps_kd}")
+        _check(math.isfinite(self.hint_weight) and self.hint_weight >= 0,
+               f"--hint-weight must be >= 0, got {self.hint_weight}")
+        _check(not self.hint_weight or self.teacher == "consistent",
+               "--hint-weight needs --teacher consistent: cached teacher outputs come from clean images, "
+               "and a feature map does not line up with a shifted or flipped one")
 
 
 @dataclass(frozen=True)
@@ -127,6 +140,12 @@ class RunConfig:
         _check(self.patience >= 0, f"--patience must be >= 0, got {self.patience}")
         _check(self.min_delta >= 0, f"--min-delta must be >= 0, got {self.min_delta}")
         _check(self.ensemble_from >= 0, f"--ensemble-from must be >= 0, got {self.ensemble_from}")
+        _check(not self.distill.hint_weight or self.model.name in HINT_FAMILIES,
+               f"--hint-weight needs a model with a hint layer ({', '.join(HINT_FAMILIES)}); "
+               f"{self.model.name} has none")
+        _check(not (self.distill.ps_kd and (self.train.mixup or self.train.cutmix)),
+               "--ps-kd cannot be combined with --mixup/--cutmix: a mixed image's prediction belongs to no "
+               "single example, so there is nothing to store for the next epoch's target")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

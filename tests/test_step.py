@@ -143,3 +143,18 @@ def test_consistent_mode_runs_the_teacher_on_the_augmented_batch(blobs):
 def test_generation_zero_gets_no_teacher():
     zeros = jnp.zeros((2, 4))
     assert batch_teacher_logits(TeacherSource(None, None), np.arange(2), jnp.zeros((2, 8, 8, 1)), zeros) is zeros
+
+
+def test_the_step_can_hand_back_its_own_softmax_predictions(blobs):
+    """PS-KD stores them per example: the very forward the step trained on, no second pass."""
+    fns, tx, state, _ = _setup()
+    x, y = _batch(blobs)
+    forward = make_forward(fns)
+    step = make_train_step(fns, tx, with_predictions=True)
+    state, metrics, probs = step(state, x, y, jnp.zeros((32, 4)), 0.0, 4.0, jax.random.key(0))
+    probs = np.asarray(probs)
+    assert probs.shape == (32, 4) and set(metrics) == {"loss", "ce", "kl", "correct"}
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+    # train mode (batch statistics), so not the eval forward's numbers, but the same argmax count as "correct"
+    assert int(metrics["correct"]) == int((probs.argmax(1) == np.asarray(y)).sum())
+    assert not np.allclose(probs, jax.nn.softmax(forward(state.params, state.batch_stats, x)))

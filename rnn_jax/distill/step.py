@@ -16,6 +16,7 @@ import optax
 from flax import nnx
 from jax.sharding import Sharding
 
+from rnn_jax.distill.hints import HintState, hint_loss
 from rnn_jax.distill.losses import deep_supervision_loss, kd_loss
 from rnn_jax.distributed import replicate
 
@@ -30,6 +31,9 @@ class TrainState(NamedTuple):
     opt_state: PyTree
     ema_params: PyTree  # a scalar placeholder when EMA is off
     step: jnp.ndarray
+    # FitNets hints: the regressor and its optimizer state (a HintState), else None: no leaves,
+    # so the resume checkpoints of runs without hints keep their layout
+    hint: PyTree = None
 
 
 @dataclass(frozen=True)
@@ -85,9 +89,12 @@ def ravel_optimizer_pays(model_name: str) -> bool:
 
 
 def init_state(params: PyTree, batch_stats: PyTree, tx: optax.GradientTransformation,
-               ema: bool = False) -> TrainState:
+               ema: bool = False, hint_regressor: PyTree | None = None) -> TrainState:
+    """``hint_regressor`` (FitNets hints, :func:`rnn_jax.distill.hints.init_regressor`) is trained
+    by the same optimizer ``tx``, with its own state."""
     ema_params = jax.tree.map(jnp.copy, params) if ema else jnp.zeros((), jnp.float32)
-    return TrainState(params, batch_stats, tx.init(params), ema_params, jnp.zeros((), jnp.int32))
+    hint = None if hint_regressor is None else HintState(hint_regressor, tx.init(hint_regressor))
+    return TrainState(params, batch_stats, tx.init(params), ema_params, jnp.zeros((), jnp.int32), hint)
 
 
 def evaluated_params(state: TrainState, ema: bool) -> PyTree:
@@ -96,8 +103,19 @@ def evaluated_params(state: TrainState, ema: bool) -> PyTree:
 
 
 def make_train_step(fns: ModelFunctions, tx: optax.GradientTransformation, label_smoothing: float = 0.0,
-                    ema_decay: float = 0.0, *, replicated: Sharding | None = None, teacher_heads: str = "all"):
+                    ema_decay: float = 0.0, *, replicated: Sharding | None = None, teacher_heads: str = "all",
+                    with_predictions: bool = False, hint_weight: float = 0.0):
     """Build ``step(state, images, labels, teacher_logits, alpha, temperature, key) -> (state, metrics)``.
+
+    ``hint_weight`` (FitNets, :mod:`rnn_jax.distill.hints`): a call that also passes
+    ``teacher_features`` (the teacher's ``hint_features`` on this batch) adds
+    ``hint_weight * MSE(regressor(student features), teacher_features)`` to the loss, trains the
+    state's regressor (``init_state(hint_regressor=...)``) and logs the MSE as ``metrics["hint"]``.
+    A call without it (generation 0) is the plain step.
+
+    ``with_predictions``: the step returns ``(state, metrics, probabilities)`` instead, the
+    student's softmax [B, C] from this very training forward (PS-KD stores them per example,
+    :mod:`rnn_jax.distill.progressive`, so they cost no second forward pass).
 
     ``labels`` are class indices [B] or, for mixed batches (mixup, cutmix), target
     distributions [B, C]; ``teacher_logits`` may be log-probabilities (an ensemble's).
@@ -113,11 +131,17 @@ def make_train_step(fns: ModelFunctions, tx: optax.GradientTransformation, label
     on the last head, the one inference uses.
     """
 
-    def loss_fn(params, batch_stats, rng_state, images, labels, teacher_logits, alpha, temperature):
+    def loss_fn(params, regressor, batch_stats, rng_state, images, labels, teacher_logits, alpha, temperature,
+                teacher_features):
         # rebuild the mutable variables at this trace level (BatchNorm and dropout update them)
         batch_stats, rng_state = jax.tree.map(lambda leaf: leaf, (batch_stats, rng_state))
         model = nnx.merge(fns.train_graphdef, params, batch_stats, rng_state)
-        if hasattr(model, "supervised_logits"):  # deep supervision: every head gets a loss
+        if teacher_features is not None:  # FitNets: the guided layer regresses the teacher's hint
+            features, logits = model.features_and_logits(images)
+            loss, parts = kd_loss(logits, labels, teacher_logits, alpha, temperature, label_smoothing)
+            hint = hint_loss(features, teacher_features, regressor)
+            loss, parts = loss + hint_weight * hint, {**parts, "hint": hint}
+        elif hasattr(model, "supervised_logits"):  # deep supervision: every head gets a loss
             heads = model.supervised_logits(images)
             logits = heads[-1]
             loss, parts = deep_supervision_loss(heads, model.head_weights(), labels, teacher_logits, alpha,
@@ -128,16 +152,23 @@ def make_train_step(fns: ModelFunctions, tx: optax.GradientTransformation, label
         new_batch_stats = nnx.state(model, nnx.BatchStat)
         return loss, (logits, new_batch_stats, parts)
 
-    def train_step(state: TrainState, rng_state, images, labels, teacher_logits, alpha, temperature, key):
+    def train_step(state: TrainState, rng_state, images, labels, teacher_logits, alpha, temperature, key,
+                   teacher_features=None):
         # fresh dropout / stochastic-depth randomness per step, derived from (key, step)
         seeded = nnx.merge(fns.train_graphdef, state.params, state.batch_stats, rng_state)
         nnx.reseed(seeded, dropout=jax.random.fold_in(key, state.step))
         rng_state = nnx.state(seeded, nnx.RngState)
-        grads, (logits, batch_stats, parts) = jax.grad(loss_fn, has_aux=True)(
-            state.params, state.batch_stats, rng_state, images, labels, teacher_logits, alpha,
-            temperature)
+        hinted = teacher_features is not None
+        regressor = state.hint.params if hinted else None
+        (grads, regressor_grads), (logits, batch_stats, parts) = jax.grad(loss_fn, argnums=(0, 1), has_aux=True)(
+            state.params, regressor, state.batch_stats, rng_state, images, labels, teacher_logits, alpha,
+            temperature, teacher_features)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
+        hint_state = state.hint
+        if hinted:
+            regressor_updates, regressor_opt = tx.update(regressor_grads, state.hint.opt_state, regressor)
+            hint_state = HintState(optax.apply_updates(regressor, regressor_updates), regressor_opt)
         ema = (optax.incremental_update(params, state.ema_params, 1.0 - ema_decay)
                if ema_decay > 0 else state.ema_params)
         alpha32 = jnp.asarray(alpha, jnp.float32)
@@ -147,7 +178,13 @@ def make_train_step(fns: ModelFunctions, tx: optax.GradientTransformation, label
             "kl": parts["kl"],
             "correct": jnp.sum(jnp.argmax(logits, -1) == (labels if labels.ndim == 1 else jnp.argmax(labels, -1))),
         }
-        return TrainState(params, batch_stats, opt_state, ema, state.step + 1), metrics
+        if hinted:
+            metrics["hint"] = parts["hint"]
+            metrics["loss"] = metrics["loss"] + hint_weight * parts["hint"]
+        new_state = TrainState(params, batch_stats, opt_state, ema, state.step + 1, hint_state)
+        if with_predictions:
+            return new_state, metrics, jax.nn.softmax(logits.astype(jnp.float32))
+        return new_state, metrics
 
     if replicated is None:
         jitted = jax.jit(train_step, donate_argnums=(0,))
@@ -155,17 +192,25 @@ def make_train_step(fns: ModelFunctions, tx: optax.GradientTransformation, label
         jitted = jax.jit(train_step, donate_argnums=(0,), out_shardings=replicated)
     rng_template = replicate(fns.rng_state, replicated)
 
-    def step(state: TrainState, images, labels, teacher_logits, alpha, temperature, key):
+    def step(state: TrainState, images, labels, teacher_logits, alpha, temperature, key, teacher_features=None):
         # the RNG template is an argument, not a closure constant: NNX refuses to mutate
         # variables that were created outside the trace
-        return jitted(state, rng_template, images, labels, teacher_logits, alpha, temperature, key)
+        if teacher_features is None:
+            return jitted(state, rng_template, images, labels, teacher_logits, alpha, temperature, key)
+        if hint_weight <= 0 or state.hint is None:
+            raise ValueError("teacher_features need a step built with hint_weight > 0 and a state with a "
+                             "hint regressor (init_state(hint_regressor=...))")
+        return jitted(state, rng_template, images, labels, teacher_logits, alpha, temperature, key,
+                      teacher_features)
 
     return step
 
 
 def make_forward(fns: ModelFunctions, *, replicated: Sharding | None = None,
-                 out_sharding: Sharding | None = None):
+                 out_sharding: Sharding | None = None, method: str | None = None):
     """Jitted inference ``forward(params, batch_stats, images) -> logits`` (eval mode).
+
+    ``method``: call this model method instead (``"hint_features"``: a FitNets teacher's hint).
 
     Data-parallel runs: the weights live on ``replicated``; the logits go to ``out_sharding``
     (default: replicated, so every process can read all of them; the ``consistent`` teacher
@@ -173,7 +218,8 @@ def make_forward(fns: ModelFunctions, *, replicated: Sharding | None = None,
     """
 
     def apply(params, batch_stats, rng_state, images):
-        return nnx.merge(fns.eval_graphdef, params, batch_stats, rng_state)(images)
+        model = nnx.merge(fns.eval_graphdef, params, batch_stats, rng_state)
+        return (model if method is None else getattr(model, method))(images)
 
     if replicated is None:
         forward_jit = jax.jit(apply)

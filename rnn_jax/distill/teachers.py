@@ -65,6 +65,8 @@ class TeacherSource:
     batch_stats: object = None
     put: Callable = jnp.asarray  # host rows -> device (sharded along the batch when data-parallel)
     members: tuple = field(default=())
+    # FitNets hints: the jitted ``hint_features`` forward (None: no hints)
+    feature_forward: Callable | None = None
 
     def __post_init__(self) -> None:
         if not self.members and self.params is not None:
@@ -92,3 +94,17 @@ def batch_teacher_logits(source: TeacherSource, index: np.ndarray, images: jnp.n
 def _softmax(logits: np.ndarray) -> np.ndarray:
     z = np.asarray(logits, np.float64)
     return np.exp(z - _logsumexp(z))
+
+
+def batch_teacher_features(source: TeacherSource, images: jnp.ndarray) -> jnp.ndarray | None:
+    """The FitNets hint for one train step: the newest teacher's ``hint_features`` on this very
+    batch, or None (no hints, or no teacher).
+
+    An ensemble's hint is its newest member's (the parent's), not the members' mean: networks
+    trained from different seeds need not order their channels alike, so averaging their
+    feature maps would blur unrelated features together.
+    """
+    if source.feature_forward is None or not source.members:
+        return None
+    params, batch_stats = source.members[-1]
+    return source.feature_forward(params, batch_stats, images)

@@ -24,7 +24,9 @@ from rnn_jax.data.mixing import mix_batch
 from rnn_jax.data.pipeline import epoch_seed, eval_batches, train_batches
 from rnn_jax.data.types import Dataset, Split
 from rnn_jax.distill.ensemble import ensemble_probabilities
+from rnn_jax.distill.hints import init_regressor
 from rnn_jax.distill.plateau import plateaued
+from rnn_jax.distill.progressive import PredictionStore, self_target_weight
 from rnn_jax.distill.schedules import generation_temperature, learning_rate_schedule
 from rnn_jax.distill.step import (
     ModelFunctions,
@@ -38,6 +40,7 @@ from rnn_jax.distill.step import (
 )
 from rnn_jax.distill.teachers import (  # noqa: F401  (TeacherSource: re-exported for the bench)
     TeacherSource,
+    batch_teacher_features,
     batch_teacher_logits,
     ensemble_log_probs,
     teacher_generations,
@@ -95,6 +98,7 @@ class _Context:
     log: Log
     placement: Placement = dataclasses.field(default_factory=Placement)
     teacher_forward: Callable | None = None  # consistent mode: logits sharded like the batch
+    feature_forward: Callable | None = None  # FitNets hints: the teacher's hint_features, sharded like the batch
     main: bool = True  # process 0: the only one that writes files and logs
     init_weights: dict | None = None  # generation 0 starts from these (fine-tuning, --init-from)
 
@@ -123,7 +127,9 @@ def _step_builder(config: RunConfig, fns: ModelFunctions, steps_per_epoch: int, 
             tx = make_optimizer(lr, config.train.optimizer, config.train.weight_decay, model_name=config.model.name)
             built[epochs] = (tx, make_train_step(fns, tx, config.distill.label_smoothing, config.distill.ema_decay,
                                                  replicated=replicated,
-                                                 teacher_heads=config.distill.teacher_heads))
+                                                 teacher_heads=config.distill.teacher_heads,
+                                                 with_predictions=config.distill.ps_kd > 0,
+                                                 hint_weight=config.distill.hint_weight))
         return built[epochs]
 
     return step_for
@@ -173,6 +179,9 @@ def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, res
             f"use --batch-size {max(1, len(train) // 4)} or fewer")
     placement = make_placement(config.devices)
     check_batch_size(config.train.batch_size, placement)
+    if config.distill.ps_kd and placement.process_count > 1:
+        raise ConfigError("--ps-kd needs a single-process run: each process sees only its own rows of a "
+                          "batch, and the per-example predictions must all be in one place")
     main = is_main_process()
     if not main:
         log, progress = (lambda _: None), False
@@ -188,6 +197,9 @@ def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, res
                    steps_per_epoch, progress, log, placement=placement, main=main,
                    teacher_forward=None if replicated is None else make_forward(
                        fns, replicated=replicated, out_sharding=placement.data_sharding))
+    if config.distill.hint_weight > 0:
+        ctx.feature_forward = make_forward(fns, replicated=replicated, out_sharding=placement.data_sharding,
+                                           method="hint_features")
     record["model"] = {"label": config.model.label, "params": count_params(template)}
     record["distributed"] = placement.describe()
     record["process"] = process
@@ -340,7 +352,9 @@ def _fresh_weights(ctx: _Context, gen: int) -> tuple[TrainState, dict]:
     if gen == 0 and ctx.init_weights is not None:
         params = _overlay(params, ctx.init_weights["params"])
         batch_stats = _overlay(batch_stats, ctx.init_weights["batch_stats"])
-    state = init_state(params, batch_stats, ctx.tx, ema=ctx.config.distill.ema_decay > 0)
+    # FitNets hints: students (generation 0 has no teacher) train a regressor beside the model
+    regressor = init_regressor(model.hint_channels) if gen > 0 and ctx.config.distill.hint_weight > 0 else None
+    state = init_state(params, batch_stats, ctx.tx, ema=ctx.config.distill.ema_decay > 0, hint_regressor=regressor)
     return state, {"params": params, "batch_stats": batch_stats}
 
 
@@ -420,10 +434,18 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
     start_epoch = checkpoints.resume_epoch() or 0
     placement = ctx.placement
     best: Best | None = None
+    # PS-KD: the model's latest prediction of every training example (saved with the resume checkpoint)
+    predictions = (PredictionStore.from_labels(ctx.train.labels, ctx.dataset.num_classes)
+                   if config.distill.ps_kd > 0 else None)
     if start_epoch:
-        saved = checkpoints.restore_resume({"state": state, "best": weights_template}, placement.replicated)
+        template = {"state": state, "best": weights_template}
+        if predictions is not None:
+            template["predictions"] = predictions.rows
+        saved = checkpoints.restore_resume(template, placement.replicated)
         progress = checkpoints.resume_progress()
         state, best = saved["state"], Best(progress["best_epoch"], saved["best"])
+        if predictions is not None:
+            predictions = PredictionStore(np.asarray(saved["predictions"]))
         # the rows saved with the checkpoint win: a kill may have come before lineage.json had them
         entry["epochs"] = progress["epochs"]
         log(f"gen {gen}: resuming after epoch {start_epoch}")
@@ -439,7 +461,8 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
     teacher_forward = ctx.teacher_forward or ctx.forward
     teacher_source = TeacherSource(cached_logits, teacher_forward if gen > 0 else None, put=placement.batch,
                                    members=tuple(placement.replicate((w["params"], w["batch_stats"]))
-                                                 for w in teacher_weights))
+                                                 for w in teacher_weights),
+                                   feature_forward=ctx.feature_forward if gen > 0 else None)
     mixing = config.train.mixup > 0 or config.train.cutmix > 0
     shard = placement.shard_options()
 
@@ -452,7 +475,9 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
             bar = tqdm(total=ctx.steps_per_epoch * config.train.batch_size, unit="img", unit_scale=True,
                        desc=f"gen {gen}/{config.gens - 1} epoch {epoch + 1}/{epochs}",
                        disable=not ctx.progress, leave=False, dynamic_ncols=True)
-            sums = None
+            sums, batch_predictions = None, []
+            self_weight = (self_target_weight(epoch, epochs, config.distill.ps_kd)
+                           if predictions is not None else None)
             mix_rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))  # the same draws on resume
             for i, batch in enumerate(batches):
                 labels, mix = batch["labels"], None
@@ -460,16 +485,23 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
                     pixels, labels, mix = mix_batch(batch["images"], labels, ctx.dataset.num_classes, mix_rng,
                                                     config.train.mixup, config.train.cutmix)
                     batch = {**batch, "images": pixels}
+                if predictions is not None:  # always [B, C] (epoch 0: one-hot): one compilation
+                    labels = predictions.targets(batch["index"], labels, self_weight)
                 images = placement.batch(batch["images"], jnp.float32)
                 teacher = batch_teacher_logits(teacher_source, batch["index"], images, no_teacher, mix)
-                state, metrics = step(state, images, placement.batch(labels), teacher, alpha_arr,
-                                          temp_arr, key)
+                hint = batch_teacher_features(teacher_source, images)  # None without hints
+                state, metrics, *probabilities = step(state, images, placement.batch(labels), teacher, alpha_arr,
+                                                      temp_arr, key, hint)
+                if probabilities:  # kept on the device until the epoch ends: no sync per step
+                    batch_predictions.append((batch["index"], probabilities[0]))
                 sums = metrics if sums is None else jax.tree.map(jnp.add, sums, metrics)
                 bar.update(config.train.batch_size)
                 if i % 20 == 0:
                     bar.set_postfix(loss=f"{float(metrics['loss']):.3f}")
             bar.close()
             sums = jax.device_get(sums)
+            for index, probabilities in batch_predictions:  # next epoch's targets read these
+                predictions.record(index, probabilities)
             steps = ctx.steps_per_epoch
             train_loss = float(sums["loss"]) / steps
             train_time = time.perf_counter() - t0
@@ -486,6 +518,10 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
                    "train_acc_aug": float(sums["correct"]) / (steps * config.train.batch_size),
                    "val_acc": val_acc, "val_loss": val_loss, "time_s": time.perf_counter() - t0,
                    "images_per_s": steps * config.train.batch_size / train_time}
+            if self_weight is not None:
+                row["ps_kd_weight"] = self_weight
+            if "hint" in sums:
+                row["train_hint"] = float(sums["hint"]) / steps
             if not math.isfinite(val_loss):
                 entry.update(status="failed", stop_reason=_diverged("validation loss", epoch, checkpoints, config,
                                                                      best))
@@ -497,8 +533,10 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
             # resume never misses a row lineage.json did not get yet
             with uninterrupted("saving this epoch before stopping"):
                 entry["epochs"].append(row)
-                checkpoints.save_resume(epoch + 1, {"state": state, "best": best.weights},
-                                        {"epochs": entry["epochs"], "best_epoch": best.epoch})
+                saved = {"state": state, "best": best.weights}
+                if predictions is not None:
+                    saved["predictions"] = predictions.rows
+                checkpoints.save_resume(epoch + 1, saved, {"epochs": entry["epochs"], "best_epoch": best.epoch})
                 # the generation's time includes its saves (the PyTorch way's time includes its own)
                 entry["time_s"] = entry.get("time_s", 0.0) + time.perf_counter() - t0
                 if ctx.main:

@@ -41,6 +41,7 @@ class CNN(nnx.Module):
             norms.append(nnx.BatchNorm(width, momentum=0.9, dtype=dtype, rngs=rngs))
             cin = width
         self.convs, self.norms = nnx.List(convs), nnx.List(norms)
+        self.hint_channels = cin  # channels of hint_features' output
         side_h, side_w = image_shape[0], image_shape[1]
         for i in range(len(widths)):
             if i == 0:
@@ -50,9 +51,18 @@ class CNN(nnx.Module):
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
         self.head = nnx.Linear(hidden, num_classes, dtype=dtype, rngs=rngs)
 
-    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    def hint_features(self, x: jnp.ndarray) -> jnp.ndarray:
+        """The last conv stage's output [B, h, w, C] (after pooling): FitNets' hint / guided layer."""
         x = normalize_pixels(x, self.dtype)
         for conv, norm in zip(self.convs, self.norms):
             x = max_pool_2x2(nnx.relu(norm(conv(x))))
-        x = nnx.relu(self.dense(x.reshape(x.shape[0], -1)))
-        return self.head(self.dropout(x)).astype(jnp.float32)
+        return x
+
+    def features_and_logits(self, x: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """(hint features, logits) from one forward pass."""
+        features = self.hint_features(x)
+        x = nnx.relu(self.dense(features.reshape(features.shape[0], -1)))
+        return features, self.head(self.dropout(x)).astype(jnp.float32)
+
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        return self.features_and_logits(x)[1]
