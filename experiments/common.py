@@ -13,8 +13,10 @@ from rnn_jax.errors import RnnJaxError, StorageError
 
 def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int | None, model: str | None,
                      size: str | None, batch_size: int | None = 128, lr: float | None = 3e-3,
-                     augment: str = "basic") -> None:
-    """The engine's flags. A default of None means "from the experiment's preset"."""
+                     augment: str = "basic", mixup: float = 0.0, teacher: str = "cached",
+                     keep_epoch: str = "best") -> None:
+    """The engine's flags. A default of None means "from the experiment's preset"; the recipe
+    defaults (mixup, teacher, keep_epoch) are each experiment's study winner (docs/distillation.md)."""
 
     def default(value) -> str:
         return "from --preset" if value is None else str(value)
@@ -45,10 +47,13 @@ def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int 
                    help="augmentation: basic = shift+flip, strong = + colour + cutout (noisy student) "
                         f"(default {augment})")
     g.add_argument("--no-flip", action="store_true", help="no horizontal flips (when left/right changes the class)")
-    g.add_argument("--mixup", type=float, default=0.0,
-                   help="mixup Beta(a, a) on every generation's batches, teacher included (0 = off, default)")
+    g.add_argument("--mixup", type=float, default=mixup,
+                   help=f"mixup Beta(a, a) on every generation's batches, teacher included (0 = off; default {mixup:g})")
     g.add_argument("--cutmix", type=float, default=0.0,
                    help="CutMix Beta(a, a) likewise (0 = off, default; with --mixup, half the batches each)")
+    g.add_argument("--keep-epoch", choices=("best", "last"), default=keep_epoch,
+                   help="the weights each generation keeps: best = its epoch with the highest validation "
+                        f"accuracy, last = the end of its schedule (default {keep_epoch})")
     d = parser.add_argument_group("distillation")
     d.add_argument("--alpha", type=float, default=0.7, help="weight of the KD term, 0..1 (default 0.7)")
     d.add_argument("--temperature", type=float, default=4.0, help="distillation temperature T > 0 (default 4)")
@@ -56,9 +61,9 @@ def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int 
     d.add_argument("--temperature-schedule", choices=("constant", "linear", "cosine", "step"), default="constant",
                    help="how T changes across generations (default constant)")
     d.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing for the CE term")
-    d.add_argument("--teacher", choices=("cached", "consistent"), default="cached",
-                   help="cached: teacher logits on clean images once per generation (fast, default); "
-                        "consistent: teacher runs on each augmented batch")
+    d.add_argument("--teacher", choices=("cached", "consistent"), default=teacher,
+                   help="cached: teacher logits on clean images once per generation (fast); "
+                        f"consistent: teacher runs on each augmented, mixed batch (default {teacher})")
     d.add_argument("--teacher-from", choices=("parent", "ensemble"), default="ensemble",
                    help="who teaches generation k: ensemble = the averaged probabilities of generations "
                         "0..k-1 (default); parent = generation k-1 only")
@@ -109,7 +114,8 @@ def run_config_from_args(args: argparse.Namespace):
                               hint_weight=getattr(args, "hint_weight", 0.0)),
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                           weight_decay=args.weight_decay, augment=args.augment, flip=not args.no_flip,
-                          max_train=args.max_train, student_epochs=args.student_epochs, mixup=args.mixup, cutmix=args.cutmix),
+                          max_train=args.max_train, student_epochs=args.student_epochs, mixup=args.mixup, cutmix=args.cutmix,
+                          keep_epoch=getattr(args, "keep_epoch", "best")),
         gens=args.gens, seed=args.seed, patience=args.patience, min_delta=args.min_delta,
         devices=getattr(args, "devices", None),
     )

@@ -15,6 +15,7 @@ TEACHER_MODES = ("cached", "consistent")
 TEACHER_FROM = ("parent", "ensemble")  # who teaches generation k: k-1, or all of 0..k-1
 AUGMENTATIONS = ("none", "basic", "strong")
 OPTIMIZERS = ("adamw", "sgd")
+KEEP_EPOCHS = ("best", "last")  # which epoch's weights a generation keeps
 STUDENT_EPOCH_FACTOR = 2  # students train this many times generation 0's epochs unless told otherwise
 
 
@@ -91,6 +92,10 @@ class TrainConfig:
     student_epochs: int | None = None
     mixup: float = 0.0  # Beta(a, a) mixup on every generation's batches (0 = off)
     cutmix: float = 0.0  # Beta(a, a) CutMix (0 = off; with mixup too, half the batches each)
+    # the weights a generation keeps: "best" = the epoch with the highest validation accuracy,
+    # "last" = the end of the schedule (what born-again networks distil from; the best-of-N
+    # epochs pick is biased upwards by validation noise, and more so for longer generations)
+    keep_epoch: str = "best"
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
@@ -107,6 +112,7 @@ class TrainConfig:
         _check(self.mixup >= 0 and math.isfinite(self.mixup), f"--mixup must be >= 0, got {self.mixup}")
         _check(self.cutmix >= 0 and math.isfinite(self.cutmix), f"--cutmix must be >= 0, got {self.cutmix}")
         _check(self.max_train is None or self.max_train >= 1, f"--max-train must be >= 1, got {self.max_train}")
+        _check(self.keep_epoch in KEEP_EPOCHS, f"--keep-epoch must be one of {KEEP_EPOCHS}, got {self.keep_epoch!r}")
 
 
     def epochs_for(self, gen: int) -> int:

@@ -217,3 +217,14 @@ def test_students_may_train_longer_than_generation_zero(tmp_path, blobs):
     assert [len(g["epochs"]) for g in record["generations"]] == [1, 3]
     with pytest.raises(ConfigError, match="student-epochs"):
         TrainConfig(student_epochs=0)
+
+
+def test_keep_epoch_last_keeps_the_end_of_the_schedule_and_best_keeps_the_best_val_epoch(tmp_path, blobs):
+    for keep in ("best", "last"):
+        config = _config(gens=1, train=TrainConfig(epochs=4, batch_size=32, lr=1e-2, augment="none", keep_epoch=keep))
+        gen = run_lineage(config, blobs, tmp_path / keep, progress=False, log=lambda _: None)["generations"][0]
+        vals = [e["val_acc"] for e in gen["epochs"]]
+        expected = 3 if keep == "last" else vals.index(max(vals))
+        assert gen["best_epoch"] == expected and gen["val_acc"] == pytest.approx(vals[expected])
+    with pytest.raises(ConfigError, match="keep-epoch"):
+        TrainConfig(keep_epoch="first")

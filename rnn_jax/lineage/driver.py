@@ -402,7 +402,8 @@ def _restore_weights(ctx: _Context, gen: int) -> dict:
 
 
 class Best(NamedTuple):
-    """The weights of the epoch with the best validation accuracy so far, kept in memory."""
+    """The weights the generation keeps so far, in memory: the epoch with the best validation
+    accuracy, or with ``keep_epoch="last"`` the latest epoch."""
 
     epoch: int
     weights: dict
@@ -526,7 +527,8 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
                 entry.update(status="failed", stop_reason=_diverged("validation loss", epoch, checkpoints, config,
                                                                      best))
                 break
-            if val_acc > best_val:  # a copy: the next step donates the state these weights live in
+            keep = config.train.keep_epoch == "last" or val_acc > best_val
+            if keep:  # a copy: the next step donates the state these weights live in
                 best_val, best = val_acc, Best(epoch, jax.tree.map(jnp.copy, weights))
             # Ctrl-C waits for these writes. A kill between them is safe: the resume checkpoint
             # carries this generation's epoch rows and best weights in one atomic save, so a
