@@ -83,6 +83,9 @@ def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int 
     d.add_argument("--patience", type=int, default=0,
                    help="stop after this many generations without val gain (0 = never, default)")
     d.add_argument("--min-delta", type=float, default=0.0, help="val-accuracy gain that counts as improvement")
+    d.add_argument("--final-by", choices=("val_loss", "val_acc"), default="val_loss",
+                   help="the final student: the generation with the lowest validation cross-entropy "
+                        "(default: less noisy than accuracy) or the highest validation accuracy")
     o = parser.add_argument_group("output")
     o.add_argument("--out", default=None, help="run folder (default runs/<experiment>-<time>)")
     o.add_argument("--resume", action="store_true", help="continue the run in --out; finished generations are kept")
@@ -117,6 +120,7 @@ def run_config_from_args(args: argparse.Namespace):
                           max_train=args.max_train, student_epochs=args.student_epochs, mixup=args.mixup, cutmix=args.cutmix,
                           keep_epoch=getattr(args, "keep_epoch", "best")),
         gens=args.gens, seed=args.seed, patience=args.patience, min_delta=args.min_delta,
+        final_by=getattr(args, "final_by", "val_loss"),
         devices=getattr(args, "devices", None),
     )
 

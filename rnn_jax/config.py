@@ -16,6 +16,7 @@ TEACHER_FROM = ("parent", "ensemble")  # who teaches generation k: k-1, or all o
 AUGMENTATIONS = ("none", "basic", "strong")
 OPTIMIZERS = ("adamw", "sgd")
 KEEP_EPOCHS = ("best", "last")  # which epoch's weights a generation keeps
+FINAL_BY = ("val_loss", "val_acc")  # how the final student is chosen among the generations
 STUDENT_EPOCH_FACTOR = 2  # students train this many times generation 0's epochs unless told otherwise
 
 
@@ -135,6 +136,10 @@ class RunConfig:
     patience: int = 0  # generations without improvement before stopping; 0 = never stop early
     min_delta: float = 0.0  # val-accuracy gain that counts as an improvement
     ensemble_from: int = 1  # BAN ensemble averages generations >= this (gen 0 is often weakest)
+    # the final student: the generation with the lowest validation cross-entropy ("val_loss":
+    # every image's confidence counts, so it separates generations that validation accuracy,
+    # +-0.4 points on 5,000 images, cannot; docs/distillation.md) or the highest accuracy
+    final_by: str = "val_loss"
     # data-parallel device count (None: all visible). Not part of resume compatibility: the
     # numbers do not depend on it beyond floating-point reordering, so a run may resume on
     # another machine with another device count.
@@ -146,6 +151,7 @@ class RunConfig:
         _check(self.patience >= 0, f"--patience must be >= 0, got {self.patience}")
         _check(self.min_delta >= 0, f"--min-delta must be >= 0, got {self.min_delta}")
         _check(self.ensemble_from >= 0, f"--ensemble-from must be >= 0, got {self.ensemble_from}")
+        _check(self.final_by in FINAL_BY, f"--final-by must be one of {FINAL_BY}, got {self.final_by!r}")
         _check(not self.distill.hint_weight or self.model.name in HINT_FAMILIES,
                f"--hint-weight needs a model with a hint layer ({', '.join(HINT_FAMILIES)}); "
                f"{self.model.name} has none")

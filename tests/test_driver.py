@@ -38,7 +38,7 @@ def test_lineage_trains_every_generation_and_records_metrics(tmp_path, blobs, te
         assert 0.0 <= g["val_acc"] <= 1.0 and "test_acc" in g and g["time_s"] > 0
         assert (tmp_path / "run" / f"gen_{g['gen']}" / "best").is_dir()
     assert max(g["val_acc"] for g in gens) > 0.6  # the toy task is learnable
-    assert record["final_generation"] == max(gens, key=lambda g: (g["val_acc"], -g["val_loss"], -g["gen"]))["gen"]
+    assert record["final_generation"] == min(gens, key=lambda g: (g["val_loss"], -g["val_acc"], g["gen"]))["gen"]
     assert "all" in record["ensembles"] and "val_acc" in record["ensembles"]["all"]
     on_disk = read_lineage(tmp_path / "run")
     assert on_disk["data"]["fingerprint"] == blobs.fingerprint()
@@ -201,14 +201,20 @@ def test_the_run_table_shows_each_generation_against_generation_zero(tmp_path, b
     assert f"{gain:+.2f}" in table.splitlines()[3]
 
 
-def test_the_final_student_is_the_best_on_validation_and_ties_go_to_the_lower_loss():
+def test_the_final_student_is_chosen_on_validation_loss_or_accuracy():
     from rnn_jax.lineage.driver import choose_final_generation
 
     gens = [{"gen": 0, "val_acc": 0.9, "val_loss": 0.40}, {"gen": 1, "val_acc": 0.9, "val_loss": 0.30},
-            {"gen": 2, "val_acc": 0.8, "val_loss": 0.10}]
-    assert choose_final_generation(gens) == 1
-    assert choose_final_generation([*gens, {"gen": 3, "val_acc": 0.91, "val_loss": 0.9}]) == 3
+            {"gen": 2, "val_acc": 0.8, "val_loss": 0.35}]
+    assert choose_final_generation(gens) == 1  # lowest loss (the default)
+    assert choose_final_generation([*gens, {"gen": 3, "val_acc": 0.91, "val_loss": 0.9}]) == 1
+    assert choose_final_generation([*gens, {"gen": 3, "val_acc": 0.91, "val_loss": 0.9}], "val_acc") == 3
+    assert choose_final_generation(gens, "val_acc") == 1  # accuracy tie: the lower loss
+    assert choose_final_generation([{"gen": 0, "val_acc": 0.9, "val_loss": 0.3},
+                                    {"gen": 1, "val_acc": 0.92, "val_loss": 0.3}]) == 1  # loss tie: accuracy
     assert choose_final_generation([{"gen": 0, "val_acc": 0.9}, {"gen": 1, "val_acc": 0.9}]) == 0  # old records
+    with pytest.raises(ConfigError, match="final-by"):
+        RunConfig(final_by="test_acc")
 
 
 def test_students_may_train_longer_than_generation_zero(tmp_path, blobs):

@@ -240,7 +240,7 @@ def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, res
 
     done = finished_generations(record)
     if done:
-        record["final_generation"] = choose_final_generation(done)
+        record["final_generation"] = choose_final_generation(done, config.final_by)
         record["ensembles"] = ensemble_metrics(run_dir, record, dataset)
     record["stop_reason"] = record["stop_reason"] or "completed all generations"
     ctx.write_record(record)
@@ -248,11 +248,17 @@ def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, res
     return record
 
 
-def choose_final_generation(done: list[dict]) -> int:
-    """The generation shipped as the final student: best validation accuracy; on a tie, the lower
-    validation cross-entropy (the better-calibrated model; small validation sets tie often), then
-    the earlier generation."""
-    best = max(done, key=lambda g: (g["val_acc"], -g.get("val_loss", math.inf), -g["gen"]))
+def choose_final_generation(done: list[dict], by: str = "val_loss") -> int:
+    """The generation shipped as the final student, chosen on validation.
+
+    ``by="val_loss"``: the lowest validation cross-entropy (ties: higher accuracy, then the
+    earlier generation). ``"val_acc"``: the highest validation accuracy (ties: lower
+    cross-entropy, then earlier). Records without a validation loss fall back to accuracy.
+    """
+    if by == "val_loss" and all("val_loss" in g for g in done):
+        best = min(done, key=lambda g: (g["val_loss"], -g["val_acc"], g["gen"]))
+    else:
+        best = max(done, key=lambda g: (g["val_acc"], -g.get("val_loss", math.inf), -g["gen"]))
     return best["gen"]
 
 
