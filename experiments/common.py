@@ -14,7 +14,7 @@ from rnn_jax.errors import RnnJaxError, StorageError
 def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int | None, model: str | None,
                      size: str | None, batch_size: int | None = 128, lr: float | None = 3e-3,
                      augment: str = "basic", mixup: float = 0.0, teacher: str = "cached",
-                     keep_epoch: str = "best") -> None:
+                     keep_epoch: str = "last") -> None:
     """The engine's flags. A default of None means "from the experiment's preset"; the recipe
     defaults (mixup, teacher, keep_epoch) are each experiment's study winner (docs/distillation.md)."""
 
@@ -118,7 +118,7 @@ def run_config_from_args(args: argparse.Namespace):
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                           weight_decay=args.weight_decay, augment=args.augment, flip=not args.no_flip,
                           max_train=args.max_train, student_epochs=args.student_epochs, mixup=args.mixup, cutmix=args.cutmix,
-                          keep_epoch=getattr(args, "keep_epoch", "best")),
+                          keep_epoch=getattr(args, "keep_epoch", "last")),
         gens=args.gens, seed=args.seed, patience=args.patience, min_delta=args.min_delta,
         final_by=getattr(args, "final_by", "val_loss"),
         devices=getattr(args, "devices", None),

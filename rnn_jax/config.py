@@ -93,10 +93,10 @@ class TrainConfig:
     student_epochs: int | None = None
     mixup: float = 0.0  # Beta(a, a) mixup on every generation's batches (0 = off)
     cutmix: float = 0.0  # Beta(a, a) CutMix (0 = off; with mixup too, half the batches each)
-    # the weights a generation keeps: "best" = the epoch with the highest validation accuracy,
-    # "last" = the end of the schedule (what born-again networks distil from; the best-of-N
-    # epochs pick is biased upwards by validation noise, and more so for longer generations)
-    keep_epoch: str = "best"
+    # the weights a generation keeps: "last" = the end of its schedule (born-again networks
+    # distil from converged teachers), "best" = the epoch with the highest validation accuracy
+    # (a best-of-N pick that validation noise biases upwards, more so for longer generations)
+    keep_epoch: str = "last"
 
     def __post_init__(self) -> None:
         _check(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
@@ -164,9 +164,12 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> RunConfig:
+        """Rebuild a stored config; a record from before a recipe default changed keeps the
+        behaviour it was trained with (best-validation epochs, final student by accuracy)."""
+        train = {"keep_epoch": "best", **d["train"]}
+        top = {"final_by": "val_acc", **{k: v for k, v in d.items() if k not in ("model", "distill", "train")}}
         return cls(model=ModelSpec(**d["model"]), distill=DistillConfig(**d["distill"]),
-                   train=TrainConfig(**d["train"]),
-                   **{k: v for k, v in d.items() if k not in ("model", "distill", "train")})
+                   train=TrainConfig(**train), **top)
 
     def compatible_with(self, other: RunConfig) -> list[str]:
         """Fields that must match for --resume (the epoch count may grow, the rest may not;

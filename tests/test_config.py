@@ -45,3 +45,14 @@ def test_default_student_length_and_the_same_number_spelled_out_resume_each_othe
     assert implicit.train.epochs_for(0) == 10 and implicit.train.epochs_for(2) == 20
     assert implicit.compatible_with(explicit) == [] and explicit.compatible_with(implicit) == []
     assert RunConfig(train=TrainConfig(epochs=10, student_epochs=10)).compatible_with(implicit)
+
+
+def test_a_stored_config_from_before_the_recipe_defaults_changed_keeps_its_behaviour():
+    from rnn_jax.config import RunConfig
+
+    stored = RunConfig().to_dict()
+    del stored["train"]["keep_epoch"], stored["final_by"]
+    old = RunConfig.from_dict(stored)
+    assert old.train.keep_epoch == "best" and old.final_by == "val_acc"
+    assert RunConfig().train.keep_epoch == "last" and RunConfig().final_by == "val_loss"
+    assert RunConfig.from_dict(RunConfig().to_dict()) == RunConfig()

@@ -562,7 +562,7 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
 
 
 def _finish_generation(ctx: _Context, entry: dict, checkpoints: GenerationCheckpoints, best: Best) -> None:
-    """Store the best epoch's weights, evaluate them on every split, keep the logits (for
+    """Store the kept epoch's weights, evaluate them on every split, keep the logits (for
     ensembles and the next teacher)."""
     t0 = time.perf_counter()
     checkpoints.save_best(best.epoch, best.weights)
@@ -581,7 +581,7 @@ def _finish_generation(ctx: _Context, entry: dict, checkpoints: GenerationCheckp
     entry["status"] = "done"
     entry["time_s"] = entry.get("time_s", 0.0) + time.perf_counter() - t0
     test = f", test {entry['test_acc']:.4f}" if "test_acc" in entry else ""
-    ctx.log(f"gen {entry['gen']} done: best epoch {entry['best_epoch'] + 1}, val {entry['val_acc']:.4f}{test}, "
+    ctx.log(f"gen {entry['gen']} done: kept epoch {entry['best_epoch'] + 1}, val {entry['val_acc']:.4f}{test}, "
             f"train (clean) {entry['train_acc']:.4f}")
 
 

@@ -25,7 +25,7 @@ def generation_table(record: dict) -> str:
     """A fixed-width table, one row per generation plus the BAN ensembles."""
     has_test = any("test_acc" in g for g in record["generations"])
     key = "test_acc" if has_test else "val_acc"
-    header = ["gen", "teacher", "T", "best ep", "train acc", "val acc"] + (["test acc"] if has_test else []) + [
+    header = ["gen", "teacher", "T", "kept ep", "train acc", "val acc"] + (["test acc"] if has_test else []) + [
         f"Δ {key.split('_')[0]} vs gen 0", "time (s)", "status"]
     rows = []
     final = record.get("final_generation")
