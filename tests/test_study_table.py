@@ -33,6 +33,16 @@ def test_a_setting_row_pairs_seeds_and_skips_unfinished_ones(tmp_path):
     assert "| fm-x | 2 | 85.00 ± 7.07 | +1.50 [" in table and "gen 1 Δ" in table
 
 
+def test_the_final_student_can_be_rechosen_on_validation(tmp_path):
+    study = tmp_path / "fm-y"
+    _lineage(study / "seed_0", [0.80, 0.82], 0)  # recorded: generation 0
+    record = json.loads((study / "seed_0" / "lineage.json").read_text())
+    record["generations"][0]["val_loss"], record["generations"][1]["val_loss"] = 0.5, 0.4
+    (study / "seed_0" / "lineage.json").write_text(json.dumps(record))
+    assert setting_row(study)["final gen per seed"] == "0"
+    assert setting_row(study, "val_loss")["final gen per seed"] == "1"
+
+
 def test_bad_folders_get_one_line_and_exit_2(tmp_path):
     result = subprocess.run([sys.executable, "tools/study_table.py", str(tmp_path / "nope")], cwd=REPO,
                             capture_output=True, text=True)

@@ -8,7 +8,8 @@ difference of every generation, of the final student (chosen on validation) and 
 all-generation ensemble to the same seed's generation 0 (mean and 95% interval, in points),
 the final student against each label-only baseline the folder has, and which generation
 each seed shipped. Numbers are read from the per-seed ``lineage.json`` files, so a study
-still running shows the seeds that finished.
+still running shows the seeds that finished. ``--final-by val_loss|val_acc`` re-chooses every
+seed's final student with that rule (on validation only) instead of the one each run recorded.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from experiments.common import main_guard  # noqa: E402
 from rnn_jax.errors import ConfigError  # noqa: E402
+from rnn_jax.lineage.record import choose_final_generation  # noqa: E402
 from rnn_jax.lineage.seeds import metric_key, paired_rows  # noqa: E402
 from tools.multi_seed import BASELINES  # noqa: E402
 
@@ -40,7 +42,7 @@ def finished(path: Path) -> dict | None:
     return record
 
 
-def setting_row(folder: Path) -> dict | None:
+def setting_row(folder: Path, final_by: str = "recorded") -> dict | None:
     """The row of one multi_seed folder (None when no seed has finished)."""
     seeds = sorted((p for p in folder.glob("seed_*") if p.name.split("_", 1)[1].isdigit()),
                    key=lambda p: int(p.name.split("_", 1)[1]))
@@ -50,6 +52,9 @@ def setting_row(folder: Path) -> dict | None:
         if record is None:
             continue
         extra = {name: finished(folder / f"{seed_dir.name}-{name}") for name in BASELINES}
+        if final_by != "recorded":
+            done = [g for g in record["generations"] if g.get("status") == "done"]
+            record = {**record, "final_generation": choose_final_generation(done, final_by)}
         records.append(record)
         for name, run in extra.items():
             baselines[name].append(run)
@@ -96,12 +101,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("folders", nargs="+", help="tools/multi_seed.py --out folders, one per setting")
     parser.add_argument("--markdown", action="store_true", help="a markdown table (default: the same, plain)")
     parser.add_argument("--csv", default=None, help="also write the rows to this CSV file")
+    parser.add_argument("--final-by", choices=("recorded", "val_loss", "val_acc"), default="recorded",
+                        help="the final student of each seed: as its run recorded it (default), or "
+                             "re-chosen by validation loss or accuracy")
     args = parser.parse_args(argv)
     folders = [Path(f) for f in args.folders]
     missing = [str(f) for f in folders if not f.is_dir()]
     if missing:
         raise ConfigError(f"not a folder: {', '.join(missing)} (give tools/multi_seed.py --out folders)")
-    rows = [row for row in (setting_row(f) for f in folders) if row is not None]
+    rows = [row for row in (setting_row(f, args.final_by) for f in folders) if row is not None]
     if not rows:
         raise ConfigError("no finished seed in any of these folders (each needs seed_*/lineage.json)")
     print(format_markdown(rows))

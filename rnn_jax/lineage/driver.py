@@ -60,6 +60,7 @@ from rnn_jax.lineage.record import (
     LINEAGE_FILE,
     STARTED_FILE,
     append_metrics,
+    choose_final_generation,
     finished_generations,
     generation_entry,
     new_lineage,
@@ -246,20 +247,6 @@ def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, res
     ctx.write_record(record)
     barrier("rnn_jax:lineage_written")  # nobody returns (and reads the run) before it is complete
     return record
-
-
-def choose_final_generation(done: list[dict], by: str = "val_loss") -> int:
-    """The generation shipped as the final student, chosen on validation.
-
-    ``by="val_loss"``: the lowest validation cross-entropy (ties: higher accuracy, then the
-    earlier generation). ``"val_acc"``: the highest validation accuracy (ties: lower
-    cross-entropy, then earlier). Records without a validation loss fall back to accuracy.
-    """
-    if by == "val_loss" and all("val_loss" in g for g in done):
-        best = min(done, key=lambda g: (g["val_loss"], -g["val_acc"], g["gen"]))
-    else:
-        best = max(done, key=lambda g: (g["val_acc"], -g.get("val_loss", math.inf), -g["gen"]))
-    return best["gen"]
 
 
 def _open_record(config: RunConfig, dataset: Dataset, train: Split, run_dir: Path, resume: bool,

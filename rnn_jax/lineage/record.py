@@ -179,6 +179,20 @@ def finished_generations(record: dict) -> list[dict]:
     return [g for g in record["generations"] if g.get("status") == "done"]
 
 
+def choose_final_generation(done: list[dict], by: str = "val_loss") -> int:
+    """The generation shipped as the final student, chosen on validation.
+
+    ``by="val_loss"``: the lowest validation cross-entropy (ties: higher accuracy, then the
+    earlier generation). ``"val_acc"``: the highest validation accuracy (ties: lower
+    cross-entropy, then earlier). Records without a validation loss fall back to accuracy.
+    """
+    if by == "val_loss" and all("val_loss" in g for g in done):
+        best = min(done, key=lambda g: (g["val_loss"], -g["val_acc"], g["gen"]))
+    else:
+        best = max(done, key=lambda g: (g["val_acc"], -g.get("val_loss", float("inf")), -g["gen"]))
+    return best["gen"]
+
+
 def append_metrics(run_dir: Path, row: dict) -> None:
     """One JSON object per epoch, appended (metrics.jsonl is a log, not the source of truth)."""
     path = Path(run_dir) / METRICS_FILE
