@@ -25,7 +25,9 @@ def test_a_setting_row_pairs_seeds_and_skips_unfinished_ones(tmp_path):
     _lineage(study / "seed_2", [0.70], None, gens=2)  # still running: left out
     _lineage(study / "seed_0-label-smoothing", [0.81], 0)
     _lineage(study / "seed_1-label-smoothing", [0.90], 0)
+    _lineage(study / "seed_1-compute-matched", [0.92], 0)  # one seed only: paired over that seed
     row = setting_row(study)
+    assert row["final student - compute-matched"] == "-1.00"
     assert row["seeds"] == 2 and row["final gen per seed"] == "1,1"
     assert row["gen 1 - gen 0"].startswith("+1.50 [")
     assert row["final student - label-smoothing"].startswith("+1.00 [")

@@ -60,8 +60,8 @@ def setting_row(folder: Path, final_by: str = "recorded") -> dict | None:
             baselines[name].append(run)
     if not records:
         return None
-    # a baseline is compared only over the seeds where it exists for every record
-    complete = {name: runs for name, runs in baselines.items() if runs and all(r is not None for r in runs)}
+    # a baseline is compared over the seeds that have it
+    complete = {name: runs for name, runs in baselines.items() if any(r is not None for r in runs)}
     key = metric_key(records)
     gen0 = [g[key] for r in records for g in r["generations"] if g["gen"] == 0]
     mean = sum(gen0) / len(gen0)

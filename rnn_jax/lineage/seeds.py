@@ -60,8 +60,9 @@ def paired_rows(records: Sequence[dict],
 
     Rows: each generation k >= 1, the final student (chosen on validation), each BAN ensemble,
     and for each label-only baseline (``{"compute-matched": runs, "label-smoothing": runs}``,
-    one run per record in the same order; a plain list means compute-matched) the baseline
-    against generation 0 and the final student against the baseline.
+    one run per record in the same order, None where a seed has none; a plain list means
+    compute-matched) the baseline against generation 0 and the final student against it, over
+    the seeds that have both.
     """
     key = metric_key(records)
     rows = []
@@ -85,7 +86,7 @@ def paired_rows(records: Sequence[dict],
     if baselines and not isinstance(baselines, Mapping):
         baselines = {"compute-matched": baselines}
     for name, runs in (baselines or {}).items():
-        base = [_gen_value(b, 0, key) for b in runs]
+        base = [None if b is None else _gen_value(b, 0, key) for b in runs]  # None: no baseline for that seed
         add(f"{name} gen 0 - gen 0", base, gen0)
         add(f"final student - {name}", finals, base)
     return rows
