@@ -39,6 +39,7 @@ def test_paired_rows_pair_each_seed_with_its_own_generation_zero():
     assert rows["gen 1 - gen 0"]["mean"] == pytest.approx(0.0107, abs=1e-4)
     assert rows["final student - gen 0"]["mean"] == pytest.approx(rows["gen 1 - gen 0"]["mean"])
     assert rows["ensemble all - gen 0"]["n"] == 3
+    assert rows["ensemble all - final student"]["mean"] == pytest.approx((0.005 + 0.002 - 0.002) / 3)
     assert rows["final student - compute-matched"]["mean"] == pytest.approx((0.005 + 0.01 + 0.012) / 3)
     assert "gen 1 - gen 0" in format_paired(list(rows.values()))
     assert lineage_epochs(records[0]) == 6

@@ -58,7 +58,8 @@ def paired_rows(records: Sequence[dict],
                 baselines: Sequence[dict] | Mapping[str, Sequence[dict]] | None = None) -> list[dict]:
     """One row per comparison against generation 0, paired by seed.
 
-    Rows: each generation k >= 1, the final student (chosen on validation), each BAN ensemble,
+    Rows: each generation k >= 1, the final student (chosen on validation), each BAN ensemble
+    (and the all-generation ensemble against the final student),
     and for each label-only baseline (``{"compute-matched": runs, "label-smoothing": runs}``,
     one run per record in the same order, None where a seed has none; a plain list means
     compute-matched) the baseline against generation 0 and the final student against it, over
@@ -83,6 +84,9 @@ def paired_rows(records: Sequence[dict],
     for label in labels:
         ens = [(r.get("ensembles") or {}).get(label, {}).get(key) for r in records]
         add(f"ensemble {label} - gen 0", ens, gen0)
+    if "all" in labels:  # what the ensemble adds over the one model that ships
+        add("ensemble all - final student", [(r.get("ensembles") or {}).get("all", {}).get(key) for r in records],
+            finals)
     if baselines and not isinstance(baselines, Mapping):
         baselines = {"compute-matched": baselines}
     for name, runs in (baselines or {}).items():
