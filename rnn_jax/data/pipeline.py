@@ -16,10 +16,22 @@ def epoch_seed(seed: int, generation: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, generation, epoch]).generate_state(1)[0])
 
 
+def augment_stored(images: np.ndarray, rng: np.random.Generator, augment: str, flip: bool,
+                   train_view: TrainView | None = None) -> np.ndarray:
+    """Stored training images -> augmented model inputs: the one random augmentation of training
+    (the pipeline's batches, and the fixed teacher views of rnn_jax/distill/views.py)."""
+    if getattr(train_view, "augments", False):  # e.g. landmarks: the view owns the augmentation
+        return train_view.augment(images, rng, augment, flip)
+    images = images if train_view is None else train_view.random(images, rng)
+    return augment_batch(images, rng, augment, flip)
+
+
 def train_batches(split: Split, batch_size: int, seed: int, augment: str = "basic",
                   flip: bool = True, prefetch_threads: int = 2, train_view: TrainView | None = None,
                   shard: grain.sharding.ShardOptions | None = None,
-                  images_per_read: int = 64) -> Iterator[dict[str, np.ndarray]]:
+                  images_per_read: int = 64,
+                  view_images: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+                  ) -> Iterator[dict[str, np.ndarray]]:
     """One epoch of shuffled, augmented, full batches: dicts of ``images``, ``labels``, ``index``.
 
     Batches hold indices into the split, so cached teacher logits can be looked up per batch.
@@ -34,6 +46,10 @@ def train_batches(split: Split, batch_size: int, seed: int, augment: str = "basi
     and they are split here: at small batches grain's per-element cost, paid on the 2 cores the
     step needs, was ~10% of the epoch (resnet-medium 64 px batch 8, driver loop: 884 -> 939 img/s
     with 8 batches per read). The batches (which indices train together) are the same for any value.
+
+    ``view_images(stored images, their indices) -> inputs`` replaces the random augmentation
+    (and ``train_view``): the fixed teacher views of rnn_jax/distill/views.py, built in grain's
+    threads like the augmentation they stand in for.
     """
     images, labels = split.images, split.labels
     shuffle_seed = seed  # identical on every process: they must agree on the global batches
@@ -56,10 +72,9 @@ def train_batches(split: Split, batch_size: int, seed: int, augment: str = "basi
         return {"images": np.asarray(images[order]), "labels": np.asarray(labels[order], np.int32), "index": order}
 
     def augmented(batch: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
-        if getattr(train_view, "augments", False):  # e.g. landmarks: the view owns the augmentation
-            return {**batch, "images": train_view.augment(batch["images"], rng, augment, flip)}
-        images = batch["images"] if train_view is None else train_view.random(batch["images"], rng)
-        return {**batch, "images": augment_batch(images, rng, augment, flip)}
+        if view_images is not None:
+            return {**batch, "images": view_images(batch["images"], batch["index"])}
+        return {**batch, "images": augment_stored(batch["images"], rng, augment, flip, train_view)}
 
     ds = grain.MapDataset.range(len(split)).shuffle(seed=shuffle_seed)
     if sharded:
