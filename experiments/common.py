@@ -78,6 +78,12 @@ def add_common_flags(parser: argparse.ArgumentParser, *, gens: int, epochs: int 
                    help="FitNets feature hints (Romero et al. 2015) for every student: adds B * MSE between a "
                         "learned 1x1 regressor of its last conv stage's features and the newest teacher's "
                         "(0 = off, default). cnn models only; needs --teacher consistent")
+    d.add_argument("--teacher-views", type=int, default=0, metavar="K",
+                   help="stored views (FKD, Shen & Xing 2021): the cached teacher scores K fixed augmented "
+                        "views of every training image once per student; each epoch the student trains on "
+                        "one of them, with exactly the teacher's output on it (0 = off, default). Needs "
+                        "--teacher cached and --augment basic or strong; costs K teacher passes over the "
+                        "training set per student")
     d.add_argument("--dropout", type=float, default=0.0, help="dropout before the classifier (noisy student)")
     d.add_argument("--stochastic-depth", type=float, default=0.0, help="max drop-path rate (noisy student)")
     d.add_argument("--patience", type=int, default=0,
@@ -114,7 +120,8 @@ def run_config_from_args(args: argparse.Namespace):
                               ema_decay=args.ema_decay,
                               teacher_heads=getattr(args, "teacher_heads", "all"),
                               ps_kd=getattr(args, "ps_kd", 0.0),
-                              hint_weight=getattr(args, "hint_weight", 0.0)),
+                              hint_weight=getattr(args, "hint_weight", 0.0),
+                              teacher_views=getattr(args, "teacher_views", 0)),
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
                           weight_decay=args.weight_decay, augment=args.augment, flip=not args.no_flip,
                           max_train=args.max_train, student_epochs=args.student_epochs, mixup=args.mixup, cutmix=args.cutmix,

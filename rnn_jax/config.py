@@ -47,6 +47,10 @@ class DistillConfig:
     # FitNets hints (rnn_jax/distill/hints.py): weight of the MSE between the student's regressed
     # last-conv-stage features and the teacher's, for every student (0 = off)
     hint_weight: float = 0.0
+    # FKD-style stored views (rnn_jax/distill/views.py): the cached teacher scores K fixed
+    # augmented views of every training image once per student, and the student trains on
+    # exactly those views (0 = off: cached outputs on clean images)
+    teacher_views: int = 0
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.alpha <= 1.0, f"--alpha must be in [0, 1], got {self.alpha}")
@@ -69,6 +73,11 @@ class DistillConfig:
         _check(not self.hint_weight or self.teacher == "consistent",
                "--hint-weight needs --teacher consistent: cached teacher outputs come from clean images, "
                "and a feature map does not line up with a shifted or flipped one")
+        _check(isinstance(self.teacher_views, int) and self.teacher_views >= 0,
+               f"--teacher-views must be an integer >= 0, got {self.teacher_views!r}")
+        _check(not self.teacher_views or self.teacher == "cached",
+               "--teacher-views needs --teacher cached: it caches the teacher's outputs on stored views, "
+               "while a consistent teacher already scores every fresh view")
 
 
 @dataclass(frozen=True)
@@ -158,6 +167,9 @@ class RunConfig:
         _check(not (self.distill.ps_kd and (self.train.mixup or self.train.cutmix)),
                "--ps-kd cannot be combined with --mixup/--cutmix: a mixed image's prediction belongs to no "
                "single example, so there is nothing to store for the next epoch's target")
+        _check(not self.distill.teacher_views or self.train.augment != "none",
+               "--teacher-views needs --augment basic or strong: with --augment none every view of an "
+               "image would be the same image")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
