@@ -45,6 +45,13 @@ from rnn_jax.distill.teachers import (  # noqa: F401  (TeacherSource: re-exporte
     ensemble_log_probs,
     teacher_generations,
 )
+from rnn_jax.distill.views import (
+    ViewSpec,
+    epoch_images,
+    epoch_teacher_rows,
+    epoch_views,
+    teacher_view_logits,
+)
 from rnn_jax.distributed import (
     Placement,
     barrier,
@@ -210,7 +217,8 @@ def run_lineage(config: RunConfig, dataset: Dataset, run_dir: str | Path, *, res
         log(f"generation 0 starts from {init_from}: {note}")
     log(f"run {run_dir}: {config.model.label} ({record['model']['params']:,} params) on {dataset.name} "
         f"{tuple(dataset.image_shape)}, {len(train)} train / {len(dataset.val)} val images, "
-        f"{config.gens} generations x {config.train.epochs} epochs, teacher={config.distill.teacher}")
+        f"{config.gens} generations x {config.train.epochs} epochs, teacher={config.distill.teacher}"
+        + (f" on {config.distill.teacher_views} stored views" if config.distill.teacher_views else ""))
     if placement.num_devices > 1:
         log(f"data-parallel over {placement.num_devices} {record['distributed']['platform']} devices "
             f"in {placement.process_count} process(es): each step splits the batch of "
@@ -316,13 +324,45 @@ def _teacher_for(ctx: _Context, gen: int) -> tuple[list[int], list[dict], np.nda
 
     Cached mode reads each teacher's stored logits on the clean training images (recomputed
     when missing or unreadable) and combines several into the ensemble's log-probabilities.
+    With stored views (``--teacher-views K``) the logits are ``[N, K, C]``: one row per view.
     """
     teachers = teacher_generations(gen, ctx.config.distill.teacher_from)
     weights = [_restore_weights(ctx, g) for g in teachers]
     cached = None
     if teachers and ctx.config.distill.teacher == "cached":
-        cached = ensemble_log_probs([_train_logits(ctx, g, w) for g, w in zip(teachers, weights)])
+        logits = _train_view_logits if ctx.config.distill.teacher_views else _train_logits
+        cached = ensemble_log_probs([logits(ctx, g, w) for g, w in zip(teachers, weights)])
     return teachers, weights, cached
+
+
+def _view_spec(ctx: _Context) -> ViewSpec:
+    train = ctx.config.train
+    return ViewSpec(ctx.config.distill.teacher_views, ctx.config.seed, train.augment, train.flip,
+                    ctx.dataset.train_view)
+
+
+def _train_view_logits(ctx: _Context, gen: int, weights: dict) -> np.ndarray:
+    """Generation ``gen``'s logits on every stored view, ``[N, K, C]``: computed once and kept in
+    its folder beside train_logits.npy (named by K and seed; the augmentation and training
+    subset cannot change within a run, --resume refuses that)."""
+    spec = _view_spec(ctx)
+    path = gen_dir(ctx.run_dir, gen) / f"train_view_logits_k{spec.count}_seed{spec.seed}.npy"
+    if path.is_file():
+        try:
+            logits = np.load(path, allow_pickle=False)  # never unpickle: an unreadable file is recomputed
+            if logits.shape == (len(ctx.train), spec.count, ctx.dataset.num_classes):
+                return logits
+        except (OSError, ValueError):
+            pass
+
+    def logits_of(inputs: np.ndarray, transform: Callable) -> np.ndarray:
+        return predict_logits(ctx.forward, weights["params"], weights["batch_stats"], inputs,
+                              ctx.eval_batch_size, transform, ctx.placement)
+
+    logits = teacher_view_logits(logits_of, ctx.train.images, spec)
+    if ctx.main:
+        _save_npy_atomic(path, logits)
+    return logits
 
 
 def _train_logits(ctx: _Context, gen: int, weights: dict) -> np.ndarray:
@@ -459,13 +499,23 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
                                    feature_forward=ctx.feature_forward if gen > 0 else None)
     mixing = config.train.mixup > 0 or config.train.cutmix > 0
     shard = placement.shard_options()
+    # stored views: the student trains on the very views its cached teacher scored
+    view_spec = _view_spec(ctx) if gen > 0 and cached_logits is not None and config.distill.teacher_views else None
+    if view_spec is not None:
+        entry["teacher_views"] = view_spec.count
 
     try:
         for epoch in range(start_epoch, epochs):
             t0 = time.perf_counter()
             seed = epoch_seed(config.seed, gen, epoch)
+            source, view_images = teacher_source, None
+            if view_spec is not None:
+                views = epoch_views(seed, len(ctx.train), view_spec.count)
+                source = dataclasses.replace(teacher_source, cached_logits=epoch_teacher_rows(cached_logits, views))
+                view_images = epoch_images(view_spec, views)
             batches = train_batches(ctx.train, config.train.batch_size, seed, config.train.augment,
-                                    config.train.flip, train_view=ctx.dataset.train_view, shard=shard)
+                                    config.train.flip, train_view=ctx.dataset.train_view, shard=shard,
+                                    view_images=view_images)
             bar = tqdm(total=ctx.steps_per_epoch * config.train.batch_size, unit="img", unit_scale=True,
                        desc=f"gen {gen}/{config.gens - 1} epoch {epoch + 1}/{epochs}",
                        disable=not ctx.progress, leave=False, dynamic_ncols=True)
@@ -482,8 +532,8 @@ def _train_generation(ctx: _Context, record: dict, gen: int) -> dict:
                 if predictions is not None:  # always [B, C] (epoch 0: one-hot): one compilation
                     labels = predictions.targets(batch["index"], labels, self_weight)
                 images = placement.batch(batch["images"], jnp.float32)
-                teacher = batch_teacher_logits(teacher_source, batch["index"], images, no_teacher, mix)
-                hint = batch_teacher_features(teacher_source, images)  # None without hints
+                teacher = batch_teacher_logits(source, batch["index"], images, no_teacher, mix)
+                hint = batch_teacher_features(source, images)  # None without hints
                 state, metrics, *probabilities = step(state, images, placement.batch(labels), teacher, alpha_arr,
                                                       temp_arr, key, hint)
                 if probabilities:  # kept on the device until the epoch ends: no sync per step
