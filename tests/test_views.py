@@ -71,6 +71,19 @@ def test_stored_images_larger_than_the_input_become_input_sized_views():
     assert not np.array_equal(first, view_pixels(stored, index, np.ones(4, int), spec))
 
 
+def test_a_train_view_that_owns_its_augmentation_gives_fixed_views_too():
+    """Landmarks: the view augments the features itself (no pixels to shift)."""
+    from rnn_jax.data.landmarks import landmark_dataset
+
+    data = landmark_dataset(None)
+    spec = ViewSpec(count=2, seed=0, augment="basic", train_view=data.train_view)
+    index = np.arange(6)
+    first = view_pixels(data.train.images[index], index, np.zeros(6, int), spec)
+    assert first.shape == data.train.images[index].shape
+    np.testing.assert_array_equal(first, view_pixels(data.train.images[index], index, np.zeros(6, int), spec))
+    assert not np.array_equal(first, view_pixels(data.train.images[index], index, np.ones(6, int), spec))
+
+
 def test_a_view_spec_needs_views_and_an_augmentation():
     with pytest.raises(ValueError, match="at least one view"):
         ViewSpec(count=0, seed=0, augment="basic")
