@@ -6,7 +6,7 @@
     python tools/compare.py runs/sweep-x --csv sweep.csv         # a folder of runs counts as its runs
 
 One row per run: model, size, parameters, GFLOPs per image, generations, best generation
-(the final student: highest validation accuracy), its validation/test accuracy and macro-F1,
+(the final student the run chose on validation), its validation/test accuracy and macro-F1,
 the all-generation ensemble's validation accuracy, the train-val gap with its verdict, and
 training time. The best run (highest validation accuracy; ties go to fewer GFLOPs) is marked
 with *. Test numbers never pick the winner. The chart puts validation accuracy against

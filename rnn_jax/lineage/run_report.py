@@ -29,6 +29,8 @@ from rnn_jax.lineage.metrics import (
 )
 from rnn_jax.lineage.record import finished_generations, read_lineage, write_json_atomic
 
+FINAL_RULES = {"val_loss": "lowest validation cross-entropy, ties: higher validation accuracy",
+               "val_acc": "best validation accuracy, ties: lower validation loss"}
 REPORT_FILE = "report.json"
 REPORT_MD = "report.md"
 CONFUSION_PNG = "confusion_matrix.png"
@@ -156,6 +158,7 @@ def build_report(run_dir: Path, record: dict, labels: dict[str, np.ndarray], cos
         "seed": record["config"].get("seed"),
         "headline_split": headline,
         "final_generation": record.get("final_generation"),
+        "final_by": RunConfig.from_dict(record["config"]).final_by,
         "generations_finished": len(done),
         "time_s": float(sum(g.get("time_s") or 0.0 for g in record["generations"])),
         "stop_reason": record.get("stop_reason"),
@@ -168,7 +171,7 @@ def build_report(run_dir: Path, record: dict, labels: dict[str, np.ndarray], cos
 
 
 def final_entry(report: dict) -> dict | None:
-    """The final student's entry (the generation with the best validation accuracy)."""
+    """The final student's entry (the generation the run chose on validation)."""
     return next((m for m in report["models"] if m["kind"] == "generation" and m.get("gen") == report["final_generation"]),
                 None)
 
@@ -220,7 +223,8 @@ def report_markdown(report: dict) -> str:
         f"- data: {report['data']['name']}, {len(report['data']['class_names'])} classes ({sizes})",
         f"- training time: {report['time_s']:.0f} s for {report['generations_finished']} generation(s); "
         f"stop: {report['stop_reason']}",
-        f"- final student (best validation accuracy, ties: lower validation loss): generation {report['final_generation']} (marked *)", "",
+        f"- final student ({FINAL_RULES[report.get('final_by', 'val_acc')]}): "
+        f"generation {report['final_generation']} (marked *)", "",
         "## Accuracy and macro-F1 (%)", "", models_table(report, "markdown"), "",
         f"Fit verdict: {report['fit_thresholds']['text']}.", "",
     ]
