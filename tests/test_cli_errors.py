@@ -18,6 +18,9 @@ from experiments.common import main_guard
         (["--size", "huge"], "unknown size 'huge'"),
         (["--image-size", "3"], "--image-size must be between"),
         (["--teacher", "consistent", "--ema-decay", "1.5"], "--ema-decay"),
+        (["--teacher", "cached", "--teacher-views", "-1"], "--teacher-views must be an integer >= 0"),
+        (["--teacher", "consistent", "--teacher-views", "4"], "--teacher-views needs --teacher cached"),
+        (["--teacher", "cached", "--teacher-views", "4", "--augment", "none"], "--teacher-views needs --augment"),
     ],
 )
 def test_hagrid_cli_rejects_bad_input_with_one_line(tmp_path, capsys, argv, message):

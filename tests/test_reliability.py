@@ -264,18 +264,24 @@ def _blob_config(**overrides) -> RunConfig:
     return RunConfig(**base)
 
 
-def test_run_stopped_after_an_epoch_then_resumed_matches_an_uninterrupted_run(tmp_path, blobs):
-    config = _blob_config()
-    clean = run_lineage(config, blobs, tmp_path / "clean", progress=False, log=lambda _: None)
+def stopped_and_resumed(config, data, tmp_path) -> tuple[dict, dict, list[str]]:
+    """(uninterrupted run, the same run stopped by Ctrl-C after generation 1's first epoch and
+    resumed, the resumed run's log lines), in tmp_path/clean and tmp_path/stopped."""
+    clean = run_lineage(config, data, tmp_path / "clean", progress=False, log=lambda _: None)
 
     def stop_after_gen1_epoch1(line: str) -> None:
         if line.startswith("gen 1 epoch 1/"):
             raise KeyboardInterrupt  # Ctrl-C right after the epoch was saved
 
     with pytest.raises(KeyboardInterrupt):
-        run_lineage(config, blobs, tmp_path / "stopped", progress=False, log=stop_after_gen1_epoch1)
+        run_lineage(config, data, tmp_path / "stopped", progress=False, log=stop_after_gen1_epoch1)
     logs: list[str] = []
-    resumed = run_lineage(config, blobs, tmp_path / "stopped", resume=True, progress=False, log=logs.append)
+    resumed = run_lineage(config, data, tmp_path / "stopped", resume=True, progress=False, log=logs.append)
+    return clean, resumed, logs
+
+
+def test_run_stopped_after_an_epoch_then_resumed_matches_an_uninterrupted_run(tmp_path, blobs):
+    clean, resumed, logs = stopped_and_resumed(_blob_config(), blobs, tmp_path)
     assert "gen 1: resuming after epoch 1" in logs
     assert_same_metrics(resumed, clean)
 

@@ -8,8 +8,6 @@ import dataclasses
 import numpy as np
 import pytest
 
-from experiments import hagrid
-from experiments.common import main_guard
 from rnn_jax.config import DistillConfig, RunConfig, TrainConfig
 from rnn_jax.data.hagrid import ContextCropView
 from rnn_jax.data.pipeline import epoch_seed, eval_batches, train_batches
@@ -24,7 +22,7 @@ from rnn_jax.distill.views import (
 from rnn_jax.errors import ConfigError
 from rnn_jax.lineage.driver import run_lineage
 from rnn_jax.models.registry import ModelSpec
-from tests.test_reliability import assert_same_metrics
+from tests.test_reliability import assert_same_metrics, stopped_and_resumed
 
 SPEC = ViewSpec(count=4, seed=3, augment="strong")
 
@@ -155,21 +153,7 @@ def test_a_stored_config_from_before_the_flag_loads_without_views():
     assert config.compatible_with(RunConfig())  # a run with other views does not --resume this one
 
 
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["--teacher", "cached", "--teacher-views", "-1"], "--teacher-views must be an integer >= 0"),
-        (["--teacher", "consistent", "--teacher-views", "4"], "--teacher-views needs --teacher cached"),
-        (["--teacher", "cached", "--teacher-views", "4", "--augment", "none"], "--teacher-views needs --augment"),
-    ],
-)
-def test_the_cli_refuses_bad_view_flags_with_one_line(tmp_path, capsys, argv, message):
-    with pytest.raises(SystemExit) as exit_info:
-        main_guard(hagrid.main, [*argv, "--out", str(tmp_path / "run"), "--no-progress"])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: ") and message in err[-1]
-    assert not any("Traceback" in line for line in err)
+# (the CLI's one-line refusals of bad view flags: tests/test_cli_errors.py)
 
 
 # ------------------------------------------------------------------ a lineage with stored views
@@ -226,17 +210,7 @@ def test_in_the_driver_every_cached_row_is_the_teacher_on_the_batch_the_student_
 
 
 def test_a_student_stopped_mid_generation_resumes_to_the_uninterrupted_numbers(tmp_path, blobs):
-    config = dataclasses.replace(_config(), gens=2)
-    clean = run_lineage(config, blobs, tmp_path / "clean", progress=False, log=lambda _: None)
-
-    def stop_after_gen1_epoch1(line: str) -> None:
-        if line.startswith("gen 1 epoch 1/"):
-            raise KeyboardInterrupt  # Ctrl-C right after the epoch was saved
-
-    with pytest.raises(KeyboardInterrupt):
-        run_lineage(config, blobs, tmp_path / "stopped", progress=False, log=stop_after_gen1_epoch1)
-    logs: list[str] = []
-    resumed = run_lineage(config, blobs, tmp_path / "stopped", resume=True, progress=False, log=logs.append)
+    clean, resumed, logs = stopped_and_resumed(dataclasses.replace(_config(), gens=2), blobs, tmp_path)
     assert "gen 1: resuming after epoch 1" in logs
     assert_same_metrics(resumed, clean)
     # the resumed student read the teacher's views from disk: the very array the clean run computed

@@ -347,13 +347,9 @@ def _train_view_logits(ctx: _Context, gen: int, weights: dict) -> np.ndarray:
     subset cannot change within a run, --resume refuses that)."""
     spec = _view_spec(ctx)
     path = gen_dir(ctx.run_dir, gen) / f"train_view_logits_k{spec.count}_seed{spec.seed}.npy"
-    if path.is_file():
-        try:
-            logits = np.load(path, allow_pickle=False)  # never unpickle: an unreadable file is recomputed
-            if logits.shape == (len(ctx.train), spec.count, ctx.dataset.num_classes):
-                return logits
-        except (OSError, ValueError):
-            pass
+    stored = _stored_array(path, (len(ctx.train), spec.count, ctx.dataset.num_classes))
+    if stored is not None:
+        return stored
 
     def logits_of(inputs: np.ndarray, transform: Callable) -> np.ndarray:
         return predict_logits(ctx.forward, weights["params"], weights["batch_stats"], inputs,
@@ -365,15 +361,21 @@ def _train_view_logits(ctx: _Context, gen: int, weights: dict) -> np.ndarray:
     return logits
 
 
+def _stored_array(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A stored logits file when it is readable and of the expected shape, else None (recompute)."""
+    if not path.is_file():
+        return None
+    try:
+        array = np.load(path, allow_pickle=False)  # never unpickle: an unreadable file is recomputed
+    except (OSError, ValueError):
+        return None
+    return array if array.shape == shape else None
+
+
 def _train_logits(ctx: _Context, gen: int, weights: dict) -> np.ndarray:
-    path = gen_dir(ctx.run_dir, gen) / "train_logits.npy"
-    if path.is_file():
-        try:
-            logits = np.load(path, allow_pickle=False)  # never unpickle: an unreadable file is recomputed
-            if logits.shape == (len(ctx.train), ctx.dataset.num_classes):
-                return logits
-        except (OSError, ValueError):
-            pass
+    stored = _stored_array(gen_dir(ctx.run_dir, gen) / "train_logits.npy", (len(ctx.train), ctx.dataset.num_classes))
+    if stored is not None:
+        return stored
     return predict_logits(ctx.forward, weights["params"], weights["batch_stats"], ctx.train.images,
                           ctx.eval_batch_size, ctx.dataset.clean_train_images, ctx.placement)
 
