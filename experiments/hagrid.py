@@ -61,17 +61,22 @@ def find_data(explicit: str | None) -> Path | None:
 
 
 def choose_preset(args: argparse.Namespace, data_path: Path | None) -> Preset:
-    if data_path is None:
-        return PRESETS["demo"]
+    """An explicit --preset always wins; otherwise the demo preset for the built-in data, else
+    the preset of the device JAX sees."""
     if args.preset:
         return PRESETS[args.preset]
+    if data_path is None:
+        return PRESETS["demo"]
     import jax
 
     return PRESETS["gpu" if jax.default_backend() == "gpu" else "cpu"]
 
 
 def apply_preset(args: argparse.Namespace, preset: Preset) -> None:
-    """Fill every flag the user left out from the preset (explicit flags win)."""
+    """Fill every flag the user left out from the preset (explicit flags win; an explicit --epochs
+    keeps the students' default of twice that)."""
+    if args.epochs is None and args.student_epochs is None:
+        args.student_epochs = preset.student_epochs
     for key in ("model", "size", "image_size", "epochs", "batch_size", "lr"):
         if getattr(args, key) is None:
             setattr(args, key, getattr(preset, key))

@@ -53,13 +53,31 @@ def generation_table(record: dict) -> str:
     out = [line, "-" * len(line)]
     out += ["  ".join(str(c).rjust(w) for c, w in zip(row, widths)) for row in rows]
     if final is not None:
-        gain = "" if final == 0 else f" ({delta(_final_value(record, final, key))} points {key.split('_')[0]} vs gen 0)"
+        gain = ""
+        if final != 0:
+            lengths = _epochs(record, 0), _epochs(record, final)
+            longer = (f"; generation 0 trained {lengths[0]} epochs, this student {lengths[1]}: part of the gap "
+                      "is the longer schedule (tools/multi_seed.py --baseline compute-matched measures a "
+                      "label-only model trained longer)") if None not in lengths and lengths[1] > lengths[0] else ""
+            gain = f" ({delta(_final_value(record, final, key))} points {key.split('_')[0]} vs gen 0{longer})"
         out.append(f"* final student: generation {final}, chosen on validation{gain}")
     else:
         out.append("no finished generation")
     if record.get("stop_reason"):
         out.append(f"stop: {record['stop_reason']}")
     return "\n".join(out)
+
+
+def _epochs(record: dict, gen: int) -> int | None:
+    """The epochs generation ``gen`` was configured to train (None for records without them)."""
+    train = (record.get("config") or {}).get("train") or {}
+    if "epochs" not in train:
+        return None
+    if gen == 0:
+        return train["epochs"]
+    from rnn_jax.config import STUDENT_EPOCH_FACTOR
+
+    return train.get("student_epochs") or STUDENT_EPOCH_FACTOR * train["epochs"]
 
 
 def _final_value(record: dict, final: int, key: str):
