@@ -13,19 +13,30 @@ import logging
 import sys
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, TextIO
 
 import cv2
 
 from rnn_jax.errors import RnnJaxError
+from rnn_jax.live.actions import (
+    DEFAULT_COOLDOWN_S,
+    DEFAULT_TIMEOUT_S,
+    build_runner,
+    check_gestures,
+    print_outcomes,
+)
 from rnn_jax.live.loop import (
+    DEFAULT_THRESHOLD,
     HANDS_CHOICES,
     FrameRecord,
     LiveConfig,
     PredictionStream,
     default_live_threads,
     make_finder,
+    resolve_threshold,
+    threshold_origin,
 )
 from rnn_jax.live.overlay import KEY_LEGEND, draw_overlay
 from rnn_jax.live.smoothing import SMOOTHING_HELP, GestureConfig, GestureEvent, SmoothingConfig
@@ -42,6 +53,8 @@ examples:
   python -m rnn_jax.live --onnx student.onnx --source clip.avi --headless --jsonl out.jsonl
   python -m rnn_jax.live --onnx student.onnx --hands on        find hands (after
                                   `python tools/build_hand_models.py`), classify each one
+  python -m rnn_jax.live --onnx student.onnx --on 'like=notify-send rnn-jax like' --on 'peace=xdg-open .'
+  python -m rnn_jax.live --onnx student.onnx --actions actions.toml --dry-run
 
 keys (window mode): {KEY_LEGEND}
 
@@ -81,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("gesture logic")
     g.add_argument("--smoothing", default="ema:0.5", metavar="SPEC",
                    help=f"{SMOOTHING_HELP} (default: ema:0.5)")
-    g.add_argument("--threshold", type=float, default=0.6, metavar="P",
-                   help="smoothed confidence below this = 'no gesture' (0..1, default: 0.6)")
+    g.add_argument("--threshold", type=float, default=None, metavar="P",
+                   help="smoothed confidence below this = 'no gesture' (0..1; default: the model file's "
+                        "reject_threshold, chosen on validation at export, else 0.6)")
     g.add_argument("--stable-frames", type=_positive_int, default=5, metavar="N",
                    help="frames a gesture must stay on top before it 'starts' (default: 5)")
 
@@ -98,6 +112,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="most hands followed at once (default: 2)")
     h.add_argument("--skeleton", action=argparse.BooleanOptionalAction, default=True,
                    help="draw the 21-landmark skeleton (key k toggles it; default: on)")
+
+    a = p.add_argument_group(
+        "actions", "run a command when a gesture starts (per hand; it must end before it fires again, "
+                   "then a cooldown; argument lists, no shell unless the file says shell = true; never "
+                   "blocks the loop; outcomes in the JSONL and as {\"event\": \"action\"} lines on stdout)")
+    a.add_argument("--on", action="append", default=[], metavar="GESTURE=COMMAND",
+                   help="e.g. --on 'like=notify-send rnn-jax like' (repeatable; the command is split "
+                        "like a shell would, run without one)")
+    a.add_argument("--actions", type=Path, metavar="FILE",
+                   help="mapping file, .toml (Python >= 3.11) or .json: timeout, cooldown and an 'on' "
+                        "table gesture -> command list, string, or {command, shell, timeout, cooldown}")
+    a.add_argument("--dry-run", action="store_true", help="print what would run, run nothing")
+    a.add_argument("--action-timeout", type=float, default=DEFAULT_TIMEOUT_S, metavar="S",
+                   help=f"seconds a command may run before it is killed (default: {DEFAULT_TIMEOUT_S:g})")
+    a.add_argument("--action-cooldown", type=float, default=DEFAULT_COOLDOWN_S, metavar="S",
+                   help=f"seconds between two firings of one action (default: {DEFAULT_COOLDOWN_S:g})")
 
     v = p.add_argument_group("view")
     v.add_argument("--roi", action=argparse.BooleanOptionalAction, default=None,
@@ -216,12 +246,19 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     err = err or sys.stderr
     # Validate every setting before touching the model or the camera.
     config = LiveConfig(
-        gesture=GestureConfig(SmoothingConfig.parse(args.smoothing), args.threshold, args.stable_frames),
+        gesture=GestureConfig(SmoothingConfig.parse(args.smoothing),
+                              DEFAULT_THRESHOLD if args.threshold is None else args.threshold, args.stable_frames),
         roi=args.roi, roi_fraction=args.roi_size, max_frames=args.max_frames)
+    runner = build_runner(actions_file=args.actions, on=args.on, dry_run=args.dry_run,
+                          timeout_s=args.action_timeout, cooldown_s=args.action_cooldown)
     if not args.headless:
         _check_gui()
     threads = args.threads or default_live_threads()
     predictor = load_predictor(args.onnx, threads=threads)  # image or landmark model, by its metadata
+    config = replace(config, gesture=replace(
+        config.gesture, threshold=resolve_threshold(args.threshold, predictor.info)))
+    if runner is not None:
+        check_gestures(runner.actions, predictor.class_names)
     finder = make_finder(args.hands, predictor, args.hand_models, args.max_hands)
     with contextlib.ExitStack() as stack:
         jsonl: IO[str] | None = None
@@ -232,21 +269,26 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
             except OSError as exc:
                 raise RnnJaxError(f"cannot write --jsonl {args.jsonl}: {exc.strerror or exc}") from None
         source = stack.enter_context(open_source(args.source, args.width, args.height))
-        stream = PredictionStream(predictor, source, config, finder=finder)
+        stream = PredictionStream(predictor, source, config, finder=finder, actions=runner)
         info = predictor.info
         what = (f"landmarks, state {info.state_size}" if info.crop_mode == "landmarks"
                 else f"{info.input_size}px {info.channels}, crop_mode {info.crop_mode}")
         print(f"model: {args.onnx} ({len(info.class_names)} classes, {what}) | source: {source.description} | "
               f"hands: {'on' if finder else 'off'} | "
               f"roi: {'on' if stream.roi_enabled else 'off'} | smoothing {config.gesture.smoothing}, "
-              f"threshold {config.gesture.threshold}, stable {config.gesture.stable_frames} | "
-              f"threads {threads}", file=err, flush=True)
+              f"threshold {config.gesture.threshold:g} ({threshold_origin(args.threshold, info)}), "
+              f"stable {config.gesture.stable_frames} | threads {threads}", file=err, flush=True)
+        if runner is not None:
+            print(f"actions: {', '.join(runner.gestures)}{' (dry run: nothing runs)' if args.dry_run else ''}",
+                  file=err, flush=True)
         ui = None if args.headless else _WindowUI(args, stream, out)
         try:
             for rec in stream:
                 if jsonl is not None:
                     jsonl.write(json.dumps(rec.to_json()) + "\n")
                 _emit(rec.events, out)
+                if rec.actions:
+                    print_outcomes(rec.actions, out)
                 if ui is not None and not ui.show(rec):
                     break
         finally:
@@ -254,7 +296,14 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
             _emit(stream.finish(), out)
             if ui is not None:
                 cv2.destroyAllWindows()
+            late = stream.finish_actions()  # commands still running: each is bounded by its timeout
+            print_outcomes(late, out)
+            if jsonl is not None:
+                for record in late:  # after the last frame's row
+                    jsonl.write(json.dumps({"event": "action", **record}) + "\n")
             print(stream.summary().format(), file=err, flush=True)
+            if runner is not None:
+                print(runner.summary(), file=err, flush=True)
     return 0
 
 

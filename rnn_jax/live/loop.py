@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ import numpy as np
 
 from rnn_jax import preprocess
 from rnn_jax.errors import ConfigError
+from rnn_jax.live.actions import DEFAULT_COOLDOWN_S, DEFAULT_TIMEOUT_S, ActionRunner, build_runner
 from rnn_jax.live.smoothing import GestureConfig, GestureEvent, GestureTracker, SmoothingConfig
 from rnn_jax.live.sources import FrameSource, open_source
 from rnn_jax.runtime.landmarks import load_predictor
@@ -34,6 +36,23 @@ if TYPE_CHECKING:
     from rnn_jax.hands import Hand, HandFinder
 
 NO_HAND = "no hand"  # top_label of a frame without a hand (hands on)
+DEFAULT_THRESHOLD = 0.6  # the live threshold when neither the user nor the model file gives one
+
+
+def resolve_threshold(threshold: float | None, info: object) -> float:
+    """``--threshold``: the user's value, else the model's ``reject_threshold`` (chosen on validation
+    at export), else :data:`DEFAULT_THRESHOLD`."""
+    if threshold is not None:
+        return float(threshold)
+    chosen = getattr(info, "reject_threshold", None)
+    return float(chosen) if chosen is not None else DEFAULT_THRESHOLD
+
+
+def threshold_origin(threshold: float | None, info: object) -> str:
+    """Where :func:`resolve_threshold`'s value came from, for the start-up line."""
+    if threshold is not None:
+        return "--threshold"
+    return "model file" if getattr(info, "reject_threshold", None) is not None else "default"
 
 
 def default_live_threads() -> int:
@@ -98,6 +117,7 @@ class FrameRecord:
     class_names: tuple[str, ...]
     hands: tuple[HandRecord, ...] | None = None  # None = hands off; () = no hand in view
     hands_ms: float = 0.0  # hand finding (palm/landmark models, tracking) on this frame
+    actions: tuple[dict[str, Any], ...] | None = None  # None = no actions mapped; fired/skipped/finished
 
     def to_json(self) -> dict[str, Any]:
         """One JSONL line: frame, label (null = no gesture), confidence, latency_ms, ...
@@ -107,6 +127,8 @@ class FrameRecord:
         extra: dict[str, Any] = {}
         if self.hands is not None:
             extra = {"hands": [h.to_json() for h in self.hands], "hands_ms": round(self.hands_ms, 3)}
+        if self.actions is not None:
+            extra["actions"] = list(self.actions)
         return {
             "frame": self.index,
             "time_s": round(self.time_s, 4),
@@ -213,8 +235,10 @@ class PredictionStream:
     """
 
     def __init__(self, predictor: Predictor, source: FrameSource, config: LiveConfig | None = None,
-                 owns_source: bool = True, finder: HandFinder | None = None) -> None:
+                 owns_source: bool = True, finder: HandFinder | None = None,
+                 actions: ActionRunner | None = None) -> None:
         self.predictor = predictor
+        self.actions = actions  # gesture -> command/callback (rnn_jax.live.actions), fired on "started"
         self.finder = finder
         # landmark models: one recurrent state per tracked hand, carried frame to frame
         self.hand_states = _hand_states(predictor)
@@ -265,7 +289,8 @@ class PredictionStream:
             frame=frame, index=self._index, label=state.label, top_label=state.top_label,
             confidence=state.confidence, probabilities=state.probabilities, raw_probabilities=raw,
             latency_ms=latency_ms, loop_ms=(end - self._clock) * 1000.0, time_s=end - self._start,
-            events=state.events, roi=roi, class_names=self.predictor.class_names)
+            events=state.events, roi=roi, class_names=self.predictor.class_names,
+            actions=self._act(state.events))
         self._clock = end
         self._index += 1
         self.stats.add(rec)
@@ -317,11 +342,22 @@ class PredictionStream:
             raw_probabilities=raw_all[records.index(primary)] if primary else np.zeros(k, np.float32),
             latency_ms=latency_ms, loop_ms=(end - self._clock) * 1000.0, time_s=end - self._start,
             events=tuple(events), roi=None, class_names=self.predictor.class_names,
-            hands=tuple(records), hands_ms=hands_ms)
+            hands=tuple(records), hands_ms=hands_ms, actions=self._act(events))
         self._clock = end
         self._index += 1
         self.stats.add(rec)
         return rec
+
+    def _act(self, events: list[GestureEvent] | tuple[GestureEvent, ...]) -> tuple[dict[str, Any], ...] | None:
+        """Fire the actions of this frame's events and collect finished runs (never waits)."""
+        if self.actions is None:
+            return None
+        return tuple(self.actions.handle(events) + self.actions.poll())
+
+    def finish_actions(self, wait_s: float | None = None) -> list[dict[str, Any]]:
+        """After :meth:`finish`: wait for running actions (bounded by their timeouts, or ``wait_s``)
+        and return the outcomes that came in since the last frame."""
+        return [] if self.actions is None else self.actions.close(wait_s)
 
     def restart_clock(self) -> None:
         """Call after a pause, so the next record's loop_ms does not include the pause."""
@@ -334,6 +370,8 @@ class PredictionStream:
         events = list(self.tracker.reset())
         for track_id, tracker in self.hand_trackers.items():
             events += [replace(e, hand=track_id) for e in tracker.reset()]
+        if self.actions is not None:
+            self.actions.handle(events)  # the ends re-arm the debounce
         return tuple(events)
 
     def finish(self) -> tuple[GestureEvent, ...]:
@@ -343,6 +381,8 @@ class PredictionStream:
         for track_id, tracker in self.hand_trackers.items():
             events += [replace(e, hand=track_id) for e in tracker.finish()]
         self.hand_trackers.clear()
+        if self.actions is not None:
+            self.actions.handle(events)
         self.close()
         return tuple(events)
 
@@ -366,7 +406,7 @@ def iter_predictions(
     source: str | int | Path | FrameSource,
     *,
     smoothing: str | SmoothingConfig = "ema:0.5",
-    threshold: float = 0.6,
+    threshold: float | None = None,
     stable_frames: int = 5,
     roi: bool | None = None,
     roi_fraction: float = 0.6,
@@ -377,26 +417,43 @@ def iter_predictions(
     hands: str | bool | HandFinder = "auto",
     hand_models: str | Path | None = None,
     max_hands: int = 2,
+    on_gesture: Callable[[GestureEvent], object] | Mapping[str, object] | None = None,
+    actions: str | Path | None = None,
+    dry_run: bool = False,
+    action_timeout: float = DEFAULT_TIMEOUT_S,
+    action_cooldown: float = DEFAULT_COOLDOWN_S,
 ) -> PredictionStream:
     """Classify every frame of ``source`` (camera index, video/image path, folder, URL).
 
     ``model`` is an ONNX path (loaded with ``threads``, default :func:`default_live_threads`)
     or a loaded :class:`Predictor`. ``hands``: "auto" (on when the hand models are built and
     the model was trained on hand crops), "on"/True, "off"/False, or a loaded
-    :class:`rnn_jax.hands.HandFinder`. Other arguments are as in ``python -m rnn_jax.live``.
-    Configuration is validated before the source is opened.
+    :class:`rnn_jax.hands.HandFinder`. ``threshold`` None = the model file's ``reject_threshold``
+    when it has one, else 0.6.
+
+    Actions (:mod:`rnn_jax.live.actions`): ``on_gesture`` is a callable called with the
+    :class:`GestureEvent` each time a gesture starts, or a mapping gesture -> callable / command
+    list; ``actions`` a mapping file. Debounce, cooldown (``action_cooldown`` s), timeout
+    (``action_timeout`` s) and ``dry_run`` are as in ``--on``; callbacks and commands run on
+    their own threads, and each record's ``actions`` lists what fired and what finished; call
+    ``stream.finish_actions()`` at the end for the rest. Other arguments are as in
+    ``python -m rnn_jax.live``. Configuration is validated before the source is opened.
     """
     if isinstance(smoothing, str):
         smoothing = SmoothingConfig.parse(smoothing)
     config = LiveConfig(
-        gesture=GestureConfig(smoothing=smoothing, threshold=threshold, stable_frames=stable_frames),
+        gesture=GestureConfig(smoothing=smoothing, threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+                              stable_frames=stable_frames),
         roi=roi, roi_fraction=roi_fraction, max_frames=max_frames)
     predictor = model if not isinstance(model, (str, Path)) else load_predictor(
         model, threads=threads if threads is not None else default_live_threads())
+    config = replace(config, gesture=replace(config.gesture, threshold=resolve_threshold(threshold, predictor.info)))
+    runner = build_runner(actions_file=actions, callbacks=on_gesture, dry_run=dry_run, timeout_s=action_timeout,
+                          cooldown_s=action_cooldown, known_gestures=predictor.class_names)
     finder = make_finder(hands, predictor, hand_models, max_hands)
     owns = not isinstance(source, FrameSource)
     frames = open_source(source, width, height) if owns else source
-    return PredictionStream(predictor, frames, config, owns_source=owns, finder=finder)
+    return PredictionStream(predictor, frames, config, owns_source=owns, finder=finder, actions=runner)
 
 
 HANDS_CHOICES = ("auto", "on", "off")
