@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parity-images", type=int, default=256,
                         help="validation images for the parity gate (default 256)")
     parser.add_argument("--data", default=None, help="override the data path stored in the run")
+    parser.add_argument("--max-false-trigger", type=float, default=None, metavar="RATE",
+                        help="live reject rule: the threshold stored in the model is the smallest whose share of "
+                             "validation resting (no_gesture) hands shown as a gesture is <= RATE (default 0.05); "
+                             "the softmax temperature is fitted on validation too")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     args = parser.parse_args(argv)
 
@@ -67,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         from rnn_jax.export.landmark_export import export_landmark_run
 
         report = export_landmark_run(run, gen=args.gen, out=args.out, tolerance=args.tolerance,
-                                     data_path=args.data)
+                                     data_path=args.data, max_false_trigger=args.max_false_trigger)
         print()
         for key, value in report.items():
             print(f"  {key:28} {value}")
@@ -77,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     from rnn_jax.export import export_run  # JAX + jax2onnx: only after the arguments are valid
 
     report = export_run(run, gen=args.gen, out=args.out, int8=args.int8, parity_images=args.parity_images,
-                        tolerance=args.tolerance, data_path=args.data)
+                        tolerance=args.tolerance, data_path=args.data, max_false_trigger=args.max_false_trigger)
     print()
     print(report.table())
     print(f"\nreport: {report.json_path}")

@@ -189,12 +189,13 @@ def measure_step_latency(onnx_path: str | Path, frame: np.ndarray, threads: int 
 
 def export_landmark_run(run_dir: str | Path, gen: int | None = None, out: str | Path = "landmarks.onnx",
                         tolerance: float = DEFAULT_TOLERANCE, parity_frames: int = 64, data_path: str | None = None,
-                        latency: bool = True, log=print) -> dict:
+                        latency: bool = True, max_false_trigger: float | None = None, log=print) -> dict:
     """Export a landmark run's final student (or ``gen``); returns a report dict (also <out>.json)."""
     import json
 
     import rnn_jax
     from rnn_jax.api import Lineage
+    from rnn_jax.calibration import reject_rule
     from rnn_jax.lineage.record import generation_entry
     from rnn_jax.models.registry import count_params
 
@@ -206,11 +207,15 @@ def export_landmark_run(run_dir: str | Path, gen: int | None = None, out: str | 
     model = lineage.load_model(gen, dtype="float32")
     notes = record["data"].get("notes", {}).get("landmarks", {})
     entry = generation_entry(record, gen) or {}
+    class_names = tuple(record["data"]["class_names"])
+    rule = reject_rule(run_dir, gen, class_names, max_false_trigger, log)
     info = LandmarkInfo(class_names=tuple(record["data"]["class_names"]), features=notes.get("features", {}),
                         state_size=int(getattr(model, "state_size", 0)), state_layout=state_layout(model),
                         model_name=record.get("model", {}).get("label", ""), generation=int(gen),
                         val_accuracy=float(entry.get("val_acc", float("nan"))), run_name=record.get("name", ""),
-                        rnn_jax_version=rnn_jax.__version__)
+                        rnn_jax_version=rnn_jax.__version__,
+                        reject_threshold=None if rule is None else rule.threshold,
+                        temperature=1.0 if rule is None else rule.temperature)
     data = lineage.dataset(data_path)
     val = np.asarray(data.val.images, np.float32)  # [N, T, 21, 3] features
     frames = val.reshape(-1, NUM_LANDMARKS, 3)
@@ -224,7 +229,7 @@ def export_landmark_run(run_dir: str | Path, gen: int | None = None, out: str | 
               "file_bytes": result.file_bytes, "parity_frames": result.parity.n,
               "parity_max_abs_logit_diff": result.parity.max_abs_logit_diff,
               "parity_top1_agreement": result.parity.top1_agreement, "tolerance": tolerance,
-              "val_acc": info.val_accuracy}
+              "val_acc": info.val_accuracy, "reject_rule": None if rule is None else rule.to_dict()}
     if latency:
         report["latency_b1"] = measure_step_latency(result.path, frames[0])
     Path(str(result.path) + ".json").write_text(json.dumps(report, indent=2) + "\n")

@@ -480,7 +480,7 @@ def _sample(n_total: int, n: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n_total, n, replace=False))
 
 
-def build_model_info(record: dict, gen: int, image_shape: tuple[int, int, int]) -> ModelInfo:
+def build_model_info(record: dict, gen: int, image_shape: tuple[int, int, int], rule: Any = None) -> ModelInfo:
     """The metadata for generation ``gen`` of a run, from its lineage.json record."""
     import rnn_jax
     from rnn_jax.lineage.record import generation_entry
@@ -494,13 +494,16 @@ def build_model_info(record: dict, gen: int, image_shape: tuple[int, int, int]) 
     return ModelInfo(class_names=tuple(data["class_names"]), input_size=int(image_shape[0]),
                      channels=channels, crop_mode=data.get("crop_mode", "full"), model_name=label,
                      generation=int(gen), val_accuracy=float(entry.get("val_acc", float("nan"))),
-                     run_name=record.get("name", ""), rnn_jax_version=rnn_jax.__version__)
+                     run_name=record.get("name", ""), rnn_jax_version=rnn_jax.__version__,
+                     reject_threshold=None if rule is None else rule.threshold,
+                     temperature=1.0 if rule is None else rule.temperature)
 
 
 def export_run(run_dir: str | Path, gen: int | None = None, out: str | Path = "student.onnx",
                int8: bool = False, parity_images: int = 256, tolerance: float = DEFAULT_TOLERANCE,
                *, dataset: Any = None, data_path: str | None = None, latency_threads: tuple[int, ...] = (1, 2),
-               latency_repeats: int = 5, calibration_images: int = 256, log: Log = print) -> ExportReport:
+               latency_repeats: int = 5, calibration_images: int = 256, max_false_trigger: float | None = None,
+               log: Log = print) -> ExportReport:
     """Export a run's final student (or generation ``gen``) and measure it.
 
     Parity runs on ``parity_images`` validation images of the run's own data (rebuilt from
@@ -526,7 +529,10 @@ def export_run(run_dir: str | Path, gen: int | None = None, out: str | Path = "s
     if gen not in finished:
         raise ExportError(f"generation {gen} of {run_dir} is not finished; finished: {finished}")
     image_shape = tuple(int(d) for d in record["data"]["image_shape"])
-    info = build_model_info(record, gen, image_shape)
+    from rnn_jax.calibration import reject_rule
+
+    info = build_model_info(record, gen, image_shape,
+                            reject_rule(run_dir, gen, record["data"]["class_names"], max_false_trigger, log))
     log(f"run {run_dir}: generation {gen} ({info.model_name}, val acc {info.val_accuracy:.4f}), "
         f"{image_shape[0]}px {info.channels}, {len(info.class_names)} classes")
     model = lineage.load_model(gen, dtype="float32")  # export float32 whatever the training dtype

@@ -2,7 +2,12 @@
 
 Per frame: hands tracked from the previous frame get their landmark square from last
 frame's landmarks (no palm model); the palm detector runs only when no hand is tracked,
-or every ``redetect_every`` frames while fewer than ``max_hands`` are tracked. Each square
+or every ``redetect_every`` frames while fewer than ``max_hands`` are tracked. A palm search
+looks at the whole frame and then, closer, at a grid of overlapping tiles (a "second look":
+the palm model's 192 px input makes a hand 3 m away a few pixels wide; a tile of half the
+frame doubles its size). Live, each search looks at ``tiles_per_search`` tiles in turn, so
+the whole grid is covered within a few frames at the cost of one or two model runs; a
+still picture looks at every tile. Each square
 goes through the landmark model; a hand whose presence score drops below
 ``min_presence`` is lost. :func:`hand_crop` is the one rule that turns a hand (or an
 annotated box) into the classifier's input, for training and live alike.
@@ -79,6 +84,16 @@ class FinderConfig:
     redetect_every: int = 10  # frames between palm searches while some (not all) hands are tracked
     nms_iou: float = 0.3
     same_hand_iou: float = 0.4  # a palm overlapping a tracked hand this much is that hand
+    tile_grid: int = 3  # second look: a tile_grid x tile_grid grid of overlapping tiles (0 = whole frame only)
+    tile_fraction: float = 0.5  # tile side / frame's long side
+    tiles_per_search: int | None = 2  # tiles looked at per palm search, in turn (None = all)
+
+    def __post_init__(self) -> None:
+        if self.tile_grid < 0 or not 0.1 <= self.tile_fraction <= 1.0:
+            raise ValueError(f"tile_grid must be >= 0 and tile_fraction in [0.1, 1], got {self.tile_grid}, "
+                             f"{self.tile_fraction}")
+        if self.tiles_per_search is not None and self.tiles_per_search < 0:
+            raise ValueError(f"tiles_per_search must be >= 0 or None, got {self.tiles_per_search}")
 
 
 @dataclass
@@ -102,6 +117,7 @@ class HandFinder:
         self._lm_in = landmark.get_inputs()[0].name
         self._tracked: list[Hand] = []
         self._ids = itertools.count()
+        self._next_tile = 0
         self.stats = _Timing()
 
     @classmethod
@@ -116,17 +132,36 @@ class HandFinder:
         self._tracked = []
 
     # ------------------------------------------------------------------ models
-    def detect_palms(self, frame_rgb: np.ndarray) -> list[Palm]:
-        """Palm detector on the whole frame (letterboxed to 192 px, pixels scaled to 0..1).
+    def detect_palms(self, frame_rgb: np.ndarray, all_tiles: bool = False) -> list[Palm]:
+        """Palm detector on the whole frame, then on this search's tiles (see the module doc).
+
+        ``all_tiles``: look at every tile now (still pictures) instead of a few in turn.
+        """
+        cfg = self.config
+        candidates = self._palms_in(frame_rgb, 0, 0)
+        tiles = search_tiles(frame_rgb.shape, cfg.tile_grid, cfg.tile_fraction)
+        if tiles:
+            count = len(tiles) if all_tiles or cfg.tiles_per_search is None else min(cfg.tiles_per_search, len(tiles))
+            for k in range(count):
+                x, y, side = tiles[(self._next_tile + k) % len(tiles)]
+                candidates += self._palms_in(frame_rgb[y : y + side, x : x + side], x, y)
+            self._next_tile = (self._next_tile + count) % len(tiles)
+        return weighted_nms(candidates, cfg.nms_iou, max_out=cfg.max_hands)
+
+    def _palms_in(self, region_rgb: np.ndarray, x0: int, y0: int) -> list[tuple[float, np.ndarray, np.ndarray]]:
+        """Palm model on one region (letterboxed to 192 px, pixels scaled to 0..1), in frame pixels.
 
         (0..1, not -1..1: with -1..1 this model's logits run into the hundreds on every photo.)
         """
-        square, box = letterbox_rgb(frame_rgb, PALM_SIZE)
+        square, box = letterbox_rgb(region_rgb, PALM_SIZE)
         x = (square.astype(np.float32) * (1.0 / 255.0)).transpose(2, 0, 1)[None]
         raw, logits = self.palm_session.run(None, {self._palm_in: np.ascontiguousarray(x)})
         self.stats.palm_runs += 1
-        candidates = decode_palms(raw[0], logits[0], box, self.config.min_palm_score)
-        return weighted_nms(candidates, self.config.nms_iou, max_out=self.config.max_hands)
+        found = decode_palms(raw[0], logits[0], box, self.config.min_palm_score)
+        if x0 or y0:
+            shift = np.array([x0, y0], np.float64)
+            found = [(score, np.concatenate([b[:2] + shift, b[2:]]), kp + shift) for score, b, kp in found]
+        return found
 
     def landmarks_in(self, frame_rgb: np.ndarray, rect: Rect) -> tuple[np.ndarray, float, float]:
         """Landmark model on one rotated square -> (21x3 frame-pixel landmarks, presence, right-hand prob)."""
@@ -140,8 +175,10 @@ class HandFinder:
         return np.concatenate([xy, z], 1), float(presence.reshape(-1)[0]), float(right.reshape(-1)[0])
 
     # ------------------------------------------------------------------- frame
-    def find(self, frame: np.ndarray, colour: str = "bgr") -> list[Hand]:
-        """All hands in ``frame`` (at most ``max_hands``), tracked ones keeping their ``track_id``."""
+    def find(self, frame: np.ndarray, colour: str = "bgr", all_tiles: bool = False) -> list[Hand]:
+        """All hands in ``frame`` (at most ``max_hands``), tracked ones keeping their ``track_id``.
+
+        ``all_tiles``: a palm search looks at every tile at once (still pictures, offline)."""
         if frame.ndim == 2 or frame.shape[2] == 1:
             rgb = cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2RGB)
         else:
@@ -155,7 +192,7 @@ class HandFinder:
             len(self._tracked) < cfg.max_hands and self.stats.frames % cfg.redetect_every == 0)
         if search:
             tracked_boxes = [np.array(_cxcywh(h.box)) for h in self._tracked]
-            for palm in self.detect_palms(rgb):
+            for palm in self.detect_palms(rgb, all_tiles):
                 if any(iou_cxcywh(palm.box, b[None])[0] > cfg.same_hand_iou for b in tracked_boxes):
                     continue
                 candidates.append((rect_from_palm(palm), -1, False))
@@ -181,9 +218,31 @@ def _cxcywh(box: tuple[float, float, float, float]) -> tuple[float, float, float
     return (x + w / 2, y + h / 2, w, h)
 
 
-def find_hands_in_image(finder: HandFinder, image_rgb: np.ndarray) -> list[Hand]:
-    """Hands in one still picture (no tracking): palm search, then landmarks."""
+def search_tiles(frame_shape: tuple[int, ...], grid: int, fraction: float) -> list[tuple[int, int, int]]:
+    """(x, y, side) of the second-look tiles: a grid x grid of squares ``fraction`` x the long side,
+    spread evenly over the frame (overlapping), each clipped to the frame."""
+    if grid <= 0 or fraction >= 1.0:
+        return []
+    h, w = frame_shape[:2]
+    side = max(1, round(fraction * max(h, w)))
+    xs = np.linspace(0, max(w - side, 0), grid).round().astype(int)
+    ys = np.linspace(0, max(h - side, 0), grid).round().astype(int)
+    return [(int(x), int(y), side) for y in ys for x in xs]
+
+
+def find_hands_in_image(finder: HandFinder, image_rgb: np.ndarray, tiles: bool = True) -> list[Hand]:
+    """Hands in one still picture (no tracking): palm search over the frame (and, with ``tiles``,
+    every second-look tile), then landmarks. ``tiles=False`` for close-ups, where the hand is big."""
     finder.reset()
-    hands = finder.find(image_rgb, colour="rgb")
+    hands = finder.find(image_rgb, colour="rgb", all_tiles=tiles) if tiles else _whole_frame_only(finder, image_rgb)
     finder.reset()
     return hands
+
+
+def _whole_frame_only(finder: HandFinder, image_rgb: np.ndarray) -> list[Hand]:
+    saved = finder.config.tiles_per_search
+    finder.config.tiles_per_search = 0
+    try:
+        return finder.find(image_rgb, colour="rgb")
+    finally:
+        finder.config.tiles_per_search = saved

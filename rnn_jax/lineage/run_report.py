@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnn_jax.calibration import expected_calibration_error, softmax
 from rnn_jax.config import RunConfig
 from rnn_jax.data.types import Dataset
 from rnn_jax.distill.ensemble import ensemble_probabilities
@@ -99,10 +100,11 @@ def _model_entry(run_dir: Path, name: str, kind: str, members: list[int], labels
         logits = _load_logits(run_dir, members, split)
         if logits is None or any(len(x) != len(y) for x in logits):
             continue
-        predictions = (logits[0] if len(logits) == 1 else ensemble_probabilities(logits)).argmax(axis=1)
-        metrics = classification_report(y, predictions, class_names)
+        probs = softmax(logits[0]) if len(logits) == 1 else ensemble_probabilities(logits)
+        metrics = classification_report(y, probs.argmax(axis=1), class_names)
+        metrics["ece"] = expected_calibration_error(probs, y)  # self-distillation's most reliable gain
         if split == "train":  # the train split only feeds the gap; per-class rows would be noise here
-            metrics = {k: metrics[k] for k in ("n", "accuracy", "macro_f1")}
+            metrics = {k: metrics[k] for k in ("n", "accuracy", "macro_f1", "ece")}
         entry["splits"][split] = metrics
     if "train" in entry["splits"] and "val" in entry["splits"]:
         entry["fit"] = fit_summary(entry["splits"]["train"]["accuracy"], entry["splits"]["val"]["accuracy"])
@@ -189,19 +191,24 @@ def models_table(report: dict, style: str = "text") -> str:
     from rnn_jax.lineage.report import format_table
 
     has_test = any("test" in m["splits"] for m in report["models"])
-    header = ["model", "members", "train acc", "val acc", "val F1"] + (["test acc", "test F1"] if has_test else []) + [
-        "gap", "fit", "time (s)"]
+    header = ["model", "members", "train acc", "val acc", "val F1", "val ECE"] + (
+        ["test acc", "test F1"] if has_test else []) + ["gap", "fit", "time (s)"]
     rows = []
     for m in report["models"]:
         fit = m.get("fit")
         mark = " *" if m["kind"] == "generation" and m.get("gen") == report["final_generation"] else ""
         rows.append([m["name"] + mark, ",".join(map(str, m["members"])), _pct(_split_metric(m, "train", "accuracy")),
                      _pct(_split_metric(m, "val", "accuracy")), _pct(_split_metric(m, "val", "macro_f1")),
+                     _ece(_split_metric(m, "val", "ece")),
                      *([_pct(_split_metric(m, "test", "accuracy")), _pct(_split_metric(m, "test", "macro_f1"))]
                        if has_test else []),
                      "-" if fit is None else f"{fit['gap'] * 100:+.1f}", "-" if fit is None else fit["verdict"],
                      "-" if m.get("time_s") is None else f"{m['time_s']:.0f}"])
     return format_table(header, rows, style)
+
+
+def _ece(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def per_class_table(entry: dict, split: str, style: str = "text") -> str:

@@ -50,10 +50,18 @@ class LandmarkInfo:
     run_name: str = ""
     rnn_jax_version: str = ""
     format_version: int = FORMAT_VERSION
+    # chosen on validation at export (None: older files, the live default applies):
+    # top-class probability below which no gesture is shown, and the softmax temperature
+    reject_threshold: float | None = None
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.class_names:
             raise ModelFileError("model metadata lists no class names")
+        if self.reject_threshold is not None and not 0.0 <= self.reject_threshold <= 1.0:
+            raise ModelFileError(f"model metadata has a reject threshold outside [0, 1]: {self.reject_threshold}")
+        if not self.temperature > 0:
+            raise ModelFileError(f"model metadata has a non-positive temperature {self.temperature}")
         if self.state_size < 0:
             raise ModelFileError(f"model metadata has a negative state size {self.state_size}")
 
@@ -175,7 +183,7 @@ class LandmarkPredictor:
     def predict(self, features: np.ndarray, state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Like :meth:`step` with probabilities instead of logits."""
         logits, new_state = self.step(features, state)
-        return softmax(logits), new_state
+        return softmax(logits / self.info.temperature), new_state
 
     def __repr__(self) -> str:
         return (f"LandmarkPredictor({str(self.path)!r}, {len(self.class_names)} classes, "

@@ -36,10 +36,18 @@ class ModelInfo:
     run_name: str = ""
     rnn_jax_version: str = ""
     format_version: int = FORMAT_VERSION
+    # chosen on validation at export (None: older files, the live default applies):
+    # top-class probability below which no gesture is shown, and the softmax temperature
+    reject_threshold: float | None = None
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.class_names:
             raise ModelFileError("model metadata lists no class names")
+        if self.reject_threshold is not None and not 0.0 <= self.reject_threshold <= 1.0:
+            raise ModelFileError(f"model metadata has a reject threshold outside [0, 1]: {self.reject_threshold}")
+        if not self.temperature > 0:
+            raise ModelFileError(f"model metadata has a non-positive temperature {self.temperature}")
         if self.channels not in ("RGB", "GRAY"):
             raise ModelFileError(f"model metadata has unknown channel order {self.channels!r}")
         if self.crop_mode not in CROP_MODES:

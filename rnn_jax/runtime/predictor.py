@@ -208,7 +208,7 @@ class Predictor:
 
     def predict(self, images_uint8: np.ndarray) -> np.ndarray:
         """Model-ready uint8 NHWC images (see :meth:`preprocess`) -> probabilities [B, K]."""
-        return softmax(self.predict_logits(preprocess.to_model_input(images_uint8)))
+        return softmax(self.predict_logits(preprocess.to_model_input(images_uint8)) / self.info.temperature)
 
     def predict_frame(self, frame_bgr: np.ndarray, roi: Roi | bool | None = None) -> np.ndarray:
         """One OpenCV BGR frame -> probabilities [K] (``roi`` as in :meth:`preprocess`)."""

@@ -1,0 +1,151 @@
+"""Calibration and the live reject rule, chosen on validation logits (numpy only, pure functions).
+
+Why: a live recogniser must show *no gesture* for a resting hand. With a ``no_gesture`` class
+that is the class's job, backed by a threshold on the top probability; both only mean
+something when the probabilities are calibrated. So: measure calibration (ECE), fit one
+softmax temperature on validation (lowest NLL), then pick the smallest threshold whose
+false-trigger rate on validation resting hands is at most the stated target. The exporter
+stores temperature and threshold in the ONNX metadata; the runtime and the live program use
+them by default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+ECE_BINS = 15
+DEFAULT_MAX_FALSE_TRIGGER = 0.05  # of validation resting (no_gesture) hands shown as some gesture
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = np.asarray(logits, np.float64) / temperature
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
+    """ECE: the confidence-weighted gap |accuracy - confidence| over equal-width confidence bins."""
+    probs, labels = np.asarray(probs), np.asarray(labels)
+    if len(labels) == 0:
+        return float("nan")
+    confidence, correct = probs.max(axis=1), (probs.argmax(axis=1) == labels)
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            total += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
+    return float(total)
+
+
+def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
+    p = softmax(logits, temperature)[np.arange(len(labels)), np.asarray(labels)]
+    return float(-np.log(np.clip(p, 1e-12, None)).mean())
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, low: float = 0.05, high: float = 20.0) -> float:
+    """The temperature with the lowest validation NLL (golden-section search on log T; NLL is
+    unimodal in T for fixed logits)."""
+    a, b = np.log(low), np.log(high)
+    ratio = (np.sqrt(5) - 1) / 2
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    for _ in range(60):
+        if negative_log_likelihood(logits, labels, np.exp(c)) < negative_log_likelihood(logits, labels, np.exp(d)):
+            b = d
+        else:
+            a = c
+        c, d = b - ratio * (b - a), a + ratio * (b - a)
+    return float(np.exp((a + b) / 2))
+
+
+def shown_gestures(probs: np.ndarray, threshold: float, reject_index: int | None) -> np.ndarray:
+    """Index of the gesture shown per row, -1 = no gesture (top class rejected or below threshold)."""
+    top, confidence = probs.argmax(axis=1), probs.max(axis=1)
+    shown = np.where(confidence >= threshold, top, -1)
+    if reject_index is not None:
+        shown = np.where(top == reject_index, -1, shown)
+    return shown
+
+
+@dataclass(frozen=True)
+class RejectRule:
+    """What the exporter stores and the note reports."""
+
+    temperature: float
+    threshold: float
+    max_false_trigger: float
+    false_trigger_rate: float  # on validation resting hands, at this threshold
+    resting_hands: int
+    gesture_hands: int
+    gesture_shown_right: float  # share of validation gesture hands shown as the right gesture
+    gesture_shown_wrong: float  # ... shown as another gesture
+    ece_before: float
+    ece_after: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def choose_reject_rule(logits: np.ndarray, labels: np.ndarray, reject_index: int | None,
+                       max_false_trigger: float = DEFAULT_MAX_FALSE_TRIGGER) -> RejectRule:
+    """Temperature by NLL, then the smallest threshold (0.01 steps) with a false-trigger rate on
+    validation resting hands <= ``max_false_trigger`` (without a reject class: the threshold that
+    keeps wrong gestures at that rate among all hands)."""
+    if not 0.0 <= max_false_trigger < 1.0:
+        raise ValueError(f"max_false_trigger must be in [0, 1), got {max_false_trigger}")
+    logits, labels = np.asarray(logits, np.float64), np.asarray(labels)
+    temperature = fit_temperature(logits, labels)
+    probs = softmax(logits, temperature)
+    resting = labels == reject_index if reject_index is not None else np.zeros(len(labels), bool)
+    chosen, rate = 1.0, 0.0
+    for threshold in np.round(np.arange(0.0, 1.0001, 0.01), 2):
+        shown = shown_gestures(probs, threshold, reject_index)
+        if resting.any():
+            rate = float((shown[resting] >= 0).mean())
+        else:
+            rate = float(((shown >= 0) & (shown != labels)).mean())
+        if rate <= max_false_trigger:
+            chosen = float(threshold)
+            break
+    shown = shown_gestures(probs, chosen, reject_index)
+    gestures = ~resting
+    return RejectRule(
+        temperature=round(temperature, 4), threshold=chosen, max_false_trigger=max_false_trigger,
+        false_trigger_rate=rate, resting_hands=int(resting.sum()), gesture_hands=int(gestures.sum()),
+        gesture_shown_right=float((shown[gestures] == labels[gestures]).mean()) if gestures.any() else float("nan"),
+        gesture_shown_wrong=float(((shown[gestures] >= 0) & (shown[gestures] != labels[gestures])).mean())
+        if gestures.any() else float("nan"),
+        ece_before=expected_calibration_error(softmax(logits), labels),
+        ece_after=expected_calibration_error(probs, labels))
+
+
+def run_reject_rule(run_dir, gen: int, class_names: list[str] | tuple[str, ...],
+                    max_false_trigger: float = DEFAULT_MAX_FALSE_TRIGGER) -> RejectRule | None:
+    """The reject rule of generation ``gen`` of a run, from its stored validation logits and labels
+    (None when the run keeps neither: older runs export without one)."""
+    from pathlib import Path
+
+    logits_path = Path(run_dir) / f"gen_{gen}" / "val_logits.npy"
+    labels_path = Path(run_dir) / "labels" / "val.npy"
+    if not (logits_path.is_file() and labels_path.is_file()):
+        return None
+    logits, labels = np.load(logits_path), np.load(labels_path).astype(np.int64)
+    if len(logits) != len(labels) or len(labels) == 0:
+        return None
+    reject = list(class_names).index("no_gesture") if "no_gesture" in class_names else None
+    return choose_reject_rule(logits, labels, reject, max_false_trigger)
+
+
+def reject_rule(run_dir, gen: int, class_names, max_false_trigger: float | None, log=print):
+    """Temperature and live threshold chosen on the run's validation logits (None for old runs)."""
+    target = DEFAULT_MAX_FALSE_TRIGGER if max_false_trigger is None else max_false_trigger
+    rule = run_reject_rule(run_dir, gen, class_names, target)
+    if rule is not None:
+        log(f"reject rule (validation): temperature {rule.temperature:.3g}, threshold {rule.threshold:.2f} -> "
+            f"{rule.false_trigger_rate:.1%} of {rule.resting_hands} resting hands shown as a gesture (target "
+            f"<= {target:.0%}); gestures shown right {rule.gesture_shown_right:.1%}; ECE {rule.ece_before:.3f} -> "
+            f"{rule.ece_after:.3f}")
+    return rule

@@ -1,0 +1,330 @@
+"""HaGRID as people really have it: hand crops, unannotated photos and annotated splits, read together.
+
+A HaGRID root may hold any of three parts (``../shared/data/hagrid-sample`` holds all three):
+
+- **crops** (``crops_train/<class>/*.jpg``): tight crops cut at HaGRID's own boxes. Rule: the
+  crop is padded with a replicated border (:func:`rnn_jax.hands.pad_for_detection`) and the
+  hand finder looks at it; when the palm model misses, the landmark model gets a second look
+  at the known box (the whole crop). Person ids are unknown: one id per crop.
+- **photos** (``photos_train/<class>/*.jpg``): whole photos, class = folder, no box, no person.
+  Rule: the hand finder looks at the whole photo and its tiles; the gesture hand is the one
+  reaching **highest** in the frame (right on 30 of 30 two-hand val photos, where the other
+  hand rests lower; see docs/hagrid.md). Other hands are not used. Photos without a hand are
+  counted and left out. One id per photo.
+- **annotated splits** (``hagrid_dataset/`` + ``hagrid_annotations/{train,val,test}/``): kept as
+  given, split by ``user_id``. Every annotated box (gesture or ``no_gesture``) gets landmarks
+  from the landmark model looking at a square around the box (two passes: upright, then
+  turned along the first pass's hand): the box is the label's ground truth.
+
+The crops and photos are HaGRID's train split: they become ``train``; the annotated ``val``
+(and ``test``) splits stay what they are. Everything is one :class:`LandmarkSet` per split
+plus each hand's box (normalised to the picture its landmarks are in) so the image family
+can cut the same hands with the one crop rule (:func:`rnn_jax.hands.hand_crop`).
+Extraction is slow (hand models on every picture), so it is cached in chunks: an
+interrupted run resumes where it stopped, and a second run reads the cache.
+JAX-free (numpy, OpenCV, onnxruntime).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rnn_jax.data.cache import default_cache_dir
+from rnn_jax.data.folders import is_image, natural_key
+from rnn_jax.data.landmarks import LandmarkSet, load_landmarks, save_landmarks
+from rnn_jax.errors import DataError
+
+NO_GESTURE = "no_gesture"
+CROP_DIRS = ("crops_train", "crops")
+PHOTO_DIRS = ("photos_train", "photos")
+RULES_VERSION = 1  # bump when a rule below changes: the cache key changes with it
+CHUNK = 500  # pictures per cached chunk (resume granularity)
+BOX_SQUARE = 1.5  # second look: landmark square side / annotated box's longer side
+
+
+@dataclass(frozen=True)
+class HagridParts:
+    """Which parts a root holds (None = absent)."""
+
+    root: Path
+    crops: Path | None = None
+    photos: Path | None = None
+    annotated: dict[str, tuple[Path, list[Path]]] = field(default_factory=dict)  # split -> (images, jsons)
+
+    @property
+    def found(self) -> list[str]:
+        return ([n for n, p in (("crops", self.crops), ("photos", self.photos)) if p]
+                + [f"annotated {s}" for s in self.annotated])
+
+
+def find_parts(root: str | Path) -> HagridParts:
+    """The parts under ``root``; DataError when it holds none."""
+    from rnn_jax.data.hagrid import _ann_dir_v2, _annotation_files
+
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"HaGRID folder {root} does not exist")
+    crops = next((root / d for d in CROP_DIRS if (root / d).is_dir()), None)
+    photos = next((root / d for d in PHOTO_DIRS if (root / d).is_dir()), None)
+    annotated: dict[str, tuple[Path, list[Path]]] = {}
+    if _ann_dir_v2(root) is not None:
+        images = root / "hagrid_dataset" if (root / "hagrid_dataset").is_dir() else root
+        for split, files in _annotation_files(root, "v2").items():
+            annotated[split] = (images, files)
+    parts = HagridParts(root, crops, photos, annotated)
+    if not parts.found:
+        raise DataError(f"{root} holds no HaGRID part (crops_train/, photos_train/, hagrid_annotations/)")
+    return parts
+
+
+def is_parts_root(root: str | Path) -> bool:
+    """True when ``root`` holds crops or unannotated photos (which the plain layouts cannot read)."""
+    root = Path(root).expanduser()
+    return root.is_dir() and any((root / d).is_dir() for d in CROP_DIRS + PHOTO_DIRS)
+
+
+# --------------------------------------------------------------------------- rules
+def second_look(finder, image_rgb: np.ndarray, box_px: tuple[float, float, float, float]):
+    """The landmark model on a square around a known box: (landmarks, presence, handedness).
+
+    Two passes: an upright square ``BOX_SQUARE`` x the box, then the square the first
+    pass's landmarks give (turned along the hand), as tracking does from frame to frame.
+    """
+    from rnn_jax.hands.geometry import Rect, rect_from_landmarks
+
+    x, y, w, h = box_px
+    rect = Rect(x + w / 2, y + h / 2, BOX_SQUARE * max(w, h), 0.0)
+    landmarks, presence, right = finder.landmarks_in(image_rgb, rect)
+    landmarks2, presence2, right2 = finder.landmarks_in(image_rgb, rect_from_landmarks(landmarks))
+    if presence2 >= presence:
+        landmarks, presence, right = landmarks2, presence2, right2
+    return landmarks, presence, "right" if right >= 0.5 else "left"
+
+
+def highest_hand(hands):
+    """The gesture hand of an unannotated photo: the one whose topmost landmark is highest."""
+    return min(hands, key=lambda h: float(h.landmarks[:, 1].min()))
+
+
+def _box_of(landmarks: np.ndarray) -> tuple[float, float, float, float]:
+    from rnn_jax.hands.finder import LANDMARK_MARGIN
+
+    lo, hi = landmarks[:, :2].min(0), landmarks[:, :2].max(0)
+    centre, size = (lo + hi) / 2, (hi - lo) * LANDMARK_MARGIN
+    return (float(centre[0] - size[0] / 2), float(centre[1] - size[1] / 2), float(size[0]), float(size[1]))
+
+
+# --------------------------------------------------------------------------- extraction
+def _items_of_class_folders(folder: Path) -> list[tuple[Path, str]]:
+    classes = sorted((d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")),
+                     key=lambda d: natural_key(d.name))
+    return [(p, d.name) for d in classes for p in sorted(d.iterdir(), key=lambda p: natural_key(p.name))
+            if is_image(p)]
+
+
+def _annotated_items(images: Path, files: list[Path]) -> list[tuple[Path, dict]]:
+    from rnn_jax.data.hagrid import _index_images, _parse_file
+
+    index = _index_images(images, [])
+    items, missing = [], 0
+    for f in files:
+        entries, _bad = _parse_file(f, "given")
+        for e in entries:
+            paths = index.get(e.image_id)
+            if not paths:
+                missing += 1
+                continue
+            items.append((Path(paths[0]), {"boxes": e.boxes, "labels": e.labels, "user": e.user}))
+    return items
+
+
+def _extract_one(finder, kind: str, path: Path, meta) -> list[dict]:
+    """Rows (one per kept hand) for one picture under the part's rule."""
+    from rnn_jax.hands import find_hands_in_image, pad_for_detection
+    from rnn_jax.preprocess import read_image
+
+    try:
+        image = read_image(path, 3)
+    except DataError:
+        return [{"unreadable": True}]
+    if kind == "crops":
+        padded = pad_for_detection(image)
+        hands = find_hands_in_image(finder, padded, tiles=False)
+        if hands:
+            hand = max(hands, key=lambda h: h.presence)
+            lm, hd, how = hand.landmarks, hand.handedness, "finder"
+        else:
+            h, w = padded.shape[:2]
+            pad = (w - image.shape[1]) / 2
+            lm, presence, hd = second_look(finder, padded, (pad, pad, image.shape[1], image.shape[0]))
+            if presence < finder.config.min_presence:
+                return [{"no_hand": True}]
+            how = "second_look"
+        h, w = padded.shape[:2]
+        return [{"lm": lm, "label": meta, "person": f"crop:{path.stem}", "hand": hd, "how": how,
+                 "box": _norm(_box_of(lm), w, h)}]
+    if kind == "photos":
+        hands = find_hands_in_image(finder, image)
+        if not hands:
+            return [{"no_hand": True}]
+        hand = highest_hand(hands)
+        h, w = image.shape[:2]
+        return [{"lm": hand.landmarks, "label": meta, "person": f"photo:{path.stem}", "hand": hand.handedness,
+                 "how": "finder", "box": _norm(hand.box, w, h), "others": len(hands) - 1}]
+    h, w = image.shape[:2]
+    rows = []
+    for (bx, by, bw, bh), label in zip(meta["boxes"], meta["labels"], strict=True):
+        lm, presence, hd = second_look(finder, image, (bx * w, by * h, bw * w, bh * h))
+        rows.append({"lm": lm, "label": label, "person": meta["user"], "hand": hd, "how": "annotated_box",
+                     "box": (bx, by, bw, bh), "presence": presence})
+    return rows
+
+
+def _norm(box, w, h):
+    x, y, bw, bh = box
+    return (x / w, y / h, bw / w, bh / h)
+
+
+def _part_key(kind: str, items: list) -> str:
+    digest = hashlib.sha256(f"{kind}|{RULES_VERSION}".encode())
+    for path, meta in items:
+        stat = path.stat()
+        digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{meta if kind != 'annotated' else ''}".encode())
+    return digest.hexdigest()[:16]
+
+
+def _progress(done: int, total: int, start: float, what: str, resumed: int) -> None:
+    elapsed = time.perf_counter() - start
+    rate = (done - resumed) / max(elapsed, 1e-9)
+    eta = (total - done) / rate if rate > 0 else float("nan")
+    print(f"\r  {what}: {done}/{total} pictures  {rate:.1f}/s  ETA {eta:.0f} s ", end="", file=sys.stderr, flush=True)
+
+
+def extract_part(kind: str, items: list, finder, cache: Path, progress: bool = True) -> tuple[list[dict], dict]:
+    """Rows of every kept hand of a part, cached in chunks under ``cache`` (resumable)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
+    start, resumed = time.perf_counter(), 0
+    for k, chunk in enumerate(chunks):
+        path = cache / f"chunk_{k:04d}.json"
+        if path.is_file():
+            part = json.loads(path.read_text())
+            resumed += len(chunk)
+        else:
+            part = []
+            for item_path, meta in chunk:
+                for row in _extract_one(finder, kind, item_path, meta):
+                    row["source"] = str(item_path)
+                    if "lm" in row:
+                        row["lm"] = np.asarray(row["lm"], np.float32).round(3).tolist()
+                    part.append(row)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(part))
+            tmp.replace(path)
+        rows += part
+        if progress:
+            _progress(min((k + 1) * CHUNK, len(items)), len(items), start, kind, resumed)
+    if progress and chunks:
+        print(file=sys.stderr)
+    kept = [r for r in rows if "lm" in r]
+    counts = {"pictures": len(items), "hands_kept": len(kept),
+              "no_hand": sum(1 for r in rows if r.get("no_hand")),
+              "unreadable": sum(1 for r in rows if r.get("unreadable"))}
+    for how in ("finder", "second_look", "annotated_box"):
+        n = sum(1 for r in kept if r["how"] == how)
+        if n:
+            counts[f"by_{how}"] = n
+    if kind == "photos":
+        counts["photos_with_other_hands"] = sum(1 for r in kept if r.get("others"))
+    return kept, counts
+
+
+# --------------------------------------------------------------------------- sets
+def _as_set(rows: list[dict], class_names: tuple[str, ...], notes: dict) -> tuple[LandmarkSet, np.ndarray]:
+    from rnn_jax.hands.features import handedness_code
+
+    index = {c: i for i, c in enumerate(class_names)}
+    rows = [r for r in rows if r["label"] in index]
+    data = LandmarkSet(np.asarray([r["lm"] for r in rows], np.float32),
+                       np.asarray([index[r["label"]] for r in rows], np.int32), class_names,
+                       np.asarray([r["person"] for r in rows]),
+                       np.asarray([handedness_code(r["hand"]) for r in rows], np.int8),
+                       np.full(len(rows), -1, np.int32), np.asarray([r["source"] for r in rows]),
+                       "pixels", notes)
+    return data.validate("HaGRID parts"), np.asarray([r["box"] for r in rows], np.float32)
+
+
+def prepare_landmarks(root: str | Path, no_gesture: bool = True, finder=None, cache_dir: str | Path | None = None,
+                      progress: bool = True) -> Path:
+    """Extract (or read from the cache) every part under ``root`` into one folder of
+    ``train.npz`` / ``val.npz`` (/ ``test.npz``), ``boxes_<split>.npy`` and ``parts.json``
+    (what was used for what, counts per part and hands per class); returns the folder."""
+    parts = find_parts(root)
+    base = Path(cache_dir) if cache_dir else default_cache_dir().parent / "hagrid-parts"
+    plan: list[tuple[str, str, list]] = []  # (split, kind, items)
+    if parts.crops:
+        plan.append(("train", "crops", _items_of_class_folders(parts.crops)))
+    if parts.photos:
+        plan.append(("train", "photos", _items_of_class_folders(parts.photos)))
+    for split, (images, files) in parts.annotated.items():
+        plan.append((split, "annotated", _annotated_items(images, files)))
+    if not any(split == "train" for split, _, _ in plan):
+        raise DataError(f"{parts.root} has no training part (crops, unannotated photos or annotated train)")
+    if not any(split == "val" for split, _, _ in plan):
+        raise DataError(f"{parts.root} has no annotated val split (hagrid_annotations/val) to validate on")
+    keys = [_part_key(kind, items) for _, kind, items in plan]
+    out = base / hashlib.sha256(("|".join(keys) + f"|ng={no_gesture}").encode()).hexdigest()[:16]
+    if (out / "parts.json").is_file():
+        return out
+    if finder is None:
+        from rnn_jax.hands import HandFinder
+
+        finder = HandFinder.load(threads=None)
+    rows: dict[str, list[dict]] = {}
+    report: dict = {"root": str(parts.root), "rules_version": RULES_VERSION, "parts": []}
+    for (split, kind, items), key in zip(plan, keys, strict=True):
+        kept, counts = extract_part(kind, items, finder, base / "parts" / f"{kind}-{key}", progress)
+        rows.setdefault(split, []).extend(kept)
+        report["parts"].append({"split": split, "part": kind, "path": str(items[0][0].parent.parent)
+                                if items else "", **counts})
+    labels = sorted({r["label"] for rs in rows.values() for r in rs} - {NO_GESTURE})
+    class_names = tuple(labels + ([NO_GESTURE] if no_gesture else []))
+    out.mkdir(parents=True, exist_ok=True)
+    report["class_names"] = list(class_names)
+    report["hands_per_class"] = {}
+    for split, split_rows in rows.items():
+        data, boxes = _as_set(split_rows, class_names, {"hagrid_parts": str(parts.root)})
+        save_landmarks(data, out / f"{split}.npz")
+        np.save(out / f"boxes_{split}.npy", boxes)
+        report["hands_per_class"][split] = {c: int((data.labels == i).sum()) for i, c in enumerate(class_names)}
+        report.setdefault("people", {})[split] = int(len(np.unique(data.person_ids)))
+    train_people = set(load_landmarks(out / "train.npz").person_ids.tolist())
+    report["people_in_two_splits"] = sum(
+        len(train_people & set(load_landmarks(out / f"{s}.npz").person_ids.tolist())) for s in rows if s != "train")
+    tmp = out / "parts.json.tmp"
+    tmp.write_text(json.dumps(report, indent=2))
+    tmp.replace(out / "parts.json")
+    return out
+
+
+def describe(folder: Path) -> str:
+    """A short table of what each part gave (for the run's start-up message)."""
+    report = json.loads((Path(folder) / "parts.json").read_text())
+    lines = [f"HaGRID parts of {report['root']} (landmarks cached in {folder}):"]
+    for p in report["parts"]:
+        extra = ", ".join(f"{k} {v}" for k, v in p.items() if k not in ("split", "part", "path", "pictures",
+                                                                           "hands_kept"))
+        lines.append(f"  {p['part']:<10} -> {p['split']:<5} {p['pictures']:>6} pictures, {p['hands_kept']:>6} hands "
+                     f"kept ({extra})")
+    per = report["hands_per_class"]
+    lines.append("  hands per class: " + "; ".join(
+        f"{c} " + "/".join(str(per[s][c]) for s in per) for c in report["class_names"]) + f"  ({'/'.join(per)})")
+    return "\n".join(lines)
