@@ -38,12 +38,14 @@ from rnn_jax.live.loop import (
     resolve_threshold,
     threshold_origin,
 )
+from rnn_jax.live.motion import DEFAULT_MOTION_GESTURE, MotionModel, check_motion_model
 from rnn_jax.live.overlay import KEY_LEGEND, draw_overlay
 from rnn_jax.live.smoothing import SMOOTHING_HELP, GestureConfig, GestureEvent, SmoothingConfig
 from rnn_jax.live.sources import open_source
 from rnn_jax.runtime.landmarks import load_predictor
 
 WINDOW = "rnn-jax live"
+BANNER_S = 1.5  # seconds a dynamic gesture's name stays on screen after it fires
 EXIT_USER_ERROR = 2
 
 EPILOG = f"""\
@@ -110,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "build them with `python tools/build_hand_models.py`)")
     h.add_argument("--max-hands", type=_positive_int, default=2, metavar="N",
                    help="most hands followed at once (default: 2)")
+    h.add_argument("--motion", type=Path, metavar="PATH",
+                   help="a motion model (python -m experiments.motion) beside the static one: dynamic "
+                        "gestures (swipes, zoom, circles) per hand, events marked \"dynamic\"; needs hands on")
+    h.add_argument("--motion-threshold", type=float, metavar="P",
+                   help="the motion model's threshold (default: its file's reject_threshold, else 0.6)")
+    h.add_argument("--motion-stable-frames", type=_positive_int, metavar="N",
+                   help=f"frames a dynamic gesture must stay on top before it starts (default: "
+                        f"{DEFAULT_MOTION_GESTURE.stable_frames})")
     h.add_argument("--skeleton", action=argparse.BooleanOptionalAction, default=True,
                    help="draw the 21-landmark skeleton (key k toggles it; default: on)")
 
@@ -182,6 +192,8 @@ class _WindowUI:
         self.fps: float | None = None
         self.note = ""
         self.note_until = 0.0
+        self.banner = ""  # the dynamic gesture that fired last, shown for BANNER_S
+        self.banner_until = 0.0
         # A video file would otherwise play as fast as we can classify (hundreds of FPS);
         # in a window, play it at its own frame rate. Cameras pace themselves.
         fps = stream.source.fps
@@ -193,15 +205,19 @@ class _WindowUI:
         if rec.loop_ms > 0:  # a smoothed FPS reads better than a flickering per-frame one
             fps = 1000.0 / rec.loop_ms
             self.fps = fps if self.fps is None else 0.9 * self.fps + 0.1 * fps
+        for event in rec.events:
+            if event.dynamic and event.kind == "started":
+                self.banner, self.banner_until = event.label.replace("_", " "), time.monotonic() + BANNER_S
         while True:
             note = self.note if time.monotonic() < self.note_until else ""
+            banner = self.banner if time.monotonic() < self.banner_until else None
             image = draw_overlay(
                 rec.frame, class_names=rec.class_names, probabilities=rec.probabilities,
                 label=rec.label, top_label=rec.top_label, confidence=rec.confidence,
                 threshold=self.stream.config.gesture.threshold, fps=self.fps,
                 latency_ms=rec.latency_ms, roi=rec.roi, top_k=self.args.top_k,
                 mirror=self.mirror, paused=self.paused, note=note, hands=rec.hands,
-                skeleton=self.skeleton)
+                skeleton=self.skeleton, banner=banner)
             cv2.imshow(WINDOW, image)
             wait_s = self.period_s - (time.perf_counter() - self.last_shown)
             key = cv2.waitKey(30 if self.paused else max(1, round(wait_s * 1000))) & 0xFF
@@ -255,11 +271,17 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         _check_gui()
     threads = args.threads or default_live_threads()
     predictor = load_predictor(args.onnx, threads=threads)  # image or landmark model, by its metadata
+    check_motion_model(predictor, str(args.onnx))
     config = replace(config, gesture=replace(
         config.gesture, threshold=resolve_threshold(args.threshold, predictor.info)))
+    motion = None
+    if args.motion is not None:
+        motion = MotionModel.load(args.motion, threads=1, threshold=args.motion_threshold,
+                                  stable_frames=args.motion_stable_frames)
     if runner is not None:
-        check_gestures(runner.actions, predictor.class_names)
-    finder = make_finder(args.hands, predictor, args.hand_models, args.max_hands)
+        check_gestures(runner.actions, predictor.class_names + (motion.gestures if motion else ()))
+    finder = make_finder("on" if motion is not None and args.hands == "auto" else args.hands,
+                         predictor, args.hand_models, args.max_hands)
     with contextlib.ExitStack() as stack:
         jsonl: IO[str] | None = None
         if args.jsonl:
@@ -269,7 +291,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
             except OSError as exc:
                 raise RnnJaxError(f"cannot write --jsonl {args.jsonl}: {exc.strerror or exc}") from None
         source = stack.enter_context(open_source(args.source, args.width, args.height))
-        stream = PredictionStream(predictor, source, config, finder=finder, actions=runner)
+        stream = PredictionStream(predictor, source, config, finder=finder, actions=runner, motion=motion)
         info = predictor.info
         what = (f"landmarks, state {info.state_size}" if info.crop_mode == "landmarks"
                 else f"{info.input_size}px {info.channels}, crop_mode {info.crop_mode}")
@@ -278,6 +300,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
               f"roi: {'on' if stream.roi_enabled else 'off'} | smoothing {config.gesture.smoothing}, "
               f"threshold {config.gesture.threshold:g} ({threshold_origin(args.threshold, info)}), "
               f"stable {config.gesture.stable_frames} | threads {threads}", file=err, flush=True)
+        if motion is not None:
+            g = motion.gesture
+            print(f"motion: {args.motion} ({', '.join(motion.gestures)}; threshold {g.threshold:g}, "
+                  f"stable {g.stable_frames}, smoothing {g.smoothing})", file=err, flush=True)
         if runner is not None:
             print(f"actions: {', '.join(runner.gestures)}{' (dry run: nothing runs)' if args.dry_run else ''}",
                   file=err, flush=True)

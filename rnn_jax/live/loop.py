@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,8 +35,11 @@ from rnn_jax.runtime.predictor import Predictor
 
 if TYPE_CHECKING:
     from rnn_jax.hands import Hand, HandFinder
+    from rnn_jax.live.motion import MotionModel
 
 NO_HAND = "no hand"  # top_label of a frame without a hand (hands on)
+TRAIL_POINT = 8  # the tracked point drawn as a trail: the index fingertip (what motion data tracks)
+TRAIL_FRAMES = 24
 DEFAULT_THRESHOLD = 0.6  # the live threshold when neither the user nor the model file gives one
 
 
@@ -92,10 +96,18 @@ class HandRecord:
     confidence: float
     probabilities: np.ndarray  # smoothed [K]
     crop: tuple[int, int, int]  # (left, top, side) of the square the classifier saw
+    trail: np.ndarray | None = None  # [n, 2] the tracked point (index fingertip) on the last frames, oldest first
+    motion: str | None = None  # the motion model's active dynamic gesture on this hand (--motion)
+    motion_top: str | None = None  # its top class (may be below its threshold); None = no motion model
+    motion_confidence: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.hand.to_json(), "label": self.label, "top_label": self.top_label,
-                "confidence": round(self.confidence, 4), "crop": list(self.crop)}
+        out = {**self.hand.to_json(), "label": self.label, "top_label": self.top_label,
+               "confidence": round(self.confidence, 4), "crop": list(self.crop)}
+        if self.motion_top is not None:
+            out.update(motion=self.motion, motion_top=self.motion_top,
+                       motion_confidence=round(self.motion_confidence, 4))
+        return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -236,7 +248,7 @@ class PredictionStream:
 
     def __init__(self, predictor: Predictor, source: FrameSource, config: LiveConfig | None = None,
                  owns_source: bool = True, finder: HandFinder | None = None,
-                 actions: ActionRunner | None = None) -> None:
+                 actions: ActionRunner | None = None, motion: MotionModel | None = None) -> None:
         self.predictor = predictor
         self.actions = actions  # gesture -> command/callback (rnn_jax.live.actions), fired on "started"
         self.finder = finder
@@ -246,6 +258,13 @@ class PredictionStream:
             raise ConfigError("a landmark model needs the hand finder (--hands on, and the hand models built: "
                               "python tools/build_hand_models.py)")
         self.hand_trackers: dict[int, GestureTracker] = {}
+        self.trails: dict[int, deque] = {}  # per hand: the tracked point on the last TRAIL_FRAMES frames
+        # dynamic gestures (--motion): a second, stateful model on the same hands, its own trackers
+        self.motion = motion
+        self.motion_trackers: dict[int, GestureTracker] = {}
+        if motion is not None and finder is None:
+            raise ConfigError("a motion model needs the hand finder (--hands on, and the hand models built: "
+                              "python tools/build_hand_models.py)")
         self.source = source
         self.config = config or LiveConfig()
         self.owns_source = owns_source
@@ -314,11 +333,12 @@ class PredictionStream:
             hands_ms = (time.perf_counter() - t_hands) * 1000.0
             t_model = time.perf_counter()
             raw_all = self.predictor.predict(np.stack(crops)) if crops else np.zeros((0, k), np.float32)
+        motion_all = self.motion.classify(hands, frame.shape) if self.motion is not None else None
         latency_ms = (time.perf_counter() - t_model) * 1000.0
         events: list[GestureEvent] = []
         seen = set()
         records = []
-        for hand, raw in zip(hands, raw_all, strict=True):
+        for i, (hand, raw) in enumerate(zip(hands, raw_all, strict=True)):
             seen.add(hand.track_id)
             tracker = self.hand_trackers.get(hand.track_id)
             if tracker is None:
@@ -326,11 +346,28 @@ class PredictionStream:
                     self.predictor.class_names, self.config.gesture)
             state = tracker.update(raw, self._index)
             events += [replace(e, hand=hand.track_id) for e in state.events]
+            trail = self.trails.setdefault(hand.track_id, deque(maxlen=TRAIL_FRAMES))
+            trail.append(np.asarray(hand.landmarks[TRAIL_POINT, :2], np.float32))
+            motion: dict[str, Any] = {}
+            if motion_all is not None:
+                assert self.motion is not None
+                mtracker = self.motion_trackers.get(hand.track_id)
+                if mtracker is None:
+                    mtracker = self.motion_trackers[hand.track_id] = self.motion.tracker()
+                mstate = mtracker.update(motion_all[i], self._index)
+                events += [replace(e, hand=hand.track_id, dynamic=True) for e in mstate.events]
+                motion = {"motion": mstate.label, "motion_top": mstate.top_label,
+                          "motion_confidence": mstate.confidence}
             records.append(HandRecord(hand, state.label, state.top_label, state.confidence,
-                                      state.probabilities, crop_square_of(image.shape, hand)))
+                                      state.probabilities, crop_square_of(image.shape, hand),
+                                      trail=np.stack(trail), **motion))
         for track_id in [t for t in self.hand_trackers if t not in seen]:
             tracker = self.hand_trackers.pop(track_id)  # its "ended" is dated the last frame seen
             events += [replace(e, hand=track_id) for e in tracker.finish("hand lost")]
+            self.trails.pop(track_id, None)
+        for track_id in [t for t in self.motion_trackers if t not in seen]:
+            tracker = self.motion_trackers.pop(track_id)
+            events += [replace(e, hand=track_id, dynamic=True) for e in tracker.finish("hand lost")]
         # The frame's headline: a hand showing a gesture (most confident), else the most confident hand.
         primary = max(records, key=lambda r: (r.label is not None, r.confidence), default=None)
         end = time.perf_counter()
@@ -370,6 +407,11 @@ class PredictionStream:
         events = list(self.tracker.reset())
         for track_id, tracker in self.hand_trackers.items():
             events += [replace(e, hand=track_id) for e in tracker.reset()]
+        for track_id, tracker in self.motion_trackers.items():
+            events += [replace(e, hand=track_id, dynamic=True) for e in tracker.reset()]
+        if self.motion is not None:
+            self.motion.reset()
+        self.trails.clear()
         if self.actions is not None:
             self.actions.handle(events)  # the ends re-arm the debounce
         return tuple(events)
@@ -380,7 +422,10 @@ class PredictionStream:
         events = list(self.tracker.finish())
         for track_id, tracker in self.hand_trackers.items():
             events += [replace(e, hand=track_id) for e in tracker.finish()]
+        for track_id, tracker in self.motion_trackers.items():
+            events += [replace(e, hand=track_id, dynamic=True) for e in tracker.finish()]
         self.hand_trackers.clear()
+        self.motion_trackers.clear()
         if self.actions is not None:
             self.actions.handle(events)
         self.close()
@@ -422,6 +467,7 @@ def iter_predictions(
     dry_run: bool = False,
     action_timeout: float = DEFAULT_TIMEOUT_S,
     action_cooldown: float = DEFAULT_COOLDOWN_S,
+    motion: str | Path | MotionModel | None = None,
 ) -> PredictionStream:
     """Classify every frame of ``source`` (camera index, video/image path, folder, URL).
 
@@ -438,7 +484,12 @@ def iter_predictions(
     their own threads, and each record's ``actions`` lists what fired and what finished; call
     ``stream.finish_actions()`` at the end for the rest. Other arguments are as in
     ``python -m rnn_jax.live``. Configuration is validated before the source is opened.
+
+    ``motion``: a motion model (path or :class:`rnn_jax.live.motion.MotionModel`) run beside the
+    static one on the same hands (turns the hand finder on); its events have ``dynamic=True``.
     """
+    from rnn_jax.live.motion import MotionModel, check_motion_model
+
     if isinstance(smoothing, str):
         smoothing = SmoothingConfig.parse(smoothing)
     config = LiveConfig(
@@ -447,13 +498,20 @@ def iter_predictions(
         roi=roi, roi_fraction=roi_fraction, max_frames=max_frames)
     predictor = model if not isinstance(model, (str, Path)) else load_predictor(
         model, threads=threads if threads is not None else default_live_threads())
+    check_motion_model(predictor, str(model))
     config = replace(config, gesture=replace(config.gesture, threshold=resolve_threshold(threshold, predictor.info)))
+    if motion is not None and not isinstance(motion, MotionModel):
+        motion = MotionModel.load(motion)
+    known = predictor.class_names + (motion.gestures if motion is not None else ())
     runner = build_runner(actions_file=actions, callbacks=on_gesture, dry_run=dry_run, timeout_s=action_timeout,
-                          cooldown_s=action_cooldown, known_gestures=predictor.class_names)
+                          cooldown_s=action_cooldown, known_gestures=known)
+    if motion is not None and hands == "auto":
+        hands = "on"
     finder = make_finder(hands, predictor, hand_models, max_hands)
     owns = not isinstance(source, FrameSource)
     frames = open_source(source, width, height) if owns else source
-    return PredictionStream(predictor, frames, config, owns_source=owns, finder=finder, actions=runner)
+    return PredictionStream(predictor, frames, config, owns_source=owns, finder=finder, actions=runner,
+                            motion=motion)
 
 
 HANDS_CHOICES = ("auto", "on", "off")

@@ -20,6 +20,7 @@ _GREY = (170, 170, 170)
 _GREEN = (80, 220, 80)
 _YELLOW = (0, 215, 255)
 _BLACK = (0, 0, 0)
+_CYAN = (255, 220, 0)  # BGR: the motion colour (trails, dynamic gestures)
 
 
 def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, colour: tuple[int, int, int],
@@ -55,6 +56,7 @@ def draw_overlay(
     note: str = "",
     hands: tuple | None = None,
     skeleton: bool = True,
+    banner: str | None = None,
 ) -> np.ndarray:
     """Return a copy of ``frame_bgr`` with the live display drawn on it.
 
@@ -62,6 +64,9 @@ def draw_overlay(
     sees the unflipped frame, like the frames ``rnn_jax.record`` saves for training.
     ``hands`` (:class:`rnn_jax.live.loop.HandRecord` items) draws each hand's crop square and
     label, and its 21-landmark skeleton when ``skeleton`` is on; ``()`` means no hand in view.
+    Each hand's ``trail`` (the tracked point on its last frames) is drawn as a fading line and its
+    active dynamic gesture (``motion``) under its box; ``banner`` (the dynamic gesture that just
+    fired) is written large in the middle of the frame.
     """
     img = cv2.flip(frame_bgr, 1) if mirror else frame_bgr.copy()
     if img.ndim == 2 or img.shape[2] == 1:
@@ -123,6 +128,13 @@ def draw_overlay(
         _text(img, f"{name[:18]} {p:.0%}", (x0 + bar_w + 8, y + bar_h - round(4 * s)), 0.5 * s, _WHITE)
         y += bar_h + gap
 
+    if banner:
+        scale, thick = 1.4 * s, max(2, round(3 * s))
+        (tw, th), _ = cv2.getTextSize(banner, _FONT, scale, thick)
+        x, y = max(10, (w - tw) // 2), h // 2 + th // 2
+        _shade(img, x - 12, y - th - 12, x + tw + 12, y + 16)
+        _text(img, banner, (x, y), scale, _CYAN, thick)
+
     # One-line key legend at the bottom.
     _shade(img, 0, h - round(26 * s), w, h)
     _text(img, KEY_LEGEND, (10, h - round(8 * s)), 0.5 * s, _WHITE)
@@ -138,12 +150,24 @@ def _draw_hands(img: np.ndarray, hands: tuple, skeleton: bool, mirror: bool, s: 
         return (round(w - 1 - x) if mirror else round(x), round(y))
 
     for rec in hands:
+        trail = getattr(rec, "trail", None)
+        if trail is not None and len(trail) > 1:
+            pts = [px(x, y) for x, y in np.asarray(trail)[:, :2]]
+            n = len(pts)
+            for k in range(1, n):  # older segments thinner and darker: the motion reads at a glance
+                fade = k / (n - 1)
+                colour = tuple(round(c * (0.35 + 0.65 * fade)) for c in _CYAN)
+                cv2.line(img, pts[k - 1], pts[k], colour, max(1, round(thick * 2 * fade)), cv2.LINE_AA)
         left, top, side = rec.crop
         colour = _GREEN if rec.label else _WHITE
         a, b = px(left, top), px(left + side, top + side)
         cv2.rectangle(img, a, b, colour, thick)
         caption = f"{rec.label or 'no gesture'} {rec.confidence:.0%} ({rec.hand.handedness})"
         _text(img, caption, (min(a[0], b[0]), max(12, top - 6)), 0.5 * s, colour)
+        motion = getattr(rec, "motion", None)
+        if motion:
+            _text(img, f"~ {motion}", (min(a[0], b[0]), min(img.shape[0] - 30, top + side + round(20 * s))),
+                  0.6 * s, _CYAN, max(1, round(2 * s)))
         if skeleton:
             pts = [px(x, y) for x, y in rec.hand.landmarks[:, :2]]
             for i, j in HAND_CONNECTIONS:

@@ -97,12 +97,15 @@ class GestureEvent:
     duration_frames: int = 0  # ended: on how many frames the gesture was active
     reason: str = ""  # ended: "changed", "low confidence", "reset", "end of stream" or "hand lost"
     hand: int | None = None  # with --hands: the hand's track id (events are per hand)
+    dynamic: bool = False  # from the motion model (--motion): a gesture in motion, not a pose
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"event": self.kind, "label": self.label, "frame": self.frame,
                                "confidence": round(self.confidence, 4)}
         if self.hand is not None:
             out["hand"] = self.hand
+        if self.dynamic:
+            out["dynamic"] = True
         if self.kind == "ended":
             out["duration_frames"] = self.duration_frames
             out["reason"] = self.reason
@@ -155,7 +158,8 @@ class Smoother:
 class GestureTracker:
     """Smoothing + threshold + stability -> :class:`GestureState` and events, frame by frame."""
 
-    def __init__(self, class_names: tuple[str, ...] | list[str], config: GestureConfig | None = None) -> None:
+    def __init__(self, class_names: tuple[str, ...] | list[str], config: GestureConfig | None = None,
+                 background: tuple[str, ...] = NO_GESTURE_CLASSES) -> None:
         self.class_names = tuple(class_names)
         self.config = config or GestureConfig()
         self.smoother = Smoother(self.config.smoothing)
@@ -166,7 +170,7 @@ class GestureTracker:
         self._run = 0  # consecutive frames with this candidate
         self._last: np.ndarray | None = None  # last smoothed probabilities
         # a model trained with a "no gesture" class (HaGRID's no_gesture) saying so is not a gesture
-        self._background = {i for i, name in enumerate(self.class_names) if name in NO_GESTURE_CLASSES}
+        self._background = {i for i, name in enumerate(self.class_names) if name in background}
 
     def update(self, probs: np.ndarray, frame: int | None = None) -> GestureState:
         """Feed one frame's raw probabilities [K] (``frame`` defaults to the next index)."""

@@ -1,0 +1,208 @@
+"""Dynamic gestures in the live loop (JAX-free): the motion feature rule, a motion model beside the
+static one, per-hand trails and the motion banner in the overlay, actions on dynamic gestures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from onnx_fixtures import write_fixture_onnx
+
+from rnn_jax.errors import ConfigError, ModelFileError
+from rnn_jax.hands.finder import Hand
+from rnn_jax.hands.geometry import Rect
+from rnn_jax.live import iter_predictions
+from rnn_jax.live.cli import main
+from rnn_jax.live.loop import TRAIL_FRAMES, PredictionStream
+from rnn_jax.live.motion import (
+    MOTION_CLASSES,
+    MotionModel,
+    feature_spec,
+    motion_features,
+    sequence_features,
+    view_coords,
+)
+from rnn_jax.live.overlay import draw_overlay
+from rnn_jax.live.sources import FrameSource
+from rnn_jax.runtime.landmarks import LandmarkInfo
+
+W, H = 320, 240
+
+
+def write_rule_motion_onnx(path: Path, state_size: int = 4) -> Path:
+    """TEST FIXTURE: a 'motion model' by hand: logits from the index fingertip's velocity
+    (packed feature (row 0, z) = vx, (row 1, z) = vy, flattened indices 2 and 5); 'still' otherwise."""
+    k = len(MOTION_CLASSES)
+    weight = np.zeros((63, k), np.float32)
+    c = {name: i for i, name in enumerate(MOTION_CLASSES)}
+    weight[2, c["swipe_right"]], weight[2, c["swipe_left"]] = 8.0, -8.0
+    weight[5, c["swipe_down"]], weight[5, c["swipe_up"]] = 8.0, -8.0
+    bias = np.zeros(k, np.float32)
+    bias[c["still"]] = 2.0
+    graph = helper.make_graph(
+        nodes=[helper.make_node("Flatten", ["landmarks"], ["flat"], axis=1),
+               helper.make_node("MatMul", ["flat", "W"], ["mm"]),
+               helper.make_node("Add", ["mm", "b"], ["logits"]),
+               helper.make_node("Add", ["state", "one"], ["state_out"])],  # counts frames per hand
+        name="motion_fixture",
+        inputs=[helper.make_tensor_value_info("landmarks", TensorProto.FLOAT, ["batch", 21, 3]),
+                helper.make_tensor_value_info("state", TensorProto.FLOAT, ["batch", state_size])],
+        outputs=[helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", k]),
+                 helper.make_tensor_value_info("state_out", TensorProto.FLOAT, ["batch", state_size])],
+        initializer=[numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "b"),
+                     numpy_helper.from_array(np.ones(state_size, np.float32), "one")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    info = LandmarkInfo(class_names=MOTION_CLASSES, features=feature_spec(), state_size=state_size,
+                        state_layout="frame counter (test fixture)")
+    for key, value in info.to_props().items():
+        model.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+    onnx.save(model, str(path))
+    return path
+
+
+def make_hand(track_id: int, wrist_x: float, wrist_y: float = 160.0) -> Hand:
+    """An upright open hand, wrist at (wrist_x, wrist_y) camera pixels, ~60 px tall."""
+    pts = np.zeros((21, 3))
+    for finger in range(5):
+        for joint in range(4):
+            pts[1 + 4 * finger + joint] = (-20 + 10 * finger, -15 - 12 * joint, 0)
+    pts[:, 0] += wrist_x
+    pts[:, 1] += wrist_y
+    return Hand(pts, 0.99, "right", 0.9, Rect(wrist_x, wrist_y - 30, 90, 0.0), track_id, True, (W, H))
+
+
+class ScriptedFinder:
+    """Stands in for the hand finder: one hand per frame from a script (None = no hand)."""
+
+    def __init__(self, script: list[float | None]) -> None:
+        self.script, self.frame = script, 0
+
+    def find(self, frame: np.ndarray, colour: str = "bgr") -> list[Hand]:
+        x = self.script[self.frame]
+        self.frame += 1
+        return [] if x is None else [make_hand(7, x)]
+
+
+class Frames(FrameSource):
+    def __init__(self, n: int) -> None:
+        super().__init__("scripted frames")
+        self.n, self.i = n, 0
+
+    def read(self) -> np.ndarray | None:
+        if self.i >= self.n:
+            return None
+        self.i += 1
+        return np.full((H, W, 3), 90, np.uint8)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("motion-live")
+    return {"static": write_fixture_onnx(root / "colours.onnx"), "motion": write_rule_motion_onnx(root / "m.onnx")}
+
+
+# --------------------------------------------------------------- feature rule
+def test_view_coords_mirror_and_scale() -> None:
+    pts = np.array([[10.0, 20.0, 5.0]] * 21)
+    view = view_coords(pts, (W, H))
+    np.testing.assert_allclose(view[0], [(W - 10) / H, 20 / H])
+
+
+def test_motion_features_hand_checked() -> None:
+    hand = view_coords(make_hand(1, 100).landmarks, (W, H))
+    moved = hand + np.array([0.05, -0.02])
+    f0, f1 = motion_features(hand), motion_features(moved, hand)
+    assert f0.shape == (21, 3) and f0.dtype == np.float32
+    np.testing.assert_allclose(f0[:, :2], f1[:, :2], atol=1e-6)  # the pose does not move
+    np.testing.assert_allclose(f1[0:2, 2], [1.0, -0.4], atol=1e-5)  # index tip velocity x 20
+    np.testing.assert_allclose(f1[2:4, 2], [1.0, -0.4], atol=1e-5)  # wrist
+    assert f0[10, 2] == 0 and f1[10, 2] == 1  # previous frame flag
+    assert abs(f1[6, 2]) < 1e-6  # same size
+    seq = sequence_features(np.stack([hand, moved, moved]))
+    np.testing.assert_allclose(seq[1], f1, atol=1e-6)
+    assert seq[2, 0, 2] == 0  # no movement on the third frame
+    np.testing.assert_allclose(sequence_features(np.stack([hand, moved]), first_has_prev=True)[0], f1, atol=1e-6)
+
+
+# ----------------------------------------------------------- the live loop
+def run_stream(models: dict[str, Path], script: list[float | None], **kwargs) -> tuple[list, PredictionStream]:
+    from rnn_jax.runtime import Predictor
+
+    stream = PredictionStream(Predictor.load(models["static"], threads=1), Frames(len(script)),
+                              finder=ScriptedFinder(script), motion=MotionModel.load(models["motion"]), **kwargs)
+    records = list(stream)
+    return records, stream
+
+
+def test_motion_events_trails_and_hand_lost(models: dict[str, Path]) -> None:
+    # camera x falls = the hand moves to the user's right (mirrored view)
+    script = [200.0] * 5 + [200.0 - 12 * i for i in range(1, 9)] + [104.0] * 6 + [None] * 2
+    records, stream = run_stream(models, script)
+    dynamic = [(e.kind, e.label, e.frame, e.hand) for r in records for e in r.events if e.dynamic]
+    assert dynamic[0][:2] == ("started", "swipe_right") and dynamic[0][3] == 7
+    assert ("ended", "swipe_right") in [d[:2] for d in dynamic]
+    assert not any(label in ("still", "no_motion") for _, label, _, _ in dynamic)  # background never starts
+    assert not any(e.dynamic for r in records for e in r.events if e.label not in MOTION_CLASSES)
+    moving = records[8]
+    (hand,) = moving.hands
+    assert hand.motion == "swipe_right" and hand.motion_top == "swipe_right"
+    assert len(hand.trail) == 9 and hand.trail[-1][0] == pytest.approx(200.0 - 12 * 4 - 10)  # index tip x
+    assert len(records[18].hands[0].trail) == min(19, TRAIL_FRAMES)
+    row = moving.to_json()
+    assert row["hands"][0]["motion"] == "swipe_right" and "motion_confidence" in row["hands"][0]
+    assert records[-1].hands == () and stream.trails == {} and stream.motion.states == {}
+
+
+def test_actions_fire_on_dynamic_gestures(models: dict[str, Path]) -> None:
+    from rnn_jax.live.actions import build_runner
+
+    seen = []
+    runner = build_runner(callbacks={"swipe_left": lambda e: seen.append((e.label, e.hand, e.dynamic))},
+                          cooldown_s=0, known_gestures=MOTION_CLASSES)
+    script = [100.0] * 3 + [100.0 + 15 * i for i in range(1, 8)] + [205.0] * 3  # to the user's left
+    _, stream = run_stream(models, script, actions=runner)
+    stream.finish()
+    stream.finish_actions()
+    assert seen == [("swipe_left", 7, True)]
+
+
+def test_overlay_draws_trail_motion_and_banner(models: dict[str, Path]) -> None:
+    script = [200.0 - 10 * i for i in range(12)]
+    records, _ = run_stream(models, script)
+    rec = records[-1]
+    kwargs = dict(class_names=rec.class_names, probabilities=rec.probabilities, label=rec.label,
+                  top_label=rec.top_label, confidence=rec.confidence, threshold=0.6, hands=rec.hands)
+    plain = draw_overlay(rec.frame, **kwargs)
+    banner = draw_overlay(rec.frame, **kwargs, banner="swipe right")
+    mirrored = draw_overlay(rec.frame, **kwargs, banner="swipe right", mirror=True)
+    assert plain.shape == rec.frame.shape and not np.array_equal(plain, banner)
+    assert not np.array_equal(banner, mirrored)
+    no_trail = draw_overlay(rec.frame, **{**kwargs, "hands": tuple(
+        type(h)(h.hand, h.label, h.top_label, h.confidence, h.probabilities, h.crop) for h in rec.hands)})
+    assert not np.array_equal(plain, no_trail)  # the trail and the motion caption were drawn
+
+
+def test_motion_model_in_the_static_slot_or_wrong_file(models: dict[str, Path], tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    rc = main(["--onnx", str(models["motion"]), "--headless", "--source", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "is a motion model" in err and "--motion" in err and err.count("\n") == 1
+    with pytest.raises(ModelFileError, match="not an rnn-jax landmark model"):
+        MotionModel.load(models["static"])
+    with pytest.raises(ModelFileError, match="motion model not found"):
+        MotionModel.load(tmp_path / "none.onnx")
+    with pytest.raises(ConfigError, match="no model here recognises gesture 'swipe_sideways'"):
+        iter_predictions(models["static"], str(tmp_path), motion=models["motion"], hands="on",
+                         on_gesture={"swipe_sideways": print})
+
+
+def test_motion_threshold_and_cli_banner(models: dict[str, Path]) -> None:
+    m = MotionModel.load(models["motion"], threshold=0.8, stable_frames=3)
+    assert (m.gesture.threshold, m.gesture.stable_frames) == (0.8, 3)
+    assert "still" not in m.gestures and "swipe_left" in m.gestures
+    assert json.loads(json.dumps(feature_spec()))["rule"] == "motion"
