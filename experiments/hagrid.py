@@ -1,6 +1,8 @@
 """Self-distilled hand-gesture classifiers on HaGRID (or your own gesture folders).
 
     python -m experiments.hagrid --gens 5                       # built-in demo data if no HaGRID
+    python -m experiments.hagrid --data ../shared/data/hagrid-sample   # real HaGRID: landmark model
+    python -m experiments.hagrid --data ../shared/data/hagrid-sample --family image --crop hand
     python -m experiments.hagrid --data ~/hagrid-sample-30k-384p --crop hand
     python -m experiments.hagrid --data ../shared/data/sign-language-digits --gens 3
     python -m experiments.hagrid --data my_gestures --init-from runs/hagrid-... --gens 2
@@ -10,6 +12,13 @@ folders. Without --data: ./data/hagrid, then $RNN_JAX_DATA; if neither exists, a
 built-in gesture set drawn by rnn-jax itself is used (clearly a demo, not HaGRID).
 Presets (--preset cpu|gpu) pick model, input size and epochs for the device; any flag you
 pass explicitly wins over the preset.
+
+Model family (--family): on HaGRID (a root with hand crops, unannotated photos or annotated
+splits, e.g. ../shared/data/hagrid-sample) the default is **landmarks**: the hand finder turns
+every hand into 21 landmarks once (cached, resumable; rnn_jax/data/hagrid_parts.py says which
+part is used how) and a small landmark model (lmlp) learns the 18 gestures + no_gesture; it
+beat hand-crop images on unseen people's photos (docs/hagrid.md). --family image trains on
+pixels instead (class folders and the built-in demo always do).
 """
 
 from __future__ import annotations
@@ -45,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--preset", choices=("cpu", "gpu"), default=None,
                       help="defaults for the device (rnn_jax/presets.py): gpu = ResNet-18 @224 batch 128, "
                            "cpu = resnet-medium @64 batch 8 (default: chosen from the device JAX sees)")
+    data.add_argument("--family", choices=("auto", "landmarks", "image"), default="auto",
+                      help="what the model reads: landmarks (21 hand landmarks from the hand finder) or image "
+                           "(pixels); auto = landmarks on HaGRID roots with crops/photos/annotations, image "
+                           "for class folders and the built-in demo (default auto)")
     data.add_argument("--init-from", default=None, metavar="RUN",
                       help="start generation 0 from a finished run's student (fine-tune to your own hands)")
     add_common_flags(parser, gens=5, epochs=None, model=None, size=None, batch_size=None, lr=None)
@@ -58,6 +71,31 @@ def find_data(explicit: str | None) -> Path | None:
         if candidate and Path(candidate).exists():
             return Path(candidate)
     return None
+
+
+def choose_family(args: argparse.Namespace, data_path: Path | None) -> str:
+    """landmarks or image (see --family); landmarks needs a HaGRID root and the hand models."""
+    from rnn_jax.errors import ConfigError
+
+    hagrid_root = data_path is not None and _is_hagrid_root(data_path)
+    if args.family == "image" or (args.family == "auto" and not hagrid_root):
+        return "image"
+    if not hagrid_root:
+        raise ConfigError("--family landmarks needs a HaGRID root (crops_train/, photos_train/ or "
+                          "hagrid_annotations/); for your own photos use tools/extract_landmarks.py and "
+                          "python -m experiments.landmarks")
+    from rnn_jax.hands.models import models_present
+
+    if not models_present():
+        raise ConfigError("the landmark family needs the hand models: build them once with "
+                          "`python tools/build_hand_models.py` (or pass --family image)")
+    return "landmarks"
+
+
+def _is_hagrid_root(path: Path) -> bool:
+    from rnn_jax.data.hagrid_parts import is_parts_root
+
+    return is_parts_root(path) or (path.is_dir() and any((path / d).is_dir() for d in ("hagrid_annotations",)))
 
 
 def choose_preset(args: argparse.Namespace, data_path: Path | None) -> Preset:
@@ -95,23 +133,39 @@ def build_data(args: argparse.Namespace):
     return spec, load_dataset(spec, progress=not args.no_progress)
 
 
+def build_landmark_data(args: argparse.Namespace):
+    """HaGRID parts -> landmark files (extracted once, cached), then the landmark Dataset."""
+    from rnn_jax.data.hagrid_parts import describe, prepare_landmarks
+
+    folder = prepare_landmarks(find_data(args.data), progress=not args.no_progress)
+    print(describe(folder))
+    spec = DataSpec("landmarks", path=str(folder), seed=args.seed, mirror_left=True)
+    return spec, load_dataset(spec, progress=not args.no_progress)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     from rnn_jax.distributed import initialize_from_env
 
     initialize_from_env()  # join a multi-host job before anything asks JAX for devices
     data_path = find_data(args.data)
-    preset = choose_preset(args, data_path)
+    family = choose_family(args, data_path)
+    preset = PRESETS["landmarks"] if family == "landmarks" else choose_preset(args, data_path)
     apply_preset(args, preset)
-    # the whole configuration is checked before the data is announced or loaded
-    data_spec(args, data_path)
+    if family == "landmarks":
+        args.no_flip = True  # left hands are mirrored by the feature rule instead
+    else:
+        data_spec(args, data_path)  # the whole configuration is checked before the data is announced or loaded
     out = Path(args.out) if args.out else default_out("hagrid")
     args.out = str(out)
     config = check_before_data(args, out, init_from=args.init_from)
     if data_path is None:
         print("No HaGRID found (--data, ./data/hagrid, $RNN_JAX_DATA): using rnn-jax's BUILT-IN DEMO gestures. "
               "Get HaGRID with `python tools/download_hagrid.py` or pass --data.")
-    run_experiment(args, "hagrid", build_data, init_from=args.init_from, config=config)
+    if family == "landmarks":
+        print(f"model family: landmarks ({args.model} {args.size}; --family image trains on pixels)")
+    run_experiment(args, "hagrid", build_landmark_data if family == "landmarks" else build_data,
+                   init_from=args.init_from, config=config)
 
 
 if __name__ == "__main__":

@@ -34,4 +34,7 @@ PRESETS: dict[str, Preset] = {
     "cpu": Preset("resnet", "medium", 64, 10, 8, 2e-3),
     "gpu": Preset("resnet18", "default", 224, 15, 128, 2e-3),
     "demo": Preset("resnet", "small", 32, 16, 32, 2e-3, student_epochs=16),
+    # landmarks: experiments.hagrid's default family on HaGRID (21 landmarks per hand, docs/hagrid.md):
+    # the per-frame MLP (17k parameters, ~0.02 ms a hand on one thread); image_size is unused.
+    "landmarks": Preset("lmlp", "small", 0, 30, 64, 3e-3),
 }
