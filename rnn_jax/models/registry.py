@@ -13,11 +13,12 @@ from rnn_jax.kernels.conv import CONV_BACKENDS, conv_function
 from rnn_jax.models.cnn import CNN
 from rnn_jax.models.landmark import LandmarkLSTM, LandmarkMLP, LandmarkTRM
 from rnn_jax.models.mlp import MLP
+from rnn_jax.models.motion import MotionWindow
 from rnn_jax.models.resnet import ResNet
 from rnn_jax.models.vit import ViT
 
 SIZES = ("tiny", "small", "medium", "large", "xlarge")
-LANDMARK_MODELS = ("lmlp", "lstm", "trm")  # take landmark features [B, T, 21, 3], not images
+LANDMARK_MODELS = ("lmlp", "lstm", "trm", "motion")  # take landmark features [B, T, 21, 3], not images
 
 # name -> size -> constructor kwargs. resnet18/resnet34 are the standard CIFAR widths.
 PRESETS: dict[str, dict[str, dict]] = {
@@ -67,6 +68,11 @@ PRESETS: dict[str, dict[str, dict]] = {
         "xlarge": {"hidden": 1024, "layers": 3},
         "xxlarge": {"hidden": 1200, "layers": 3},
     },
+    "motion": {  # rnn_jax/models/motion.py: dynamic gestures from a window of motion features
+        "tiny": {"window": 24, "embed": 8, "hidden": (64,)},  # ~13k
+        "small": {"window": 24, "embed": 16, "hidden": (128, 64)},  # ~59k
+        "medium": {"window": 24, "embed": 32, "hidden": (256, 128)},  # ~233k
+    },
     "trm": {  # latent block x6, deep block x3, deep supervision lambda 0.9; small ~ S-TRM's ~79k
         "tiny": {"dim": 32},
         "small": {"dim": 60},
@@ -74,7 +80,7 @@ PRESETS: dict[str, dict[str, dict]] = {
         "large": {"dim": 256},
     },
 }
-CLASSES = {"lmlp": LandmarkMLP, "lstm": LandmarkLSTM, "trm": LandmarkTRM, "mlp": MLP, "cnn": CNN, "resnet": ResNet, "resnet18": ResNet, "resnet34": ResNet, "vit": ViT}
+CLASSES = {"motion": MotionWindow, "lmlp": LandmarkMLP, "lstm": LandmarkLSTM, "trm": LandmarkTRM, "mlp": MLP, "cnn": CNN, "resnet": ResNet, "resnet18": ResNet, "resnet34": ResNet, "vit": ViT}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
