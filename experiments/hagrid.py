@@ -92,6 +92,12 @@ def choose_family(args: argparse.Namespace, data_path: Path | None) -> str:
     return "landmarks"
 
 
+def _is_parts_root(path: Path) -> bool:
+    from rnn_jax.data.hagrid_parts import is_parts_root
+
+    return is_parts_root(path)
+
+
 def _is_hagrid_root(path: Path) -> bool:
     from rnn_jax.data.hagrid_parts import is_parts_root
 
@@ -155,6 +161,9 @@ def main(argv: list[str] | None = None) -> None:
     if family == "landmarks":
         args.no_flip = True  # left hands are mirrored by the feature rule instead
     else:
+        if data_path is not None and args.crop == "full" and _is_parts_root(data_path):
+            print("HaGRID parts (hand crops, unannotated photos) train the image family on hand crops: --crop hand")
+            args.crop = "hand"
         data_spec(args, data_path)  # the whole configuration is checked before the data is announced or loaded
     out = Path(args.out) if args.out else default_out("hagrid")
     args.out = str(out)
