@@ -115,10 +115,8 @@ def run(onnx: Path, images: Path, hold: int, settle: int, smoothing: str, thresh
         stable_frames: int, hands: str = "off", hand_models: Path | None = None) -> dict:
     from rnn_jax.hands.crop import DETECTION_PAD
     from rnn_jax.live import iter_predictions
-    from rnn_jax.live.loop import hands_wanted
+    from rnn_jax.live.loop import hands_wanted, resolve_threshold
     from rnn_jax.runtime.landmarks import LandmarkPredictor, load_predictor
-
-    from rnn_jax.live.loop import resolve_threshold
 
     predictor = load_predictor(onnx)
     threshold = resolve_threshold(threshold, predictor.info)
