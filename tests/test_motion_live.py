@@ -206,3 +206,11 @@ def test_motion_threshold_and_cli_banner(models: dict[str, Path]) -> None:
     assert (m.gesture.threshold, m.gesture.stable_frames) == (0.8, 3)
     assert "still" not in m.gestures and "swipe_left" in m.gestures
     assert json.loads(json.dumps(feature_spec()))["rule"] == "motion"
+
+
+def test_the_one_frame_fast_path_matches_the_batched_rule() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        view, prev = rng.random((21, 2)), rng.random((21, 2))
+        np.testing.assert_allclose(motion_features(view, prev), motion_features(view[None], prev[None])[0], atol=1e-5)
+        np.testing.assert_allclose(motion_features(view), motion_features(view[None])[0], atol=1e-6)

@@ -77,6 +77,8 @@ def motion_features(view: np.ndarray, prev: np.ndarray | None = None) -> np.ndar
     """User-view frames [..., 21, 2] (and the frames before them, same shape, or None = no previous
     frame) -> packed features [..., 21, 3] float32 (see the module docstring)."""
     cur = np.asarray(view, np.float64)
+    if cur.shape == (21, 2):  # the live loop's case: one hand, one frame (fewer numpy calls)
+        return _frame_features(cur, None if prev is None else np.asarray(prev, np.float64))
     if cur.shape[-2:] != (21, 2):
         raise ValueError(f"view landmarks must be [..., 21, 2], got {list(cur.shape)}")
     pose, size = _pose(cur)
@@ -98,6 +100,31 @@ def motion_features(view: np.ndarray, prev: np.ndarray | None = None) -> np.ndar
         m[..., 9] = 10.0 * (spread - pspread)
         m[..., 10] = 1.0
         m[..., :10] = np.clip(m[..., :10], -10.0, 10.0)  # a tracker jump is not a gesture
+    return out.astype(np.float32)
+
+
+def _frame_features(cur: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
+    """:func:`motion_features` of one frame [21, 2] (same numbers, ~4x faster)."""
+    rel = cur - cur[0]
+    size = max(float(np.sqrt((rel * rel).sum(1).max())), 1e-9)
+    out = np.zeros((21, 3), np.float64)
+    out[:, :2] = rel / size
+    dx, dy = out[INDEX_TIP, :2] - out[THUMB_TIP, :2]
+    spread = (dx * dx + dy * dy) ** 0.5
+    m = out[:, 2]
+    m[7], m[8] = 4.0 * size, spread
+    if prev is not None:
+        prel = prev - prev[0]
+        psize = max(float(np.sqrt((prel * prel).sum(1).max())), 1e-9)
+        pdx, pdy = (prel[INDEX_TIP] - prel[THUMB_TIP]) / psize
+        v = VELOCITY_SCALE
+        m[0:2] = v * (cur[INDEX_TIP] - prev[INDEX_TIP])
+        m[2:4] = v * (cur[WRIST] - prev[WRIST])
+        m[4:6] = v * (cur.mean(0) - prev.mean(0))
+        m[6] = 10.0 * np.log(max(size, 1e-6) / max(psize, 1e-6))
+        m[9] = 10.0 * (spread - (pdx * pdx + pdy * pdy) ** 0.5)
+        m[10] = 1.0
+        np.clip(m[:10], -10.0, 10.0, out=m[:10])
     return out.astype(np.float32)
 
 
