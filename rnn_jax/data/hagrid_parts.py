@@ -68,7 +68,7 @@ def find_parts(root: str | Path) -> HagridParts:
     """The parts under ``root``; DataError when it holds none."""
     from rnn_jax.data.hagrid import _ann_dir_v2, _annotation_files
 
-    root = Path(root).expanduser()
+    root = Path(root).expanduser().resolve()  # absolute: one cache slot whatever the working directory
     if not root.is_dir():
         raise DataError(f"HaGRID folder {root} does not exist")
     crops = next((root / d for d in CROP_DIRS if (root / d).is_dir()), None)
@@ -203,8 +203,8 @@ def _part_key(kind: str, items: list) -> str:
 def _progress(done: int, total: int, start: float, what: str, resumed: int) -> None:
     elapsed = time.perf_counter() - start
     rate = (done - resumed) / max(elapsed, 1e-9)
-    eta = (total - done) / rate if rate > 0 else float("nan")
-    print(f"\r  {what}: {done}/{total} pictures  {rate:.1f}/s  ETA {eta:.0f} s ", end="", file=sys.stderr, flush=True)
+    speed = "from the cache" if done == resumed else f"{rate:.1f}/s  ETA {(total - done) / max(rate, 1e-9):.0f} s"
+    print(f"\r  {what}: {done}/{total} pictures  {speed} ", end="", file=sys.stderr, flush=True)
 
 
 def extract_part(kind: str, items: list, finder, cache: Path, progress: bool = True) -> tuple[list[dict], dict]:
