@@ -21,6 +21,30 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def hand_models() -> Path:
+    """The ONNX hand models, built once per machine by tools/build_hand_models.py into the default
+    folder ($RNN_JAX_HANDS or ~/.cache/rnn-jax/hands; a finished build is reused).
+
+    The dev install carries the converter and TFLite ([hands-build]), so a build that fails (no
+    download, a conversion error, ONNX outputs that disagree with TFLite) FAILS every test that
+    needs the models: a dev tool that cannot build is a bug, not a reason to skip."""
+    import importlib.util
+
+    from rnn_jax.hands.models import default_model_dir
+
+    spec = importlib.util.spec_from_file_location("build_hand_models", REPO / "tools" / "build_hand_models.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = default_model_dir()
+    try:
+        tool.build(out, allow_install=False)
+    except tool.BuildError as exc:
+        pytest.fail(f"the dev install could not build the hand models: {exc} "
+                    "(python tools/build_hand_models.py; --wheel FILE without network)", pytrace=False)
+    return out
+
+
 def make_blobs_dataset(n_train: int = 512, n_val: int = 128, size: int = 8, channels: int = 1,
                        classes: int = 4, seed: int = 0):
     """Learnable toy images: each class is a bright square in its own quadrant, plus noise."""

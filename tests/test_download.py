@@ -129,6 +129,7 @@ def test_size_and_checksum_are_checked(server, tmp_path):
     assert not (tmp_path / "f.bin").exists() and not (tmp_path / "f.bin.part").exists()
     good = hashlib.sha256(PAYLOAD).hexdigest()
     download_file(server.url("/e.bin"), tmp_path / "g.bin", sha256=good, progress=False)
+    assert (tmp_path / "g.bin").read_bytes() == PAYLOAD and not (tmp_path / "g.bin.part").exists()
 
 
 def test_network_errors_are_one_line(server, tmp_path):

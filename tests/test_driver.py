@@ -234,3 +234,21 @@ def test_keep_epoch_last_keeps_the_end_of_the_schedule_and_best_keeps_the_best_v
         assert gen["best_epoch"] == expected and gen["val_acc"] == pytest.approx(vals[expected])
     with pytest.raises(ConfigError, match="keep-epoch"):
         TrainConfig(keep_epoch="first")
+
+
+def test_the_headline_says_when_the_final_student_trained_longer_than_generation_zero():
+    """The table's "vs gen 0" is a same-length gain only when generation 0 trained as long; the
+    headline says so when it did not (the demo preset trains both 16 epochs: no caveat)."""
+    from rnn_jax.lineage.report import generation_table
+
+    def record(epochs: int, student_epochs: int | None) -> dict:
+        gens = [{"gen": g, "status": "done", "val_acc": 0.8 + g / 100, "test_acc": 0.8 + g / 50, "teachers": []}
+                for g in range(2)]
+        return {"config": {"train": {"epochs": epochs, "student_epochs": student_epochs}}, "generations": gens,
+                "final_generation": 1}
+
+    longer = generation_table(record(8, None)).splitlines()[-1]  # default: students twice as long
+    assert longer.startswith("* final student: generation 1, chosen on validation (+2.00 points test vs gen 0")
+    assert "generation 0 trained 8 epochs, this student 16" in longer and "--baseline compute-matched" in longer
+    same = generation_table(record(16, 16)).splitlines()[-1]
+    assert same == "* final student: generation 1, chosen on validation (+2.00 points test vs gen 0)"

@@ -210,8 +210,20 @@ def test_export_run_end_to_end(tiny_run: Path, tmp_path: Path) -> None:
     assert saved["parity"]["passed"] and saved["parity"]["n"] == 64 and saved["generation"] == 0
     assert saved["info"]["class_names"] == list(report.info.class_names)
     assert saved["params"] > 0 and saved["gflops_per_image"] > 0 and saved["latency"][0]["p50_ms"] > 0
-    assert 0.0 <= saved["int8"]["int8_acc"] <= 1.0 and saved["int8"]["agreement"] > 0.5
     fp32, int8 = Predictor.load(out), Predictor.load(tmp_path / "student.int8.onnx")
+    # the int8 figures are the two shipped files' own, on every validation image of the run
+    from rnn_jax.api import Lineage
+
+    lineage = Lineage(tiny_run)
+    val = lineage.dataset().val
+    fp32_pred, int8_pred = fp32.predict(val.images).argmax(1), int8.predict(val.images).argmax(1)
+    q = saved["int8"]
+    assert q["n_eval"] == len(val.labels) and q["calibration_images"] == 64
+    assert q["fp32_acc"] == pytest.approx(float(np.mean(fp32_pred == val.labels)), abs=1e-9)
+    assert q["fp32_acc"] == pytest.approx(lineage.generations[0]["val_acc"], abs=1e-9)  # = JAX's own score
+    assert q["int8_acc"] == pytest.approx(float(np.mean(int8_pred == val.labels)), abs=1e-9)
+    assert q["agreement"] == pytest.approx(float(np.mean(int8_pred == fp32_pred)), abs=1e-9)
+    assert q["agreement"] >= 0.95 and abs(q["int8_acc"] - q["fp32_acc"]) <= 0.03
     assert fp32.info == int8.info and fp32.info.input_size == 16 and fp32.info.channels == "RGB"
     assert fp32.info.crop_mode == "hand" and fp32.info.run_name == "tiny"
     table = report.table()

@@ -164,3 +164,39 @@ def test_sign_language_digits(tmp_path):
     assert ds.notes["skipped"]["count"] == 0
     again = load_class_folders(DIGITS, 64, cache_dir=tmp_path / "cache", progress=False)
     assert again.notes["cache"]["reused"] and np.array_equal(again.val.images, ds.val.images)
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("channels", [3, 1], ids=["rgb", "grey"])
+def test_training_decode_and_live_preprocessing_give_the_same_pixels_on_real_photos(tmp_path, channels):
+    """Real HaGRID photos (683x512 / 512x683, letterboxed) decoded for training, and the same files
+    played through the live loop's image source and the runtime's preprocessing: the same pixels."""
+    import shutil
+
+    from rnn_jax.live.sources import open_source
+    from rnn_jax.runtime import Predictor
+    from tests.conftest import shared_data
+    from tests.onnx_fixtures import make_fixture_info, write_fixture_onnx
+
+    photos = shared_data("hagrid-sample", "photos_train")
+    root = tmp_path / "photos"
+    shapes = set()
+    for gesture in ("call", "like"):
+        for split, photo in zip(("train", "val"), sorted((photos / gesture).iterdir())[:2]):
+            (root / split / gesture).mkdir(parents=True)
+            shutil.copy(photo, root / split / gesture / photo.name)
+            shapes.add(cv2.imread(str(photo)).shape[:2])
+    assert any(h != w for h, w in shapes)  # not square: the letterbox is exercised
+    data = load_class_folders(root, 64, "full", channels=channels, cache_dir=tmp_path / "cache", progress=False)
+    info = make_fixture_info(class_names=("call", "like"), input_size=64, channels="RGB" if channels == 3 else "GRAY")
+    predictor = Predictor.load(write_fixture_onnx(tmp_path / "m.onnx", size=64, channels=channels, num_classes=2,
+                                                  info=info))
+    for split in (data.train, data.val):
+        assert len(split) == 2
+        for image, label in zip(split.images, split.labels):
+            folder = root / ("train" if split is data.train else "val") / data.class_names[label]
+            with open_source(folder) as source:  # what --source <folder> plays
+                frame = source.read()
+            live = predictor.preprocess(frame, "bgr")[0]
+            assert live.shape == image.shape == (64, 64, channels) and live.dtype == image.dtype == np.uint8
+            np.testing.assert_array_equal(live, image)

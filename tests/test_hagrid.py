@@ -296,3 +296,21 @@ def test_plain_folders_are_delegated(tmp_path):
     ds = load(tmp_path / "f", tmp_path)
     assert ds.class_names == ("like", "palm") and len(ds.test) == 8
     assert ds.notes["layout"] == "folders/train-test"
+
+
+@pytest.mark.parametrize("argv,expected", [
+    ([], ("demo", 16, 16)),  # built-in data: the demo preset, generation 0 as long as every student
+    (["--epochs", "4"], ("demo", 4, None)),  # an explicit --epochs keeps students at twice that
+    (["--preset", "cpu"], ("cpu", 10, None)),  # an explicit preset wins over the built-in data's
+    (["--preset", "gpu", "--epochs", "2", "--student-epochs", "3"], ("gpu", 2, 3)),
+])
+def test_explicit_presets_and_flags_win_with_the_built_in_data(argv, expected):
+    from experiments import hagrid as cli
+    from rnn_jax.presets import PRESETS
+
+    args = cli.build_parser().parse_args(argv)
+    preset = cli.choose_preset(args, None)  # no data found: the built-in demo set
+    cli.apply_preset(args, preset)
+    assert preset == PRESETS[expected[0]]
+    assert (args.epochs, args.student_epochs) == expected[1:]
+    assert (args.model, args.image_size) == (preset.model, preset.image_size)

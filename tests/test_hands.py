@@ -27,7 +27,7 @@ from rnn_jax.hands.geometry import (
     warp_square,
     weighted_nms,
 )
-from rnn_jax.hands.models import BUILD_COMMAND, default_model_dir, open_models
+from rnn_jax.hands.models import BUILD_COMMAND, open_models
 from tests.conftest import REPO, shared_data
 from tests.onnx_fixtures import make_fixture_info, write_fixture_onnx
 
@@ -159,16 +159,7 @@ def test_live_cli_hands_on_without_models_exits_2(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- the built models
-@pytest.fixture(scope="session")
-def hand_models() -> Path:
-    """Build the ONNX hand models once per machine (default cache folder); skip when impossible."""
-    out = default_model_dir()
-    tool = _tool()
-    try:
-        tool.build(out)
-    except tool.BuildError as exc:
-        pytest.skip(f"hand models cannot be built here: {exc}")
-    return out
+# hand_models (tests/conftest.py): built once per machine; a failed build fails these tests
 
 
 def test_build_is_cached_and_checked(hand_models: Path) -> None:
@@ -176,8 +167,11 @@ def test_build_is_cached_and_checked(hand_models: Path) -> None:
     assert {f["onnx"] for f in manifest["files"]} == {
         "palm_detection_full.onnx", "palm_detection_lite.onnx", "hand_landmark_full.onnx",
         "hand_landmark_lite.onnx"}
-    if importlib.util.find_spec("ai_edge_litert") is not None:
-        assert all(f["compared_with_tflite"] and f["max_relative_difference"] < 1e-3 for f in manifest["files"])
+    # the dev install has the TFLite interpreter: every file was compared with its original
+    assert importlib.util.find_spec("ai_edge_litert") is not None
+    for f in manifest["files"]:
+        assert f["compared_with_tflite"] and f["max_relative_difference"] < 1e-3, (
+            f"{f['onnx']}: {f}; rebuild with python tools/build_hand_models.py --force")
     assert "Apache License" in (hand_models / "LICENSE").read_text()
     assert "Format change" in (hand_models / "NOTICE.md").read_text()
     assert _tool().build(hand_models) == manifest  # second call: nothing rebuilt
@@ -214,10 +208,24 @@ def test_megamind_no_hand_shots_show_no_gesture(hand_models: Path, tmp_path: Pat
     rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert len(rows) == 270
     shots = [r for a, b in NO_HAND_SHOTS for r in rows[a : b + 1]]
-    assert sum(r["label"] is None for r in shots) / len(shots) >= 0.98
-    assert sum(bool(r["hands"]) for r in rows[1:98]) > 80  # the woman's hand on the wine glass
-    hand = next(h for r in rows for h in r["hands"])
-    assert len(hand["landmarks"]) == 21 and hand["handedness"] in ("left", "right") and len(hand["box"]) == 4
+    # no hand in view: no gesture on any frame, and a "hand" found on at most 2 of the 126 frames
+    # (measured before the second-look palm search of 36b20e4: 0 gestures, 1 frame with a hand)
+    assert [r["frame"] for r in shots if r["label"] is not None] == []
+    assert sum(bool(r["hands"]) for r in shots) <= 2
+    woman = [r["hands"] for r in rows[1:98] if r["hands"]]
+    assert len(woman) >= 90  # the woman's hand on the wine glass: found on 95 of these 97 frames
+    sides = [hands[0]["handedness"] for hands in woman]
+    assert max(sides.count("left"), sides.count("right")) >= 0.9 * len(sides)  # one hand, one side
+    height, width = 528, 720  # Megamind.avi
+    for hands in woman:
+        for hand in hands:
+            x, y, w, h = hand["box"]
+            points = np.asarray(hand["landmarks"], float)
+            assert points.shape == (21, 3) and w > 0 and h > 0
+            assert (-w <= x and x + w <= width + w and -h <= y and y + h <= height + h), hand["box"]
+            # the landmarks lie in (a margin around) the hand's own box
+            assert np.all(points[:, 0] >= x - w / 2) and np.all(points[:, 0] <= x + 1.5 * w)
+            assert np.all(points[:, 1] >= y - h / 2) and np.all(points[:, 1] <= y + 1.5 * h)
 
 
 def test_live_path_with_hands_imports_no_jax(hand_models: Path, tmp_path: Path) -> None:

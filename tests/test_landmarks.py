@@ -45,7 +45,12 @@ def test_augmentation_keeps_shape_and_the_wrist_and_is_seeded() -> None:
     b = augment_landmarks(x, np.random.default_rng(0), "strong", mirror=True)
     assert a.shape == x.shape and a.dtype == np.float32 and np.array_equal(a, b)
     assert np.allclose(a[..., 0, :], 0) and not np.allclose(a, x)
-    assert augment_landmarks(x, np.random.default_rng(0), "none") is not None
+    assert np.array_equal(augment_landmarks(x, np.random.default_rng(0), "none"), x)  # untouched
+    flipped = augment_landmarks(x, np.random.default_rng(0), "none", mirror=True)  # x negated, or not
+    mirrored = x.copy()
+    mirrored[..., 0] *= -1
+    each = [np.array_equal(f, a) or np.array_equal(f, m) for f, a, m in zip(flipped, x, mirrored)]
+    assert all(each) and any(np.array_equal(f, m) for f, m in zip(flipped, mirrored))
     with pytest.raises(ValueError, match="unknown landmark augmentation"):
         augment_landmarks(x, np.random.default_rng(0), "wild")
 
@@ -251,6 +256,42 @@ def test_export_state_is_explicit_and_runtime_carries_it(trm_onnx) -> None:
     assert states.states == {}
 
 
+def test_the_stateless_lmlp_exports_without_a_state_and_matches_jax_frame_by_frame(tmp_path: Path) -> None:
+    from rnn_jax.export.landmark_export import (
+        export_landmark_model,
+        scanned_logits,
+        state_layout,
+        stepped_logits,
+    )
+    from rnn_jax.models.registry import ModelSpec, create_model
+    from rnn_jax.runtime.landmarks import HandStates, LandmarkInfo, LandmarkPredictor
+
+    model = create_model(ModelSpec("lmlp", "tiny"), (1, 21, 3), 4, seed=0)
+    assert model.state_size == 0
+    frames = landmark_features(builtin_landmarks(people=3, per_class=3).landmarks[:60])
+    info = LandmarkInfo(class_names=("a", "b", "c", "d"), state_size=0, state_layout=state_layout(model))
+    result = export_landmark_model(model, info, tmp_path / "lmlp.onnx", frames)
+    assert result.parity.n == 60 and result.parity.max_abs_logit_diff <= 1e-4
+    predictor = LandmarkPredictor.load(tmp_path / "lmlp.onnx")
+    assert [i.name for i in predictor.session.get_inputs()] == ["landmarks"]  # no state input
+    assert [o.name for o in predictor.session.get_outputs()] == ["logits"]
+    assert predictor.info.state_size == 0
+    stepped = stepped_logits(tmp_path / "lmlp.onnx", frames)
+    assert np.abs(stepped - scanned_logits(model, frames)).max() <= 1e-4
+    # stateless: frame 10 alone, or all 60 frames in one batch, gives frame 10's logits of the sequence
+    alone, state = predictor.step(frames[10:11])
+    np.testing.assert_allclose(alone[0], stepped[10], atol=1e-5)
+    assert state.shape == (1, 0)
+    np.testing.assert_allclose(predictor.step(frames)[0], stepped, atol=1e-5)
+    assert np.ptp(stepped, axis=0).max() > 1e-3  # each frame its own answer, not one constant
+
+    class _Hand:
+        def __init__(self, track_id: int) -> None:
+            self.track_id, self.landmarks, self.handedness = track_id, np.random.rand(21, 3) * 100, "right"
+
+    assert HandStates(predictor).classify([_Hand(1), _Hand(2)]).shape == (2, 4)
+
+
 def test_landmark_file_is_refused_by_the_image_runtime_with_a_hint(trm_onnx) -> None:
     from rnn_jax.errors import ModelFileError
     from rnn_jax.runtime import Predictor
@@ -288,13 +329,7 @@ def test_lineage_export_cli_writes_a_stateful_file(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- hand finder paths
-@pytest.fixture(scope="module")
-def hand_models() -> Path:
-    from rnn_jax.hands.models import default_model_dir, models_present
-
-    if not models_present(None):
-        pytest.skip("hand models not built here (python tools/build_hand_models.py)")
-    return default_model_dir()
+# hand_models (tests/conftest.py): built once per machine; a failed build fails these tests
 
 
 def test_extract_tool_counts_photos_without_hand_and_refuses_handless_video(hand_models: Path,

@@ -194,7 +194,8 @@ def _snapshot(run: Path) -> dict:
 @pytest.mark.slow
 def test_sigkill_at_random_moments_always_resumes_to_the_uninterrupted_lineage(gestures, cache_dir, tmp_path,
                                                                                 capsys):
-    seed = int(os.environ.get("RNN_JAX_TEST_SEED", random.SystemRandom().randrange(10**6)))
+    # a fixed draw of kill moments, so that a failure repeats; RNN_JAX_TEST_SEED=<n> tries another
+    seed = int(os.environ.get("RNN_JAX_TEST_SEED", "20261202"))
     rng = random.Random(seed)
     run = tmp_path / "run"
     argv = cli_args(gestures, run, gens=4, epochs=3)
@@ -287,8 +288,18 @@ def test_run_stopped_after_an_epoch_then_resumed_matches_an_uninterrupted_run(tm
 
 
 # ---------------------------------------------------------------- Ctrl-C
+@pytest.fixture
+def ctrl_c_raises():
+    """Python's own Ctrl-C handler (KeyboardInterrupt), the one an interactive run has. A process
+    started in the background of a non-interactive shell (`nohup pytest &`) begins with SIGINT
+    ignored, and Python then installs no handler: these tests would send a signal nobody hears."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def test_ctrl_c_during_a_checkpoint_save_finishes_it_then_stops_with_the_resume_command(
-        gestures, tmp_path, capsys, monkeypatch):
+        gestures, tmp_path, capsys, monkeypatch, ctrl_c_raises):
     run = tmp_path / "run"
     real = GenerationCheckpoints.save_resume
     calls = []
@@ -315,7 +326,8 @@ def test_ctrl_c_during_a_checkpoint_save_finishes_it_then_stops_with_the_resume_
     assert [g["status"] for g in read_lineage(run)["generations"]] == ["done", "done"]
 
 
-def test_ctrl_c_while_the_data_is_decoded_can_be_resumed(gestures, tmp_path, capsys, monkeypatch):
+def test_ctrl_c_while_the_data_is_decoded_can_be_resumed(gestures, tmp_path, capsys, monkeypatch,
+                                                          ctrl_c_raises):
     import rnn_jax.data.cache as cache
 
     monkeypatch.setenv("RNN_JAX_CACHE", str(tmp_path / "fresh-cache"))  # so that decoding happens

@@ -101,7 +101,9 @@ def test_grey_model(tmp_path: Path) -> None:
     white = np.full((20, 30, 3), 255, np.uint8)
     assert pred.preprocess(white).shape == (1, 16, 16, 1)
     assert pred.predict_frame(white).argmax() == 0
-    assert pred.predict_frame(np.zeros((20, 30), np.uint8), roi=True).argmax() in (0, 1)
+    # a 2-D grey frame with the centre square: mean 40 -> logits (2, -2) -> softmax (0.982, 0.018)
+    probs = pred.predict_frame(np.full((20, 30), 40, np.uint8), roi=True)
+    np.testing.assert_allclose(probs, [1 / (1 + np.exp(-4.0)), 1 / (1 + np.exp(4.0))], rtol=1e-5)
 
 
 def test_softmax_is_stable() -> None:

@@ -53,13 +53,21 @@ def test_teacher_term_pulls_student_towards_teacher(blobs):
     assert (preds == 0).mean() > 0.9
 
 
-def test_ema_weights_lag_behind_the_raw_weights(blobs):
-    fns, tx, state, step = _setup(ema=0.9)
+def test_ema_weights_follow_the_ema_of_the_raw_weights(blobs):
+    """After every step: ema = d * ema + (1 - d) * raw, starting from the initial weights."""
+    decay = 0.9
+    fns, tx, state, step = _setup(ema=decay)
     x, y = _batch(blobs)
+    expected = [np.array(leaf, copy=True) for leaf in jax.tree.leaves(state.params)]
     for _ in range(5):
         state, _ = step(state, x, y, jnp.zeros((32, 4)), 0.0, 4.0, jax.random.key(0))
-    raw, ema = jax.tree.leaves(state.params)[0], jax.tree.leaves(state.ema_params)[0]
-    assert not np.allclose(raw, ema)
+        raw = [np.array(leaf, copy=True) for leaf in jax.tree.leaves(state.params)]  # state is donated
+        expected = [decay * e + (1 - decay) * r for e, r in zip(expected, raw)]
+    ema = [np.asarray(leaf) for leaf in jax.tree.leaves(state.ema_params)]
+    assert len(ema) == len(expected)
+    for e, want in zip(ema, expected):
+        np.testing.assert_allclose(e, want, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(raw[0], ema[0])  # and it lags behind the raw weights
 
 
 def test_checkpoint_round_trip_gives_identical_logits(tmp_path, blobs):
@@ -131,13 +139,59 @@ def test_cached_mode_looks_up_clean_logits_by_index():
     np.testing.assert_array_equal(np.asarray(out), cached[[7, 2]])
 
 
-def test_consistent_mode_runs_the_teacher_on_the_augmented_batch(blobs):
-    fns, _, state, _ = _setup()
+def test_consistent_mode_combines_its_members_on_the_batch_it_is_given(blobs):
+    """Two teachers (different weights): log of the mean of their softmaxes on these very images."""
+    fns, _, first, _ = _setup()
+    second = split_model(create_model(ModelSpec("resnet", "tiny"), (8, 8, 1), 4, seed=1))
     forward = make_forward(fns)
     x, _ = _batch(blobs, 8)
-    source = TeacherSource(None, forward, state.params, state.batch_stats)
-    out = batch_teacher_logits(source, np.arange(8), x, None)
-    np.testing.assert_allclose(np.asarray(out), np.asarray(forward(state.params, state.batch_stats, x)))
+    members = ((first.params, first.batch_stats), (second[1], second[2]))
+    out = np.asarray(batch_teacher_logits(TeacherSource(None, forward, members=members), np.arange(8), x, None))
+    each = [np.asarray(forward(p, s, x), np.float64) for p, s in members]
+    assert not np.allclose(each[0], each[1], atol=1e-3)
+    probs = [np.exp(z - z.max(1, keepdims=True)) / np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True)
+             for z in each]
+    np.testing.assert_allclose(out, np.log((probs[0] + probs[1]) / 2), rtol=1e-4, atol=1e-5)
+
+
+def test_in_the_driver_the_consistent_teacher_sees_the_very_mixed_batch_the_student_trains_on(
+        tmp_path, blobs, monkeypatch):
+    """End to end (mixup on): every student step's teacher input is the teacher generations' forward
+    pass, recomputed here from their saved weights, on exactly the (mixed) images of that step."""
+    import rnn_jax.lineage.driver as driver
+    from rnn_jax.config import DistillConfig, RunConfig, TrainConfig
+    from rnn_jax.distill.teachers import ensemble_log_probs
+
+    real, seen = driver.make_train_step, []
+
+    def recording(*args, **kwargs):
+        step = real(*args, **kwargs)
+
+        def wrapped(state, images, labels, teacher, alpha, *rest):
+            if float(alpha) > 0:  # a student (generation 0 has no teacher)
+                seen.append((np.array(images), np.array(labels), np.array(teacher)))
+            return step(state, images, labels, teacher, alpha, *rest)
+
+        return wrapped
+
+    monkeypatch.setattr(driver, "make_train_step", recording)
+    config = RunConfig(model=ModelSpec("mlp", "tiny"), gens=3, distill=DistillConfig(teacher="consistent"),
+                       train=TrainConfig(epochs=1, student_epochs=1, batch_size=32, lr=1e-2, augment="basic",
+                                         mixup=0.4))
+    run = tmp_path / "run"
+    record = driver.run_lineage(config, blobs, run, progress=False, log=lambda _: None)
+    steps = len(blobs.train) // 32
+    assert len(seen) == 2 * steps  # generations 1 and 2, one epoch each
+    teachers = []
+    for gen in (0, 1):
+        fns, params, stats = driver.load_generation_weights(run, record, gen, (8, 8, 1), 4)
+        teachers.append((make_forward(fns), params, stats))
+    for i, (images, _, teacher) in enumerate(seen):
+        members = teachers[: 1 if i < steps else 2]  # generation 2: the ensemble of 0 and 1
+        expected = ensemble_log_probs([np.asarray(f(p, s, jnp.asarray(images))) for f, p, s in members])
+        np.testing.assert_allclose(teacher, expected, rtol=1e-4, atol=1e-4)
+    mixed = [labels for _, labels, _ in seen]
+    assert all(m.ndim == 2 for m in mixed) and max(float((m.max(1) < 0.99).mean()) for m in mixed) > 0.5
 
 
 def test_generation_zero_gets_no_teacher():
