@@ -25,15 +25,16 @@ CROP_MODES = ("full", "hand", "stretch")
 
 
 def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
-    """Read an image file as RGB (or grey) uint8; raise DataError if it cannot be decoded."""
-    flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
+    """Read an image file as RGB (or grey) uint8; raise DataError if it cannot be decoded.
+
+    Decoded in colour, then converted as the live loop converts a camera's BGR frame
+    (:func:`bgr_to_model_colour`): libjpeg's own grey decode rounds differently (±1 on ~0.5% of
+    a photo's pixels, tests/test_folders.py), and training must see the live loop's pixels."""
     data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
-    image = cv2.imdecode(data, flag) if data is not None and data.size else None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
     if image is None:
         raise DataError(f"cannot read image {path}: missing, empty or not a decodable image")
-    if channels == 1:
-        return image[..., None]
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return bgr_to_model_colour(image, channels)
 
 
 def bgr_to_model_colour(frame_bgr: np.ndarray, channels: int) -> np.ndarray:
