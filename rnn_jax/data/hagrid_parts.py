@@ -46,6 +46,11 @@ CROP_DIRS = ("crops_train", "crops")
 PHOTO_DIRS = ("photos_train", "photos")
 RULES_VERSION = 1  # bump when a rule below changes: the cache key changes with it
 CHUNK = 500  # pictures per cached chunk (resume granularity)
+# Training classes with fewer hands than this share of the median class are repeated up to it
+# (the six gestures only the unannotated photos show have ~70 hands against ~1,000 per crop
+# class and 6,948 no_gesture: unrepeated, a model sends every one of them to no_gesture).
+BALANCE_SHARE = 0.5
+SET_RULES_VERSION = 2  # bump when the way parts become split files changes (not the extraction)
 BOX_SQUARE = 1.5  # second look: landmark square side / annotated box's longer side
 
 
@@ -193,7 +198,11 @@ def _norm(box, w, h):
 
 
 def _part_key(kind: str, items: list) -> str:
-    digest = hashlib.sha256(f"{kind}|{RULES_VERSION}".encode())
+    from rnn_jax.hands.finder import FinderConfig
+
+    # whole photos go through the palm search's tiles, so its settings are part of their rule
+    finder = repr(FinderConfig()) if kind == "photos" else ""
+    digest = hashlib.sha256(f"{kind}|{RULES_VERSION}|{finder}".encode())
     for path, meta in items:
         stat = path.stat()
         digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{meta if kind != 'annotated' else ''}".encode())
@@ -262,6 +271,22 @@ def _as_set(rows: list[dict], class_names: tuple[str, ...], notes: dict) -> tupl
     return data.validate("HaGRID parts"), np.asarray([r["box"] for r in rows], np.float32)
 
 
+def balanced(rows: list[dict], share: float = BALANCE_SHARE) -> tuple[list[dict], dict[str, int]]:
+    """Repeat the rows of classes under ``share`` x the median class size up to it (see BALANCE_SHARE);
+    returns the rows and each repeated class's factor. Repeats see different augmentation each epoch."""
+    by_class: dict[str, list[dict]] = {}
+    for r in rows:
+        by_class.setdefault(r["label"], []).append(r)
+    target = share * float(np.median([len(v) for v in by_class.values()]))
+    out, factors = [], {}
+    for label, members in by_class.items():
+        factor = max(1, int(np.ceil(target / len(members)))) if len(members) < target else 1
+        if factor > 1:
+            factors[label] = factor
+        out += members * factor
+    return out, factors
+
+
 def prepare_landmarks(root: str | Path, no_gesture: bool = True, finder=None, cache_dir: str | Path | None = None,
                       progress: bool = True) -> Path:
     """Extract (or read from the cache) every part under ``root`` into one folder of
@@ -281,7 +306,8 @@ def prepare_landmarks(root: str | Path, no_gesture: bool = True, finder=None, ca
     if not any(split == "val" for split, _, _ in plan):
         raise DataError(f"{parts.root} has no annotated val split (hagrid_annotations/val) to validate on")
     keys = [_part_key(kind, items) for _, kind, items in plan]
-    out = base / hashlib.sha256(("|".join(keys) + f"|ng={no_gesture}").encode()).hexdigest()[:16]
+    out = base / hashlib.sha256(("|".join(keys) + f"|ng={no_gesture}|sets={SET_RULES_VERSION}").encode()
+                                ).hexdigest()[:16]
     if (out / "parts.json").is_file():
         return out
     if finder is None:
@@ -301,10 +327,12 @@ def prepare_landmarks(root: str | Path, no_gesture: bool = True, finder=None, ca
     report["class_names"] = list(class_names)
     report["hands_per_class"] = {}
     for split, split_rows in rows.items():
+        if split == "train":
+            split_rows, report["repeated"] = balanced(split_rows)
         data, boxes = _as_set(split_rows, class_names, {"hagrid_parts": str(parts.root)})
         save_landmarks(data, out / f"{split}.npz")
         np.save(out / f"boxes_{split}.npy", boxes)
-        report["hands_per_class"][split] = {c: int((data.labels == i).sum()) for i, c in enumerate(class_names)}
+        report["hands_per_class"][split] = {c: sum(1 for r in rows[split] if r["label"] == c) for c in class_names}
         report.setdefault("people", {})[split] = int(len(np.unique(data.person_ids)))
     train_people = set(load_landmarks(out / "train.npz").person_ids.tolist())
     report["people_in_two_splits"] = sum(
@@ -325,6 +353,9 @@ def describe(folder: Path) -> str:
         lines.append(f"  {p['part']:<10} -> {p['split']:<5} {p['pictures']:>6} pictures, {p['hands_kept']:>6} hands "
                      f"kept ({extra})")
     per = report["hands_per_class"]
+    if report.get("repeated"):
+        lines.append("  training hands repeated (classes under half the median): "
+                     + ", ".join(f"{k} x{v}" for k, v in report["repeated"].items()))
     lines.append("  hands per class: " + "; ".join(
         f"{c} " + "/".join(str(per[s][c]) for s in per) for c in report["class_names"]) + f"  ({'/'.join(per)})")
     return "\n".join(lines)
