@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--init-from", default=None, metavar="RUN",
                       help="start generation 0 from a finished run's student (fine-tune to your own hands)")
     add_common_flags(parser, gens=5, epochs=None, model=None, size=None, batch_size=None, lr=None)
+    augment = next(a for a in parser._actions if a.dest == "augment")
+    augment.default = None  # by family: basic for images, strong (+ dropped points) for landmarks
+    augment.help = ("augmentation: basic = shift+flip (landmarks: rotation, scale, jitter), strong = + colour + "
+                    "cutout (landmarks: + dropped points) (default: basic for images, strong for landmarks)")
     return parser
 
 
@@ -158,6 +162,8 @@ def main(argv: list[str] | None = None) -> None:
     family = choose_family(args, data_path)
     preset = PRESETS["landmarks"] if family == "landmarks" else choose_preset(args, data_path)
     apply_preset(args, preset)
+    if args.augment is None:  # strong won on HaGRID val for landmarks (docs/hagrid.md)
+        args.augment = "strong" if family == "landmarks" else "basic"
     if family == "landmarks":
         args.no_flip = True  # left hands are mirrored by the feature rule instead
     else:

@@ -259,3 +259,15 @@ def test_second_look_tiles_find_more_small_hands_on_real_val_photos(hand_models:
                                 for hd in hands)
     assert found[True] > found[False]
     assert found[True] >= 0.95 * len(items)
+
+
+def test_balanced_repeats_rare_classes_and_cuts_the_largest() -> None:
+    rows = ([{"label": "rare"}] * 10 + [{"label": f"g{k}", "i": i} for k in range(3) for i in range(100)]
+            + [{"label": "no_gesture", "i": i} for i in range(700)])
+    out, factors = hagrid_parts.balanced(rows, share=0.5, cap=1.0, seed=0)
+    counts = {lab: sum(1 for r in out if r["label"] == lab) for lab in ("rare", "g0", "no_gesture")}
+    assert counts == {"rare": 50, "g0": 100, "no_gesture": 100}  # median 100: rare x5, no_gesture cut to 100
+    assert factors == {"rare": 5, "no_gesture": round(100 / 700, 3)}
+    kept = [r["i"] for r in out if r["label"] == "no_gesture"]
+    assert len(set(kept)) == 100 and kept == sorted(kept)  # distinct hands, seeded, in order
+    assert hagrid_parts.balanced(rows, seed=0)[0] == out
