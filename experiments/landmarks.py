@@ -11,7 +11,9 @@ photos or videos with `python tools/extract_landmarks.py`. Without --data a smal
 set of synthetic hands is used (a demo, not real data).
 
 Models: lmlp (per-frame MLP), lstm (tiny ... xxlarge), trm (stateful tiny recursive model with
-deep supervision; --teacher-heads says which of its heads the teacher reaches). Features:
+deep supervision; --teacher-heads says which of its heads the teacher reaches). --streams on
+(trm) trains on photos played as a stream, the state carried from another class's photo into
+the next (truncated BPTT; rnn_jax/data/streams.py), as the live loop carries it. Features:
 wrist-relative, scale-normalised, left hands mirrored (rnn_jax/hands/features.py);
 augmentation: rotation, scale, jitter (basic), + dropped points (strong), mirroring (--flip).
 """
@@ -44,6 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--window", type=int, default=0, metavar="T",
                       help="video frames -> windows of T consecutive frames; lstm/trm then train by "
                            "back-propagation through time over each window (default 0: single frames)")
+    data.add_argument("--streams", choices=("on", "off"), default="off",
+                      help="trm: train on photos played as a stream (each held --stream-hold frames after a "
+                           "photo of another class; loss on the first frame from a zero state and on every "
+                           "frame after --stream-settle with the carried state: truncated BPTT, the state "
+                           "trained as live uses it; rnn_jax/data/streams.py) (default off)")
+    data.add_argument("--stream-hold", type=int, default=15, metavar="F",
+                      help="--streams: frames each photo is held (default 15, as tools/live_accuracy.py)")
+    data.add_argument("--stream-settle", type=int, default=3, metavar="F",
+                      help="--streams: frames after a change without a loss (default 3)")
     data.add_argument("--teacher-heads", choices=("all", "final"), default="all",
                       help="trm: which deep-supervision heads get the teacher's soft targets (default all)")
     add_common_flags(parser, gens=3, epochs=40, model="trm", size="small", batch_size=64, lr=3e-3)
@@ -60,9 +71,33 @@ def data_spec(args: argparse.Namespace) -> DataSpec:
     return DataSpec("landmarks", path=path, seed=args.seed, mirror_left=not args.no_mirror, window=args.window)
 
 
+def stream_layout(args: argparse.Namespace):
+    """The --streams layout, or None (checked before any data is read)."""
+    if args.streams != "on":
+        return None
+    from rnn_jax.data.streams import StreamLayout
+    from rnn_jax.errors import ConfigError, DataError
+
+    if args.model != "trm":
+        raise ConfigError(f"--streams trains a carried state with a loss on several frames: --model trm "
+                          f"(got {args.model})")
+    if args.window:
+        raise ConfigError("--window (video windows) and --streams (photos played as a stream) exclude each other")
+    try:
+        return StreamLayout(hold=args.stream_hold, settle=args.stream_settle)
+    except DataError as exc:
+        raise ConfigError(str(exc).replace("stream hold", "--stream-hold").replace("stream settle", "--stream-settle")
+                          ) from None
+
+
 def build_data(args: argparse.Namespace):
     spec = data_spec(args)
-    return spec, load_dataset(spec, progress=not args.no_progress)
+    layout = stream_layout(args)
+    if layout is None:
+        return spec, load_dataset(spec, progress=not args.no_progress)
+    from rnn_jax.data.landmarks import landmark_dataset
+
+    return spec, landmark_dataset(spec.path, seed=spec.seed, mirror_left=spec.mirror_left, streams=layout)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -76,7 +111,16 @@ def main(argv: list[str] | None = None) -> None:
         raise ConfigError("--cutmix cuts image rectangles; landmark features take --mixup instead")
     out = Path(args.out) if args.out else default_out("landmarks")
     args.out = str(out)
-    config = check_before_data(args, out)
+    layout = stream_layout(args)
+    config = None
+    if layout is not None:  # the trm learns from the layout's loss frames
+        import dataclasses
+
+        from experiments.common import run_config_from_args
+
+        config = run_config_from_args(args)
+        config = dataclasses.replace(config, model=dataclasses.replace(config.model, loss_frames=layout.loss_frames))
+    config = check_before_data(args, out, config=config)
     if args.data is None:
         print("No --data: using rnn-jax's BUILT-IN synthetic hand landmarks (a demo). Extract real ones with "
               "`python tools/extract_landmarks.py`.")

@@ -423,14 +423,23 @@ def load_landmark_sets(path: str | Path | None, seed: int = 0) -> tuple[str, dic
 
 
 def landmark_dataset(path: str | Path | None, seed: int = 0, mirror_left: bool = True,
-                     window: int = 0) -> Dataset:
+                     window: int = 0, streams=None) -> Dataset:
     """The engine's Dataset for landmark data: features [N, T, 21, 3] as 'images'.
 
     ``window`` > 0 turns video frames into windows of that many consecutive frames
-    (:func:`make_windows`): recurrent models then train by back-propagation through time."""
+    (:func:`make_windows`): recurrent models then train by back-propagation through time.
+    ``streams`` (a :class:`rnn_jax.data.streams.StreamLayout`) turns photos into stream windows
+    (held photos after another class's, loss on the frames the layout names) instead."""
     name, sets = load_landmark_sets(path, seed)
+    if window and streams is not None:
+        raise DataError("--window (video windows) and --streams (photos played as a stream) exclude each other")
     if window:
         sets = {s: make_windows(d, window) for s, d in sets.items()}
+    if streams is not None:
+        from rnn_jax.data.streams import make_streams
+
+        sets = {s: make_streams(d, streams, seed=seed * 7 + i, mirror_left=mirror_left)
+                for i, (s, d) in enumerate(sets.items())}
     train = sets["train"]
     use_z = train.coords == "pixels" and bool(np.any(train.landmarks[..., 2] != 0))
     spec = FeatureSpec(mirror_left=mirror_left, use_z=use_z)

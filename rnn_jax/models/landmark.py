@@ -125,9 +125,12 @@ class LandmarkTRM(_Recurrent):
     """Stateful tiny recursive model with deep supervision (see the module docstring)."""
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int, dim: int, latent_steps: int = 6,
-                 deep_steps: int = 3, ds_lambda: float = 0.9, *, dropout: float = 0.0, dtype=jnp.float32,
-                 rngs: nnx.Rngs):
+                 deep_steps: int = 3, ds_lambda: float = 0.9, *, loss_frames: tuple[int, ...] = (),
+                 dropout: float = 0.0, dtype=jnp.float32, rngs: nnx.Rngs):
         self.dim, self.latent_steps, self.deep_steps, self.ds_lambda = dim, latent_steps, deep_steps, ds_lambda
+        # training streams (rnn_jax.data.streams): the frames of a window that carry the loss
+        # (empty: the last frame only). A static tuple: part of the graph, not a parameter.
+        self.loss_frames = tuple(int(i) for i in loss_frames)
         self.state_size = 2 * dim
         self.project = nnx.Linear(FEATURES, dim, dtype=dtype, rngs=rngs)
         self.project_norm = nnx.LayerNorm(dim, rngs=rngs)
@@ -163,14 +166,36 @@ class LandmarkTRM(_Recurrent):
         return heads[-1], state
 
     def supervised_logits(self, x: jnp.ndarray) -> jnp.ndarray:
-        """Deep-supervision logits [deep_steps, B, C] of the last frame (the train step's loss)."""
+        """Deep-supervision logits [deep_steps, B, C] of the last frame (the train step's loss).
+
+        With ``loss_frames`` (training streams): the heads of each of those frames, in frame
+        order, [len(loss_frames) * deep_steps, B, C]; the last frame's are last."""
         frames = _frames(x)
-        state = self.initial_state(frames.shape[0])
-        for t in range(frames.shape[1] - 1):
-            _, state = self.step(frames[:, t], state)
-        return self.heads_step(frames[:, -1], state)[0]
+        n = frames.shape[1]
+        if not self.loss_frames:
+            state = self.initial_state(frames.shape[0])
+            for t in range(n - 1):
+                _, state = self.step(frames[:, t], state)
+            return self.heads_step(frames[:, -1], state)[0]
+        if max(self.loss_frames) != n - 1 or min(self.loss_frames) < 0:
+            raise ValueError(f"loss_frames {list(self.loss_frames)} must lie in a window of {n} frames and end "
+                             "with its last frame")
+        # a scan over the frames, not an unrolled loop: a stream window's 31 frames x 18 block
+        # passes (and their gradients) unrolled take XLA minutes to compile
+        graphdef, variables = nnx.split(self)
+
+        def body(state, frame):
+            heads, state = nnx.merge(graphdef, variables).heads_step(frame, state)
+            return state, heads
+
+        _, heads = jax.lax.scan(body, self.initial_state(frames.shape[0]), jnp.swapaxes(frames, 0, 1))
+        picked = heads[jnp.asarray(sorted(self.loss_frames))]  # [F, deep_steps, B, C]
+        return picked.reshape(-1, *picked.shape[2:])
 
     def head_weights(self) -> jnp.ndarray:
-        """lambda^(T - t) for t = 1..T: the last head weighs 1, earlier ones less."""
+        """lambda^(T - t) for t = 1..T: the last head weighs 1, earlier ones less. With
+        ``loss_frames``: those weights for each frame, divided by the number of frames (a mean)."""
         t = jnp.arange(1, self.deep_steps + 1, dtype=jnp.float32)
-        return jnp.float32(self.ds_lambda) ** (self.deep_steps - t)
+        w = jnp.float32(self.ds_lambda) ** (self.deep_steps - t)
+        k = max(1, len(self.loss_frames))
+        return jnp.tile(w, k) / k

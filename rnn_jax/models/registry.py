@@ -99,8 +99,13 @@ class ModelSpec:
     stochastic_depth: float = 0.0
     dtype: str = "float32"
     conv: str = "auto"
+    # trm trained on streams (rnn_jax.data.streams): the window frames that carry the loss
+    loss_frames: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "loss_frames", tuple(int(i) for i in self.loss_frames))
+        if self.loss_frames and self.name != "trm":
+            raise ConfigError(f"loss on several frames of a window (training streams) needs the trm; got {self.name}")
         if self.name not in PRESETS:
             raise ConfigError(f"unknown model {self.name!r}; choose from {sorted(PRESETS)}")
         sizes = PRESETS[self.name]
@@ -144,6 +149,8 @@ def create_model(spec: ModelSpec, image_shape: tuple[int, int, int], num_classes
         kwargs["stochastic_depth"] = spec.stochastic_depth
     if CLASSES[spec.name] in (ResNet, CNN):
         kwargs["conv"] = conv_function(spec.conv)
+    if spec.loss_frames:
+        kwargs["loss_frames"] = spec.loss_frames
     rngs = nnx.Rngs(params=seed, dropout=seed + 1)
     return CLASSES[spec.name](tuple(image_shape), num_classes, **kwargs, dropout=spec.dropout,
                               dtype=DTYPES[spec.dtype], rngs=rngs)
