@@ -214,3 +214,29 @@ def test_the_one_frame_fast_path_matches_the_batched_rule() -> None:
         view, prev = rng.random((21, 2)), rng.random((21, 2))
         np.testing.assert_allclose(motion_features(view, prev), motion_features(view[None], prev[None])[0], atol=1e-5)
         np.testing.assert_allclose(motion_features(view), motion_features(view[None])[0], atol=1e-6)
+
+
+def test_a_young_track_starts_no_motion_event(models: dict[str, Path]) -> None:
+    from rnn_jax.runtime import Predictor
+
+    # a hand that appears already moving (as the finder's false, short-lived hands do): the swipe
+    # frames come while the track is younger than min_track_age
+    script = [200.0 - 12 * i for i in range(6)] + [None] + [200.0 - 12 * i for i in range(14)]
+
+    def dynamic_starts(min_age: int) -> list[tuple[int, str]]:
+        motion = MotionModel.load(models["motion"], min_track_age=min_age)
+        stream = PredictionStream(Predictor.load(models["static"], threads=1), Frames(len(script)),
+                                  finder=ScriptedFinder(script), motion=motion)
+        records = list(stream)
+        young = [r.hands[0] for r in records[:max(0, min_age - 1)] if r.hands]
+        assert all(h.motion is None and h.motion_top is not None for h in young)
+        return [(e.frame, e.label) for r in records for e in r.events if e.dynamic and e.kind == "started"]
+
+    first = dynamic_starts(0)[0]
+    assert first[0] < 6 and first[1] == "swipe_right"  # no minimum: the first short track fires
+    starts = dynamic_starts(8)
+    # the first 6-frame track is lost before it is 8 frames old; the second one (frames 7..20) is
+    # counted from its own first frame, so it fires only once it is 8 frames old (frame 14 on)
+    assert starts and all(frame >= 7 + 8 - 1 for frame, _ in starts) and starts[0][1] == "swipe_right"
+    with pytest.raises(ConfigError, match="minimum track age"):
+        MotionModel.load(models["motion"], min_track_age=-1)

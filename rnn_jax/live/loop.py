@@ -351,13 +351,18 @@ class PredictionStream:
             motion: dict[str, Any] = {}
             if motion_all is not None:
                 assert self.motion is not None
-                mtracker = self.motion_trackers.get(hand.track_id)
-                if mtracker is None:
-                    mtracker = self.motion_trackers[hand.track_id] = self.motion.tracker()
-                mstate = mtracker.update(motion_all[i], self._index)
-                events += [replace(e, hand=hand.track_id, dynamic=True) for e in mstate.events]
-                motion = {"motion": mstate.label, "motion_top": mstate.top_label,
-                          "motion_confidence": mstate.confidence}
+                if self.motion.old_enough(hand.track_id):
+                    mtracker = self.motion_trackers.get(hand.track_id)
+                    if mtracker is None:
+                        mtracker = self.motion_trackers[hand.track_id] = self.motion.tracker()
+                    mstate = mtracker.update(motion_all[i], self._index)
+                    events += [replace(e, hand=hand.track_id, dynamic=True) for e in mstate.events]
+                    motion = {"motion": mstate.label, "motion_top": mstate.top_label,
+                              "motion_confidence": mstate.confidence}
+                else:  # a hand tracked for fewer than min_track_age frames: no motion event yet
+                    top = int(np.argmax(motion_all[i]))
+                    motion = {"motion": None, "motion_top": self.motion.class_names[top],
+                              "motion_confidence": float(motion_all[i][top])}
             records.append(HandRecord(hand, state.label, state.top_label, state.confidence,
                                       state.probabilities, crop_square_of(image.shape, hand),
                                       trail=np.stack(trail), **motion))

@@ -44,6 +44,9 @@ MOTION_CLASSES = ("swipe_left", "swipe_right", "swipe_up", "swipe_down", "zoom_i
 # classes that never start an event: the hand held still, and "no motion gesture"
 MOTION_BACKGROUND = ("still", "no_motion")
 DEFAULT_MOTION_GESTURE = GestureConfig(SmoothingConfig("ema", alpha=0.6), threshold=0.6, stable_frames=2)
+# frames a hand must have been tracked before its motion may start an event: the hand finder's
+# false and short-lived hands come and go within a few frames, with landmarks that jump
+DEFAULT_MIN_TRACK_AGE = 8
 
 
 def feature_spec() -> dict[str, Any]:
@@ -145,7 +148,10 @@ def sequence_features(view: np.ndarray, first_has_prev: bool = False) -> np.ndar
 class MotionModel:
     """A motion model in the live loop: per tracked hand, its state and the previous frame."""
 
-    def __init__(self, predictor: Any, gesture: GestureConfig = DEFAULT_MOTION_GESTURE) -> None:
+    def __init__(self, predictor: Any, gesture: GestureConfig = DEFAULT_MOTION_GESTURE,
+                 min_track_age: int = DEFAULT_MIN_TRACK_AGE) -> None:
+        if min_track_age < 0:
+            raise ConfigError(f"the motion model's minimum track age must be >= 0 frames, got {min_track_age}")
         if not is_motion_info(predictor.info):
             raise ModelFileError(f"{predictor.path} is not a motion model (its metadata features are not "
                                  f"rule '{RULE}'); train one with `python -m experiments.motion`")
@@ -154,13 +160,17 @@ class MotionModel:
             raise ModelFileError(f"{predictor.path} uses motion features version {version}; upgrade rnn-jax")
         self.predictor = predictor
         self.gesture = gesture
+        self.min_track_age = int(min_track_age)
         self.states: dict[int, np.ndarray] = {}
         self.previous: dict[int, np.ndarray] = {}
+        self.ages: dict[int, int] = {}  # frames each present hand has been tracked, this one included
 
     @classmethod
     def load(cls, path: str | Path, threads: int | None = 1, threshold: float | None = None,
-             stable_frames: int | None = None, smoothing: str | SmoothingConfig | None = None) -> MotionModel:
-        """Load ``path``; ``threshold`` None = the file's reject_threshold, else the default (0.6)."""
+             stable_frames: int | None = None, smoothing: str | SmoothingConfig | None = None,
+             min_track_age: int | None = None) -> MotionModel:
+        """Load ``path``; ``threshold`` None = the file's reject_threshold, else the default (0.6);
+        ``min_track_age`` None = :data:`DEFAULT_MIN_TRACK_AGE`."""
         from rnn_jax.runtime.landmarks import LandmarkPredictor, is_landmark_model
 
         if not Path(path).is_file():
@@ -175,7 +185,7 @@ class MotionModel:
         chosen = threshold if threshold is not None else predictor.info.reject_threshold
         gesture = GestureConfig(smoothing or base.smoothing, base.threshold if chosen is None else float(chosen),
                                 stable_frames or base.stable_frames)
-        return cls(predictor, gesture)
+        return cls(predictor, gesture, DEFAULT_MIN_TRACK_AGE if min_track_age is None else min_track_age)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -194,15 +204,20 @@ class MotionModel:
         hands not in ``track_ids`` forgotten."""
         k = len(self.class_names)
         if not track_ids:
-            self.states.clear()
-            self.previous.clear()
+            self.reset()
             return np.zeros((0, k), np.float32)
         feats = np.stack([motion_features(v, self.previous.get(t)) for t, v in zip(track_ids, views, strict=True)])
         state = np.concatenate([self.states.get(t, self.predictor.initial_state(1)) for t in track_ids])
         probs, new_state = self.predictor.predict(feats, state)
         self.states = {t: new_state[i:i + 1] for i, t in enumerate(track_ids)}
         self.previous = {t: np.asarray(v, np.float64) for t, v in zip(track_ids, views, strict=True)}
+        self.ages = {t: self.ages.get(t, 0) + 1 for t in track_ids}
         return probs
+
+    def old_enough(self, track_id: int) -> bool:
+        """Has this hand been tracked for ``min_track_age`` frames (this one included)? Only then may
+        its motion start an event (its state is advanced from its first frame all the same)."""
+        return self.ages.get(track_id, 0) >= self.min_track_age
 
     def classify(self, hands: list, frame_shape: tuple[int, ...]) -> np.ndarray:
         """This frame's hands (``rnn_jax.hands.Hand``) -> probabilities [len(hands), C]."""
@@ -213,6 +228,7 @@ class MotionModel:
     def reset(self) -> None:
         self.states.clear()
         self.previous.clear()
+        self.ages.clear()
 
 
 def check_motion_model(predictor: Any, where: str) -> None:
