@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 ECE_BINS = 15
-DEFAULT_MAX_FALSE_TRIGGER = 0.05  # of validation resting (no_gesture) hands shown as some gesture
+DEFAULT_MAX_FALSE_TRIGGER = 0.10  # of validation resting (no_gesture) hands shown as some gesture (docs/hagrid.md)
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

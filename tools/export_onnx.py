@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default=None, help="override the data path stored in the run")
     parser.add_argument("--max-false-trigger", type=float, default=None, metavar="RATE",
                         help="live reject rule: the threshold stored in the model is the smallest whose share of "
-                             "validation resting (no_gesture) hands shown as a gesture is <= RATE (default 0.05); "
+                             "validation resting (no_gesture) hands shown as a gesture is <= RATE (default 0.10); "
                              "the softmax temperature is fitted on validation too")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     args = parser.parse_args(argv)
