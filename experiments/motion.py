@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -134,26 +133,13 @@ def onnx_windows(path: Path, feats: np.ndarray, threads: int = 1) -> np.ndarray:
 
 def latency(path: Path, feats: np.ndarray, calls: int = 3000, repeats: int = 5) -> dict[str, float]:
     """Per frame at batch 1 on one thread: the ONNX step, and the feature rule + step, median of rounds (ms)."""
+    from rnn_jax.export.landmark_export import measure_step_latency
     from rnn_jax.live.motion import motion_features
-    from rnn_jax.runtime.landmarks import LandmarkPredictor
 
-    predictor = LandmarkPredictor.load(path, threads=1)
-    frame = feats[:1, -1]
     view = np.random.default_rng(0).uniform(0, 1, (21, 2))
-    state = predictor.initial_state(1)
-    for _ in range(100):
-        _, state = predictor.step(frame, state)
-    step_ms, total_ms = [], []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            _, state = predictor.step(frame, state)
-        step_ms.append((time.perf_counter() - t0) / calls * 1e3)
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            _, state = predictor.step(motion_features(view, view)[None], state)
-        total_ms.append((time.perf_counter() - t0) / calls * 1e3)
-    return {"step_ms": float(np.median(step_ms)), "features_and_step_ms": float(np.median(total_ms))}
+    result = measure_step_latency(path, feats[0, -1], threads=1, calls=calls, repeats=repeats,
+                                  features=lambda _: motion_features(view, view)[None])
+    return {"step_ms": result["step_ms"], "features_and_step_ms": result["features_and_step_ms"]}
 
 
 def export(args: argparse.Namespace) -> dict:

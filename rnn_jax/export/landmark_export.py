@@ -164,13 +164,19 @@ def export_landmark_model(model: Any, info: LandmarkInfo, out_path: str | Path, 
 
 
 def measure_step_latency(onnx_path: str | Path, frame: np.ndarray, threads: int = 1, calls: int = 2000,
-                         repeats: int = 5) -> dict[str, float]:
-    """Batch-1 latency of one frame (feature rule excluded / included), median of ``repeats`` rounds, ms."""
+                         repeats: int = 5, features=None) -> dict[str, float]:
+    """Batch-1 latency of one frame (feature rule excluded / included), median of ``repeats`` rounds, ms.
+
+    ``features``: the model's feature rule, frame [1, 21, 3] -> model input (default: the
+    landmark rule of the file's metadata; the motion model passes its own)."""
     from rnn_jax.hands.features import landmark_features
     from rnn_jax.runtime.landmarks import LandmarkPredictor
 
     predictor = LandmarkPredictor.load(onnx_path, threads=threads)
     x = np.asarray(frame, np.float32)[None]
+    if features is None:
+        def features(frame_batch):
+            return landmark_features(frame_batch, None, predictor.spec)
     state = predictor.initial_state(1)
     for _ in range(50):
         _, state = predictor.step(x, state)
@@ -182,7 +188,7 @@ def measure_step_latency(onnx_path: str | Path, frame: np.ndarray, threads: int 
         model_ms.append((time.perf_counter() - t0) / calls * 1e3)
         t0 = time.perf_counter()
         for _ in range(calls):
-            _, state = predictor.step(landmark_features(x, None, predictor.spec), state)
+            _, state = predictor.step(features(x), state)
         total_ms.append((time.perf_counter() - t0) / calls * 1e3)
     return {"threads": threads, "step_ms": float(np.median(model_ms)), "features_and_step_ms": float(np.median(total_ms))}
 
