@@ -11,9 +11,10 @@ photos or videos with `python tools/extract_landmarks.py`. Without --data a smal
 set of synthetic hands is used (a demo, not real data).
 
 Models: lmlp (per-frame MLP), lstm (tiny ... xxlarge), trm (stateful tiny recursive model with
-deep supervision; --teacher-heads says which of its heads the teacher reaches). --streams on
-(trm) trains on photos played as a stream, the state carried from another class's photo into
-the next (truncated BPTT; rnn_jax/data/streams.py), as the live loop carries it. Features:
+deep supervision; --teacher-heads says which of its heads the teacher reaches). The trm trains
+on photos played as a stream by default (--streams auto; off: single photos from a zero
+state), its state carried from another class's photo into the next (truncated BPTT;
+rnn_jax/data/streams.py) as the live loop carries it. Features:
 wrist-relative, scale-normalised, left hands mirrored (rnn_jax/hands/features.py);
 augmentation: rotation, scale, jitter (basic), + dropped points (strong), mirroring (--flip).
 """
@@ -46,11 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--window", type=int, default=0, metavar="T",
                       help="video frames -> windows of T consecutive frames; lstm/trm then train by "
                            "back-propagation through time over each window (default 0: single frames)")
-    data.add_argument("--streams", choices=("on", "off"), default="off",
+    data.add_argument("--streams", choices=("auto", "on", "off"), default="auto",
                       help="trm: train on photos played as a stream (each held --stream-hold frames after a "
                            "photo of another class; loss on the first frame from a zero state and on every "
                            "frame after --stream-settle with the carried state: truncated BPTT, the state "
-                           "trained as live uses it; rnn_jax/data/streams.py) (default off)")
+                           "trained as live uses it; rnn_jax/data/streams.py). auto (default): on for the "
+                           "trm without --window, off otherwise. ~20x the training time of single photos")
     data.add_argument("--stream-hold", type=int, default=15, metavar="F",
                       help="--streams: frames each photo is held (default 15, as tools/live_accuracy.py)")
     data.add_argument("--stream-settle", type=int, default=3, metavar="F",
@@ -73,7 +75,7 @@ def data_spec(args: argparse.Namespace) -> DataSpec:
 
 def stream_layout(args: argparse.Namespace):
     """The --streams layout, or None (checked before any data is read)."""
-    if args.streams != "on":
+    if args.streams == "off" or (args.streams == "auto" and (args.model != "trm" or args.window)):
         return None
     from rnn_jax.data.streams import StreamLayout
     from rnn_jax.errors import ConfigError, DataError

@@ -99,7 +99,8 @@ def test_trm_loss_frames_give_every_named_frame_its_heads() -> None:
     # the last frame's heads are the plain model's (same weights), and the weights are a mean over frames
     assert np.allclose(heads[-d:], plain.supervised_logits(x), atol=1e-5)
     assert np.isclose(float(model.head_weights().sum()), float(plain.head_weights().sum()), atol=1e-6)
-    assert np.allclose(model(x), plain(x), atol=1e-6)  # inference is untouched
+    assert np.allclose(model(x), plain(x), atol=1e-5)  # inference: the scan computes the unrolled loop's logits
+    assert np.allclose(model.frame_logits(x)[1], plain.frame_logits(x)[1], atol=1e-5)
     bad = create_model(ModelSpec("trm", "tiny", loss_frames=(0, 2)), (4, 21, 3), 5, seed=0)
     with pytest.raises(ValueError, match="end with"):
         bad.supervised_logits(jnp.zeros((1, 4, 21, 3)))
@@ -133,3 +134,13 @@ def test_streams_flag_errors_are_one_line_exit_2(tmp_path: Path, flags: list[str
     proc = subprocess.run([sys.executable, "-m", "experiments.landmarks", *flags, "--out", str(tmp_path / "r")],
                           capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+
+
+def test_streams_default_on_for_the_trm_without_window() -> None:
+    from experiments.landmarks import build_parser, stream_layout
+
+    parse = build_parser().parse_args
+    assert stream_layout(parse([])).loss_frames == StreamLayout().loss_frames  # trm is the default model
+    assert stream_layout(parse(["--model", "lstm"])) is None
+    assert stream_layout(parse(["--window", "4"])) is None
+    assert stream_layout(parse(["--streams", "off"])) is None

@@ -180,17 +180,30 @@ class LandmarkTRM(_Recurrent):
         if max(self.loss_frames) != n - 1 or min(self.loss_frames) < 0:
             raise ValueError(f"loss_frames {list(self.loss_frames)} must lie in a window of {n} frames and end "
                              "with its last frame")
-        # a scan over the frames, not an unrolled loop: a stream window's 31 frames x 18 block
-        # passes (and their gradients) unrolled take XLA minutes to compile
-        graphdef, variables = nnx.split(self)
-
-        def body(state, frame):
-            heads, state = nnx.merge(graphdef, variables).heads_step(frame, state)
-            return state, heads
-
-        _, heads = jax.lax.scan(body, self.initial_state(frames.shape[0]), jnp.swapaxes(frames, 0, 1))
+        heads, _ = self._scan(frames, self.initial_state(frames.shape[0]))
         picked = heads[jnp.asarray(sorted(self.loss_frames))]  # [F, deep_steps, B, C]
         return picked.reshape(-1, *picked.shape[2:])
+
+    def _scan(self, frames: jnp.ndarray, state: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """Every frame's heads [T, deep_steps, B, C] and the final state, by a scan over the frames:
+        a stream window's 31 frames x 18 block passes (and their gradients) unrolled take XLA
+        minutes to compile."""
+        graphdef, variables = nnx.split(self)
+
+        def body(carry, frame):
+            heads, carry = nnx.merge(graphdef, variables).heads_step(frame, carry)
+            return carry, heads
+
+        state, heads = jax.lax.scan(body, state, jnp.swapaxes(frames, 0, 1))
+        return heads, state
+
+    def frame_logits(self, x: jnp.ndarray, state: jnp.ndarray | None = None) -> tuple[jnp.ndarray, jnp.ndarray]:
+        if not self.loss_frames:  # the unrolled loop of single photos and short windows
+            return super().frame_logits(x, state)
+        frames = _frames(x)  # a model trained on streams sees long windows: scanned
+        state = self.initial_state(frames.shape[0]) if state is None else state
+        heads, state = self._scan(frames, state)
+        return jnp.swapaxes(heads[:, -1], 0, 1), state
 
     def head_weights(self) -> jnp.ndarray:
         """lambda^(T - t) for t = 1..T: the last head weighs 1, earlier ones less. With
