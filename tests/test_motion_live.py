@@ -240,3 +240,13 @@ def test_a_young_track_starts_no_motion_event(models: dict[str, Path]) -> None:
     assert starts and all(frame >= 7 + 8 - 1 for frame, _ in starts) and starts[0][1] == "swipe_right"
     with pytest.raises(ConfigError, match="minimum track age"):
         MotionModel.load(models["motion"], min_track_age=-1)
+
+
+def test_motion_min_age_flag_reaches_the_model_and_bad_values_are_refused(capsys: pytest.CaptureFixture) -> None:
+    from rnn_jax.live.cli import build_parser
+
+    assert build_parser().parse_args(["--onnx", "m.onnx", "--motion-min-age", "0"]).motion_min_age == 0
+    assert build_parser().parse_args(["--onnx", "m.onnx"]).motion_min_age is None  # the model's default
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_args(["--onnx", "m.onnx", "--motion-min-age", "-1"])
+    assert stop.value.code == 2 and "must be >= 0, got -1" in capsys.readouterr().err

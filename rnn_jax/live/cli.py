@@ -38,7 +38,12 @@ from rnn_jax.live.loop import (
     resolve_threshold,
     threshold_origin,
 )
-from rnn_jax.live.motion import DEFAULT_MOTION_GESTURE, MotionModel, check_motion_model
+from rnn_jax.live.motion import (
+    DEFAULT_MIN_TRACK_AGE,
+    DEFAULT_MOTION_GESTURE,
+    MotionModel,
+    check_motion_model,
+)
 from rnn_jax.live.overlay import KEY_LEGEND, draw_overlay
 from rnn_jax.live.smoothing import SMOOTHING_HELP, GestureConfig, GestureEvent, SmoothingConfig
 from rnn_jax.live.sources import open_source
@@ -74,6 +79,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 
@@ -120,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--motion-stable-frames", type=_positive_int, metavar="N",
                    help=f"frames a dynamic gesture must stay on top before it starts (default: "
                         f"{DEFAULT_MOTION_GESTURE.stable_frames})")
+    h.add_argument("--motion-min-age", type=_non_negative_int, metavar="N",
+                   help=f"frames a hand must have been tracked before its motion may start an event "
+                        f"(default: {DEFAULT_MIN_TRACK_AGE}; stops short-lived false hands, docs/motion.md)")
     h.add_argument("--skeleton", action=argparse.BooleanOptionalAction, default=True,
                    help="draw the 21-landmark skeleton (key k toggles it; default: on)")
 
@@ -277,7 +295,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     motion = None
     if args.motion is not None:
         motion = MotionModel.load(args.motion, threads=1, threshold=args.motion_threshold,
-                                  stable_frames=args.motion_stable_frames)
+                                  stable_frames=args.motion_stable_frames, min_track_age=args.motion_min_age)
     if runner is not None:
         check_gestures(runner.actions, predictor.class_names + (motion.gestures if motion else ()))
     finder = make_finder("on" if motion is not None and args.hands == "auto" else args.hands,
