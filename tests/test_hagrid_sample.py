@@ -147,7 +147,9 @@ def test_extraction_is_cached_and_resumes_after_an_interruption(tmp_path: Path, 
     out = hagrid_parts.prepare_landmarks(root, finder=fake, cache_dir=tmp_path / "cache", progress=False)
     # the two finished chunks of crops (4 crops) are not looked at again: 2 crops + 4 photos + 8 boxes
     assert fake.calls == 2 + 4 + 8
-    assert len(load_landmarks(out / "train.npz")) == 10
+    report = json.loads((out / "parts.json").read_text())
+    assert sum(report["hands_per_class"]["train"].values()) == 10  # 6 crops + 4 photos, all kept
+    assert len(load_landmarks(out / "train.npz")) == 8  # balanced: like (5) cut to the median (3)
     fake.calls = 0
     assert hagrid_parts.prepare_landmarks(root, finder=fake, cache_dir=tmp_path / "cache", progress=False) == out
     assert fake.calls == 0  # a finished extraction is read back, nothing recomputed
