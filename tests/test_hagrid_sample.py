@@ -273,3 +273,26 @@ def test_balanced_repeats_rare_classes_and_cuts_the_largest() -> None:
     kept = [r["i"] for r in out if r["label"] == "no_gesture"]
     assert len(set(kept)) == 100 and kept == sorted(kept)  # distinct hands, seeded, in order
     assert hagrid_parts.balanced(rows, seed=0)[0] == out
+
+
+def test_worker_processes_extract_the_same_rows(hand_models: Path, tmp_path: Path, monkeypatch) -> None:
+    """Chunks extracted by two worker processes (each its own hand finder) = in this process."""
+    import shutil
+
+    from rnn_jax.hands import HandFinder
+
+    src = shared_data("hagrid-sample", "crops_train")
+    root = tmp_path / "sample"
+    for c in ("like", "no_gesture"):
+        (root / "crops_train" / c).mkdir(parents=True)
+        for p in sorted((src / c).iterdir())[:3]:
+            shutil.copy(p, root / "crops_train" / c / p.name)
+    monkeypatch.setattr(hagrid_parts, "CHUNK", 2)
+    items = hagrid_parts._items_of_class_folders(root / "crops_train")
+    finder = HandFinder.load(hand_models, threads=1)
+    alone, counts = hagrid_parts.extract_part("crops", items, finder, tmp_path / "one", progress=False)
+    pooled, counts2 = hagrid_parts.extract_part("crops", items, None, tmp_path / "two", progress=False, workers=2,
+                                               hand_models=str(hand_models))
+    assert counts == counts2 and len(list((tmp_path / "two").glob("chunk_*.json"))) == 3
+    assert [r["source"] for r in alone] == [r["source"] for r in pooled]
+    np.testing.assert_allclose([r["lm"] for r in alone], [r["lm"] for r in pooled], atol=1e-3)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -45,7 +46,8 @@ NO_GESTURE = "no_gesture"
 CROP_DIRS = ("crops_train", "crops")
 PHOTO_DIRS = ("photos_train", "photos")
 RULES_VERSION = 1  # bump when a rule below changes: the cache key changes with it
-CHUNK = 500  # pictures per cached chunk (resume granularity)
+CHUNK = 500  # pictures per cached chunk (resume granularity, and the unit handed to a worker process)
+MAX_WORKERS = 8  # extraction processes (one per core, one onnxruntime thread each)
 # Training classes with fewer hands than this share of the median class are repeated up to it
 # (the six gestures only the unannotated photos show have ~70 hands against ~1,000 per crop
 # class and 6,948 no_gesture: unrepeated, a model sends every one of them to no_gesture).
@@ -220,33 +222,70 @@ def _progress(done: int, total: int, start: float, what: str, resumed: int) -> N
     print(f"\r  {what}: {done}/{total} pictures  {speed} ", end="", file=sys.stderr, flush=True)
 
 
-def extract_part(kind: str, items: list, finder, cache: Path, progress: bool = True) -> tuple[list[dict], dict]:
-    """Rows of every kept hand of a part, cached in chunks under ``cache`` (resumable)."""
+def _chunk_rows(finder, kind: str, chunk: list, path: Path) -> list[dict]:
+    """Extract one chunk and write it atomically (a killed run leaves no half chunk)."""
+    part = []
+    for item_path, meta in chunk:
+        for row in _extract_one(finder, kind, item_path, meta):
+            row["source"] = str(item_path)
+            if "lm" in row:
+                row["lm"] = np.asarray(row["lm"], np.float32).round(3).tolist()
+            part.append(row)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(part))
+    tmp.replace(path)
+    return part
+
+
+_WORKER_FINDER = None
+
+
+def _worker_chunk(kind: str, chunk: list, path: Path, hand_models: str | None) -> list[dict]:
+    """A worker process: its own hand finder (one onnxruntime thread), loaded once."""
+    global _WORKER_FINDER
+    if _WORKER_FINDER is None:
+        from rnn_jax.hands import HandFinder
+
+        _WORKER_FINDER = HandFinder.load(hand_models, threads=1)
+    return _chunk_rows(_WORKER_FINDER, kind, chunk, path)
+
+
+def extract_part(kind: str, items: list, finder, cache: Path, progress: bool = True, workers: int = 1,
+                 hand_models: str | None = None) -> tuple[list[dict], dict]:
+    """Rows of every kept hand of a part, cached in chunks under ``cache`` (resumable).
+
+    ``workers`` > 1 extracts chunks in that many processes, each with its own hand finder
+    (``finder`` is then unused); the rows are the same, in the same order."""
     cache.mkdir(parents=True, exist_ok=True)
-    rows: list[dict] = []
     chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
-    start, resumed = time.perf_counter(), 0
-    for k, chunk in enumerate(chunks):
-        path = cache / f"chunk_{k:04d}.json"
-        if path.is_file():
-            part = json.loads(path.read_text())
-            resumed += len(chunk)
-        else:
-            part = []
-            for item_path, meta in chunk:
-                for row in _extract_one(finder, kind, item_path, meta):
-                    row["source"] = str(item_path)
-                    if "lm" in row:
-                        row["lm"] = np.asarray(row["lm"], np.float32).round(3).tolist()
-                    part.append(row)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(part))
-            tmp.replace(path)
-        rows += part
-        if progress:
-            _progress(min((k + 1) * CHUNK, len(items)), len(items), start, kind, resumed)
+    paths = [cache / f"chunk_{k:04d}.json" for k in range(len(chunks))]
+    parts: dict[int, list[dict]] = {k: json.loads(p.read_text()) for k, p in enumerate(paths) if p.is_file()}
+    resumed = sum(len(chunks[k]) for k in parts)
+    todo = [k for k in range(len(chunks)) if k not in parts]
+    start, done = time.perf_counter(), resumed
+    if progress:
+        _progress(done, len(items), start, kind, resumed)
+    if workers > 1 and len(todo) > 1:
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from multiprocessing import get_context
+
+        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_worker_chunk, kind, chunks[k], paths[k], hand_models): k for k in todo}
+            for future in as_completed(futures):
+                k = futures[future]
+                parts[k] = future.result()
+                done += len(chunks[k])
+                if progress:
+                    _progress(done, len(items), start, kind, resumed)
+    else:
+        for k in todo:
+            parts[k] = _chunk_rows(finder, kind, chunks[k], paths[k])
+            done += len(chunks[k])
+            if progress:
+                _progress(done, len(items), start, kind, resumed)
     if progress and chunks:
         print(file=sys.stderr)
+    rows = [row for k in range(len(chunks)) for row in parts[k]]
     kept = [r for r in rows if "lm" in r]
     counts = {"pictures": len(items), "hands_kept": len(kept),
               "no_hand": sum(1 for r in rows if r.get("no_hand")),
@@ -323,14 +362,16 @@ def prepare_landmarks(root: str | Path, no_gesture: bool = True, finder=None, ca
                                 ).hexdigest()[:16]
     if (out / "parts.json").is_file():
         return out
+    workers = 1
     if finder is None:
         from rnn_jax.hands import HandFinder
 
-        finder = HandFinder.load(threads=None)
+        finder = HandFinder.load(threads=1)
+        workers = max(1, min(os.cpu_count() or 1, MAX_WORKERS))
     rows: dict[str, list[dict]] = {}
     report: dict = {"root": str(parts.root), "rules_version": RULES_VERSION, "parts": []}
     for (split, kind, items), key in zip(plan, keys, strict=True):
-        kept, counts = extract_part(kind, items, finder, base / "parts" / f"{kind}-{key}", progress)
+        kept, counts = extract_part(kind, items, finder, base / "parts" / f"{kind}-{key}", progress, workers)
         rows.setdefault(split, []).extend(kept)
         report["parts"].append({"split": split, "part": kind, "path": str(items[0][0].parent.parent)
                                 if items else "", **counts})
