@@ -136,29 +136,33 @@ class HandFinder:
         self._tracked = []
 
     # ------------------------------------------------------------------ models
-    def detect_palms(self, frame_rgb: np.ndarray, all_tiles: bool = False) -> list[tuple[Palm, bool]]:
+    def detect_palms(self, frame_rgb: np.ndarray, tiles: str = "turn") -> list[tuple[Palm, bool]]:
         """Palm detector on the whole frame, then on this search's tiles (see the module doc).
 
         Returns (palm, tiles only): whether only a tile saw it (its hand must then be surer,
         ``min_presence_tile``: faces and patterns seen up close fool the palm model more often).
-        ``all_tiles``: look at every tile now (still pictures) instead of a few in turn.
+        ``tiles``: "turn" = ``tiles_per_search`` tiles in turn (live), "all" = every tile now
+        (still pictures), "none" = the whole frame only (close-ups, where the hand is big).
         """
         cfg = self.config
         whole = self._palms_in(frame_rgb, 0, 0)
         palms = [(palm, False) for palm in weighted_nms(whole, cfg.nms_iou, max_out=cfg.max_hands)]
-        tiles = search_tiles(frame_rgb.shape, cfg.tile_grid, cfg.tile_fraction)
-        if tiles:
-            count = len(tiles) if all_tiles or cfg.tiles_per_search is None else min(cfg.tiles_per_search, len(tiles))
+        if tiles not in ("turn", "all", "none"):
+            raise ValueError(f"tiles must be 'turn', 'all' or 'none', got {tiles!r}")
+        grid = search_tiles(frame_rgb.shape, cfg.tile_grid, cfg.tile_fraction)
+        if grid:
+            count = (0 if tiles == "none" else len(grid) if tiles == "all" or cfg.tiles_per_search is None
+                     else min(cfg.tiles_per_search, len(grid)))
             seen = [b for _, b, _ in whole]
             closer = []
             for k in range(count):
-                x, y, side = tiles[(self._next_tile + k) % len(tiles)]
+                x, y, side = grid[(self._next_tile + k) % len(grid)]
                 closer += self._palms_in(frame_rgb[y : y + side, x : x + side], x, y)
-            self._next_tile = (self._next_tile + count) % len(tiles)
+            self._next_tile = (self._next_tile + count) % len(grid)
             # only what the whole frame did not see: whole-frame palms stay exactly as without tiles
             closer = [c for c in closer if not seen or not (iou_cxcywh(c[1], np.stack(seen)) > cfg.nms_iou).any()]
             palms += [(palm, True) for palm in weighted_nms(closer, cfg.nms_iou, max_out=cfg.max_hands)]
-        return palms[: cfg.max_hands + 1]
+        return palms  # whole-frame palms first; find() stops at max_hands hands
 
     def _palms_in(self, region_rgb: np.ndarray, x0: int, y0: int) -> list[tuple[float, np.ndarray, np.ndarray]]:
         """Palm model on one region (letterboxed to 192 px, pixels scaled to 0..1), in frame pixels.
@@ -187,10 +191,10 @@ class HandFinder:
         return np.concatenate([xy, z], 1), float(presence.reshape(-1)[0]), float(right.reshape(-1)[0])
 
     # ------------------------------------------------------------------- frame
-    def find(self, frame: np.ndarray, colour: str = "bgr", all_tiles: bool = False) -> list[Hand]:
+    def find(self, frame: np.ndarray, colour: str = "bgr", tiles: str = "turn") -> list[Hand]:
         """All hands in ``frame`` (at most ``max_hands``), tracked ones keeping their ``track_id``.
 
-        ``all_tiles``: a palm search looks at every tile at once (still pictures, offline)."""
+        ``tiles``: which second-look tiles a palm search looks at (see :meth:`detect_palms`)."""
         if frame.ndim == 2 or frame.shape[2] == 1:
             rgb = cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2RGB)
         else:
@@ -204,7 +208,7 @@ class HandFinder:
             len(self._tracked) < cfg.max_hands and self.stats.frames % cfg.redetect_every == 0)
         if search:
             tracked_boxes = [np.array(_cxcywh(h.box)) for h in self._tracked]
-            for palm, tiles_only in self.detect_palms(rgb, all_tiles):
+            for palm, tiles_only in self.detect_palms(rgb, tiles):
                 if any(iou_cxcywh(palm.box, b[None])[0] > cfg.same_hand_iou for b in tracked_boxes):
                     continue
                 candidates.append((rect_from_palm(palm), -1, False,
@@ -247,15 +251,7 @@ def find_hands_in_image(finder: HandFinder, image_rgb: np.ndarray, tiles: bool =
     """Hands in one still picture (no tracking): palm search over the frame (and, with ``tiles``,
     every second-look tile), then landmarks. ``tiles=False`` for close-ups, where the hand is big."""
     finder.reset()
-    hands = finder.find(image_rgb, colour="rgb", all_tiles=tiles) if tiles else _whole_frame_only(finder, image_rgb)
+    hands = finder.find(image_rgb, colour="rgb", tiles="all" if tiles else "none")
     finder.reset()
     return hands
 
-
-def _whole_frame_only(finder: HandFinder, image_rgb: np.ndarray) -> list[Hand]:
-    saved = finder.config.tiles_per_search
-    finder.config.tiles_per_search = 0
-    try:
-        return finder.find(image_rgb, colour="rgb")
-    finally:
-        finder.config.tiles_per_search = saved
