@@ -12,6 +12,7 @@ them by default.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -126,8 +127,6 @@ def run_reject_rule(run_dir, gen: int, class_names: list[str] | tuple[str, ...],
                     max_false_trigger: float = DEFAULT_MAX_FALSE_TRIGGER) -> RejectRule | None:
     """The reject rule of generation ``gen`` of a run, from its stored validation logits and labels
     (None when the run keeps neither: older runs export without one)."""
-    from pathlib import Path
-
     logits_path = Path(run_dir) / f"gen_{gen}" / "val_logits.npy"
     labels_path = Path(run_dir) / "labels" / "val.npy"
     if not (logits_path.is_file() and labels_path.is_file()):

@@ -39,7 +39,7 @@ import numpy as np
 
 from rnn_jax.data.cache import default_cache_dir
 from rnn_jax.data.folders import is_image, natural_key
-from rnn_jax.data.landmarks import LandmarkSet, load_landmarks, save_landmarks
+from rnn_jax.data.landmarks import LandmarkSet, save_landmarks
 from rnn_jax.errors import DataError
 
 NO_GESTURE = "no_gesture"
@@ -124,14 +124,6 @@ def highest_hand(hands):
     return min(hands, key=lambda h: float(h.landmarks[:, 1].min()))
 
 
-def _box_of(landmarks: np.ndarray) -> tuple[float, float, float, float]:
-    from rnn_jax.hands.finder import LANDMARK_MARGIN
-
-    lo, hi = landmarks[:, :2].min(0), landmarks[:, :2].max(0)
-    centre, size = (lo + hi) / 2, (hi - lo) * LANDMARK_MARGIN
-    return (float(centre[0] - size[0] / 2), float(centre[1] - size[1] / 2), float(size[0]), float(size[1]))
-
-
 # --------------------------------------------------------------------------- extraction
 def _items_of_class_folders(folder: Path) -> list[tuple[Path, str]]:
     classes = sorted((d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")),
@@ -159,6 +151,8 @@ def _annotated_items(images: Path, files: list[Path]) -> list[tuple[Path, dict]]
 def _extract_one(finder, kind: str, path: Path, meta) -> list[dict]:
     """Rows (one per kept hand) for one picture under the part's rule."""
     from rnn_jax.hands import find_hands_in_image, pad_for_detection
+    from rnn_jax.hands.crop import normalised
+    from rnn_jax.hands.finder import landmark_box
     from rnn_jax.preprocess import read_image
 
     try:
@@ -180,7 +174,7 @@ def _extract_one(finder, kind: str, path: Path, meta) -> list[dict]:
             how = "second_look"
         h, w = padded.shape[:2]
         return [{"lm": lm, "label": meta, "person": f"crop:{path.stem}", "hand": hd, "how": how,
-                 "box": _norm(_box_of(lm), w, h)}]
+                 "box": normalised(landmark_box(lm), w, h)}]
     if kind == "photos":
         hands = find_hands_in_image(finder, image)
         if not hands:
@@ -188,7 +182,7 @@ def _extract_one(finder, kind: str, path: Path, meta) -> list[dict]:
         hand = highest_hand(hands)
         h, w = image.shape[:2]
         return [{"lm": hand.landmarks, "label": meta, "person": f"photo:{path.stem}", "hand": hand.handedness,
-                 "how": "finder", "box": _norm(hand.box, w, h), "others": len(hands) - 1}]
+                 "how": "finder", "box": normalised(hand.box, w, h), "others": len(hands) - 1}]
     h, w = image.shape[:2]
     rows = []
     for (bx, by, bw, bh), label in zip(meta["boxes"], meta["labels"], strict=True):
@@ -196,11 +190,6 @@ def _extract_one(finder, kind: str, path: Path, meta) -> list[dict]:
         rows.append({"lm": lm, "label": label, "person": meta["user"], "hand": hd, "how": "annotated_box",
                      "box": (bx, by, bw, bh), "presence": presence})
     return rows
-
-
-def _norm(box, w, h):
-    x, y, bw, bh = box
-    return (x / w, y / h, bw / w, bh / h)
 
 
 def _part_key(kind: str, items: list) -> str:
@@ -388,9 +377,8 @@ def prepare_landmarks(root: str | Path, no_gesture: bool = True, finder=None, ca
         np.save(out / f"boxes_{split}.npy", boxes)
         report["hands_per_class"][split] = {c: sum(1 for r in rows[split] if r["label"] == c) for c in class_names}
         report.setdefault("people", {})[split] = int(len(np.unique(data.person_ids)))
-    train_people = set(load_landmarks(out / "train.npz").person_ids.tolist())
-    report["people_in_two_splits"] = sum(
-        len(train_people & set(load_landmarks(out / f"{s}.npz").person_ids.tolist())) for s in rows if s != "train")
+    people = {split: {r["person"] for r in split_rows} for split, split_rows in rows.items()}
+    report["people_in_two_splits"] = sum(len(people["train"] & people[s]) for s in people if s != "train")
     tmp = out / "parts.json.tmp"
     tmp.write_text(json.dumps(report, indent=2))
     tmp.replace(out / "parts.json")

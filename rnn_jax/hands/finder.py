@@ -41,6 +41,13 @@ from rnn_jax.hands.models import LANDMARK_SIZE, PALM_SIZE, open_models
 LANDMARK_MARGIN = 1.15  # landmarks are joint centres: widen their box to cover the skin
 
 
+def landmark_box(landmarks: np.ndarray) -> tuple[float, float, float, float]:
+    """Axis-aligned box (x, y, w, h) around 21 landmarks, widened from joint centres to the skin."""
+    lo, hi = landmarks[:, :2].min(0), landmarks[:, :2].max(0)
+    centre, size = (lo + hi) / 2, (hi - lo) * LANDMARK_MARGIN
+    return (float(centre[0] - size[0] / 2), float(centre[1] - size[1] / 2), float(size[0]), float(size[1]))
+
+
 @dataclass(frozen=True, eq=False)
 class Hand:
     """One hand in a frame."""
@@ -57,9 +64,7 @@ class Hand:
     @property
     def box(self) -> tuple[float, float, float, float]:
         """Axis-aligned box around the hand in frame pixels (x, y, w, h), widened to the skin."""
-        lo, hi = self.landmarks[:, :2].min(0), self.landmarks[:, :2].max(0)
-        centre, size = (lo + hi) / 2, (hi - lo) * LANDMARK_MARGIN
-        return (float(centre[0] - size[0] / 2), float(centre[1] - size[1] / 2), float(size[0]), float(size[1]))
+        return landmark_box(self.landmarks)
 
     def normalised_box(self) -> Box:
         """:attr:`box` as a normalised COCO box (what the data cache stores)."""
