@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import argparse
 
-from experiments.common import add_common_flags, main_guard, run_experiment
+from experiments.common import run_experiment
+from experiments.flags import add_common_flags
 from rnn_jax.data.registry import DataSpec, load_dataset
+from rnn_jax.errors import main_guard
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m experiments.cifar10", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tfds-dir", default=None, help="tensorflow-datasets data_dir")
-    add_common_flags(parser, gens=3, epochs=30, model="resnet", size="medium")
+    add_common_flags(parser, epochs=30, size="medium")
     return parser
 
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from experiments.common import add_common_flags, main_guard, run_experiment
+from experiments.common import run_experiment
+from experiments.flags import add_common_flags
 from rnn_jax.data.registry import DataSpec, load_dataset
+from rnn_jax.errors import main_guard
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,8 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     # the distillation study's winner (docs/distillation.md): a plain CNN that fits its training
     # set in 10 epochs, mixup 0.2 on every generation, students twice as long, taught by the
     # ensemble of earlier generations run on the very mixed batch (consistent), 4 generations
-    add_common_flags(parser, gens=4, epochs=10, model="cnn", size="small", batch_size=64, augment="none",
-                     mixup=0.2, teacher="consistent")
+    add_common_flags(parser, gens=4, epochs=10, model="cnn", batch_size=64, augment="none", mixup=0.2,
+                     teacher="consistent")
     return parser
 
 

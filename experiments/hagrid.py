@@ -15,7 +15,7 @@ pass explicitly wins over the preset.
 
 Model family (--family): on HaGRID (a root with hand crops, unannotated photos or annotated
 splits, e.g. ../shared/data/hagrid-sample) the default is **landmarks**: the hand finder turns
-every hand into 21 landmarks once (cached, resumable; rnn_jax/data/hagrid_parts.py says which
+every hand into 21 landmarks once (cached, resumable; rnn_jax/data/hagrid_parts_extract.py says which
 part is used how) and a small landmark model (lmlp) learns the 18 gestures + no_gesture; it
 beat hand-crop images on unseen people's photos (docs/hagrid.md). --family image trains on
 pixels instead (class folders and the built-in demo always do).
@@ -27,14 +27,10 @@ import argparse
 import os
 from pathlib import Path
 
-from experiments.common import (
-    add_common_flags,
-    check_before_data,
-    default_out,
-    main_guard,
-    run_experiment,
-)
+from experiments.common import check_before_data, default_out, run_experiment
+from experiments.flags import add_common_flags
 from rnn_jax.data.registry import DataSpec, load_dataset
+from rnn_jax.errors import main_guard
 from rnn_jax.presets import PRESETS, Preset
 
 
@@ -51,20 +47,22 @@ def build_parser() -> argparse.ArgumentParser:
                            "rnn_jax.hands, see README 'Finding the hand'; live uses --hands)")
     data.add_argument("--image-size", type=int, default=None, help="square input side (default from --preset)")
     data.add_argument("--no-gesture", action="store_true", help="add HaGRID's no_gesture hands as a class")
+    gpu, cpu = PRESETS["gpu"], PRESETS["cpu"]
     data.add_argument("--preset", choices=("cpu", "gpu"), default=None,
-                      help="defaults for the device (rnn_jax/presets.py): gpu = ResNet-18 @224 batch 128, "
-                           "cpu = resnet-medium @64 batch 8 (default: chosen from the device JAX sees)")
+                      help=f"defaults for the device (rnn_jax/presets.py): gpu = ResNet-18 @{gpu.image_size} batch "
+                           f"{gpu.batch_size}, cpu = {cpu.model}-{cpu.size} @{cpu.image_size} batch {cpu.batch_size} "
+                           "(default: chosen from the device JAX sees)")
     data.add_argument("--family", choices=("auto", "landmarks", "image"), default="auto",
                       help="what the model reads: landmarks (21 hand landmarks from the hand finder) or image "
                            "(pixels); auto = landmarks on HaGRID roots with crops/photos/annotations, image "
-                           "for class folders and the built-in demo (default auto)")
+                           "for class folders and the built-in demo (default %(default)s)")
     data.add_argument("--init-from", default=None, metavar="RUN",
                       help="start generation 0 from a finished run's student (fine-tune to your own hands)")
-    add_common_flags(parser, gens=5, epochs=None, model=None, size=None, batch_size=None, lr=None)
-    augment = next(a for a in parser._actions if a.dest == "augment")
-    augment.default = None  # by family: basic for images, strong (+ dropped points) for landmarks
-    augment.help = ("augmentation: basic = shift+flip (landmarks: rotation, scale, jitter), strong = + colour + "
-                    "cutout (landmarks: + dropped points) (default: basic for images, strong for landmarks)")
+    # None: from the preset; augment by family: basic for images, strong (+ dropped points) for landmarks
+    add_common_flags(parser, gens=5, epochs=None, model=None, size=None, batch_size=None, lr=None, augment=None,
+                     help={"augment": "augmentation: basic = shift+flip (landmarks: rotation, scale, jitter), strong "
+                                      "= + colour + cutout (landmarks: + dropped points) (default: basic for images, "
+                                      "strong for landmarks)"})
     return parser
 
 

@@ -24,14 +24,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from experiments.common import (
-    add_common_flags,
-    check_before_data,
-    default_out,
-    main_guard,
-    run_experiment,
-)
+from experiments.common import check_before_data, default_out, run_experiment
+from experiments.flags import add_common_flags, add_field_flag, run_config_from_args
 from rnn_jax.data.registry import DataSpec, load_dataset
+from rnn_jax.data.streams import StreamLayout
+from rnn_jax.errors import main_guard
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,21 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
                       help="mirror half the training examples (off by default: mirroring is left to the features)")
     data.add_argument("--window", type=int, default=0, metavar="T",
                       help="video frames -> windows of T consecutive frames; lstm/trm then train by "
-                           "back-propagation through time over each window (default 0: single frames)")
+                           "back-propagation through time over each window (default %(default)s: single frames)")
     data.add_argument("--streams", choices=("auto", "on", "off"), default="auto",
                       help="trm: train on photos played as a stream (each held --stream-hold frames after a "
                            "photo of another class; loss on the first frame from a zero state and on every "
                            "frame after --stream-settle with the carried state: truncated BPTT, the state "
                            "trained as live uses it; rnn_jax/data/streams.py). auto (default): on for the "
                            "trm without --window, off otherwise. ~20x the training time of single photos")
-    data.add_argument("--stream-hold", type=int, default=15, metavar="F",
-                      help="--streams: frames each photo is held (default 15, as tools/live_accuracy.py)")
-    data.add_argument("--stream-settle", type=int, default=3, metavar="F",
-                      help="--streams: frames after a change without a loss (default 3)")
-    data.add_argument("--teacher-heads", choices=("all", "final"), default="all",
-                      help="trm: which deep-supervision heads get the teacher's soft targets (default all)")
-    add_common_flags(parser, gens=3, epochs=40, model="trm", size="small", batch_size=64, lr=3e-3)
-    parser.set_defaults(no_flip=True)
+    data.add_argument("--stream-hold", type=int, default=StreamLayout.hold, metavar="F",
+                      help="--streams: frames each photo is held (default %(default)s, as tools/live_accuracy.py)")
+    data.add_argument("--stream-settle", type=int, default=StreamLayout.settle, metavar="F",
+                      help="--streams: frames after a change without a loss (default %(default)s)")
+    add_field_flag(data, "distill.teacher_heads")
+    add_common_flags(parser, epochs=40, model="trm", batch_size=64, no_flip=True)
     return parser
 
 
@@ -77,7 +72,6 @@ def stream_layout(args: argparse.Namespace):
     """The --streams layout, or None (checked before any data is read)."""
     if args.streams == "off" or (args.streams == "auto" and (args.model != "trm" or args.window)):
         return None
-    from rnn_jax.data.streams import StreamLayout
     from rnn_jax.errors import ConfigError, DataError
 
     if args.model != "trm":
@@ -117,8 +111,6 @@ def main(argv: list[str] | None = None) -> None:
     config = None
     if layout is not None:  # the trm learns from the layout's loss frames
         import dataclasses
-
-        from experiments.common import run_config_from_args
 
         config = run_config_from_args(args)
         config = dataclasses.replace(config, model=dataclasses.replace(config.model, loss_frames=layout.loss_frames))

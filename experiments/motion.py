@@ -20,18 +20,14 @@ carried), their agreement, and the latency per frame on one thread.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
-from experiments.common import (
-    add_common_flags,
-    check_before_data,
-    default_out,
-    main_guard,
-    run_experiment,
-)
+from experiments.common import check_before_data, default_out, run_experiment
+from experiments.flags import add_common_flags
+from rnn_jax.atomic import write_json_atomic
+from rnn_jax.errors import main_guard
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hand-keypoints"
 
@@ -43,13 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--data", default=None, metavar="DIR",
                       help=f"the hand-keypoints folder (point_history.csv, keypoint.csv; default {DEFAULT_DATA})")
     data.add_argument("--per-class", type=int, default=800, metavar="N",
-                      help="composed training windows per class (val/test: a quarter each; default 800)")
+                      help="composed training windows per class (val/test: a quarter each; default %(default)s)")
     exp = parser.add_argument_group("export (instead of training)")
     exp.add_argument("--export", metavar="RUN", help="export RUN's final student and report (no training)")
     exp.add_argument("--gen", type=int, default=None, help="with --export: this generation instead")
-    exp.add_argument("--onnx", default="motion.onnx", metavar="PATH", help="with --export: output (default motion.onnx)")
-    add_common_flags(parser, gens=3, epochs=20, model="motion", size="small", batch_size=64, lr=3e-3)
-    parser.set_defaults(no_flip=True)
+    exp.add_argument("--onnx", default="motion.onnx", metavar="PATH", help="with --export: output (default %(default)s)")
+    add_common_flags(parser, epochs=20, model="motion", batch_size=64, no_flip=True)
     return parser
 
 
@@ -184,7 +179,7 @@ def export(args: argparse.Namespace) -> dict:
               "test_acc": {o: float(np.mean(preds["ONNX frame by frame"][origin == o] == labels[origin == o]))
                            for o in ("real", "composed")},
               "latency_1_thread": lat, "per_class_table": table}
-    Path(str(result.path) + ".json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json_atomic(Path(str(result.path) + ".json"), report, indent=2, end="\n")
     print(f"\nheld-out test windows, accuracy % (windows), generation {gen}:\n{table}")
     print(f"\nJAX on whole windows vs ONNX frame by frame: max |dlogit| {report['windows_max_abs_logit_diff']:.2e}, "
           f"top-1 agreement {100 * report['windows_top1_agreement']:.2f}% over {len(feats)} windows")

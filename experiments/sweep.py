@@ -23,8 +23,7 @@ import importlib.util
 import time
 from pathlib import Path
 
-from experiments.common import main_guard
-from rnn_jax.errors import ConfigError
+from rnn_jax.errors import ConfigError, main_guard
 from rnn_jax.models.registry import PRESETS, SIZES
 
 EXPERIMENTS = ("hagrid", "fashion_mnist", "cifar10", "landmarks")
@@ -51,12 +50,12 @@ def run_argv(passthrough: list[str], size: str, out: Path) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m experiments.sweep", description=__doc__, allow_abbrev=False,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--experiment", choices=EXPERIMENTS, default="hagrid", help="which experiment (default hagrid)")
+    parser.add_argument("--experiment", choices=EXPERIMENTS, default="hagrid", help="which experiment (default %(default)s)")
     parser.add_argument("--sizes", default="tiny,small,medium",
-                        help=f"comma list of size presets from {', '.join(SIZES)} (default tiny,small,medium; "
+                        help=f"comma list of size presets from {', '.join(SIZES)} (default %(default)s; "
                              f"see `python -m rnn_jax.models`)")
     parser.add_argument("--model", default="resnet",
-                        help="architecture with size presets: resnet, vit, mlp (default resnet)")
+                        help="architecture with size presets: resnet, vit, mlp (default %(default)s)")
     parser.add_argument("--out", default=None, help="sweep folder, one run per size inside "
                                                     "(default runs/sweep-<experiment>-<time>)")
     parser.add_argument("--sort", default="gflops", help="row order of the final table (see tools/compare.py)")

@@ -16,15 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rnn_jax.numeric import softmax
+
 ECE_BINS = 15
 DEFAULT_MAX_FALSE_TRIGGER = 0.10  # of validation resting (no_gesture) hands shown as some gesture (docs/hagrid.md)
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = np.asarray(logits, np.float64) / temperature
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> float:
@@ -43,7 +38,7 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
 
 
 def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
-    p = softmax(logits, temperature)[np.arange(len(labels)), np.asarray(labels)]
+    p = softmax(logits, temperature=temperature)[np.arange(len(labels)), np.asarray(labels)]
     return float(-np.log(np.clip(p, 1e-12, None)).mean())
 
 
@@ -99,7 +94,7 @@ def choose_reject_rule(logits: np.ndarray, labels: np.ndarray, reject_index: int
         raise ValueError(f"max_false_trigger must be in [0, 1), got {max_false_trigger}")
     logits, labels = np.asarray(logits, np.float64), np.asarray(labels)
     temperature = fit_temperature(logits, labels)
-    probs = softmax(logits, temperature)
+    probs = softmax(logits, temperature=temperature)
     resting = labels == reject_index if reject_index is not None else np.zeros(len(labels), bool)
     chosen, rate = 1.0, 0.0
     for threshold in np.round(np.arange(0.0, 1.0001, 0.01), 2):

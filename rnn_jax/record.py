@@ -14,7 +14,6 @@ import argparse
 import re
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ import cv2
 import numpy as np
 
 from rnn_jax import preprocess
-from rnn_jax.errors import ConfigError, RnnJaxError
+from rnn_jax.errors import ConfigError, RnnJaxError, exit_code, main_guard
 from rnn_jax.live.sources import FrameSource, open_source
 
 SPLITS = ("train", "val")
@@ -220,29 +219,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        cfg = RecordConfig(label=args.label, out=args.out, split=args.split, count=args.count,
-                           countdown=args.countdown, every=args.every, roi=args.roi,
-                           roi_fraction=args.roi_size)
-        if not args.headless:
-            try:
-                cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
-            except cv2.error:
-                raise RnnJaxError("this OpenCV build cannot open windows (opencv-python-headless?); "
-                                  "run with --headless") from None
-        with open_source(args.source, args.width, args.height) as source:
-            try:
-                result = record_gestures(cfg, source, show=not args.headless)
-            finally:
-                if not args.headless:
-                    cv2.destroyAllWindows()
-    except RnnJaxError as exc:
-        if args.debug:
-            traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    # --debug prints the traceback and still exits 2; Ctrl-C ends quietly
+    return exit_code(lambda: _record(args), debug=args.debug, debug_raises=False, interrupted=None)
+
+
+def _record(args: argparse.Namespace) -> int:
+    cfg = RecordConfig(label=args.label, out=args.out, split=args.split, count=args.count,
+                       countdown=args.countdown, every=args.every, roi=args.roi,
+                       roi_fraction=args.roi_size)
+    if not args.headless:
+        try:
+            cv2.namedWindow(WINDOW, cv2.WINDOW_NORMAL)
+        except cv2.error:
+            raise RnnJaxError("this OpenCV build cannot open windows (opencv-python-headless?); "
+                              "run with --headless") from None
+    with open_source(args.source, args.width, args.height) as source:
+        try:
+            result = record_gestures(cfg, source, show=not args.headless)
+        finally:
+            if not args.headless:
+                cv2.destroyAllWindows()
     n = len(result.saved)
     if result.complete:
         print(f"saved {n} images to {result.folder}", file=sys.stderr)
@@ -256,4 +252,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main_guard(main)

@@ -26,7 +26,7 @@ def test_ece_is_zero_when_confidence_matches_accuracy_and_the_gap_otherwise() ->
 def test_fit_temperature_recovers_the_temperature_the_labels_were_drawn_at() -> None:
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 3, (20000, 5))
-    labels = np.array([rng.choice(5, p=p) for p in softmax(logits, 2.5)])
+    labels = np.array([rng.choice(5, p=p) for p in softmax(logits, temperature=2.5)])
     assert fit_temperature(logits, labels) == pytest.approx(2.5, rel=0.05)
 
 
@@ -38,7 +38,7 @@ def test_threshold_is_the_smallest_that_keeps_resting_hands_under_the_target() -
     logits = np.concatenate([gestures, resting])
     labels = np.concatenate([gestures.argmax(1), np.full(40, 2)])
     rule = choose_reject_rule(logits, labels, reject_index=2, max_false_trigger=0.1)
-    probs = softmax(logits, rule.temperature)
+    probs = softmax(logits, temperature=rule.temperature)
     rate = lambda t: float((shown_gestures(probs, t, 2)[200:] >= 0).mean())  # noqa: E731
     assert rate(rule.threshold) <= 0.1 == rule.max_false_trigger
     assert rule.false_trigger_rate == pytest.approx(rate(rule.threshold))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from experiments import fashion_mnist, hagrid
-from experiments.common import main_guard
+from rnn_jax.errors import main_guard
 
 
 @pytest.mark.parametrize(

@@ -126,7 +126,7 @@ def test_compare_csv_and_markdown(runs: Path, compare, capsys):
 
 
 def test_a_path_that_is_not_a_run_is_one_line_and_exit_2(runs: Path, compare, capsys):
-    from experiments.common import main_guard
+    from rnn_jax.errors import main_guard
 
     for bad in (str(runs / "notes.txt"), str(runs / "nothing-*")):
         with pytest.raises(SystemExit) as exit_info:
@@ -198,7 +198,8 @@ def test_every_run_ends_with_its_report(tmp_path: Path, blobs, capsys):
     """run_experiment (what every experiment calls) writes the report beside the run."""
     import argparse
 
-    from experiments.common import add_common_flags, run_experiment
+    from experiments.common import run_experiment
+    from experiments.flags import add_common_flags
 
     parser = argparse.ArgumentParser()
     add_common_flags(parser, gens=2, epochs=1, model="mlp", size="tiny", batch_size=32, lr=1e-2)

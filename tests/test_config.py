@@ -56,3 +56,99 @@ def test_a_stored_config_from_before_the_recipe_defaults_changed_keeps_its_behav
     assert old.train.keep_epoch == "best" and old.final_by == "val_acc"
     assert RunConfig().train.keep_epoch == "last" and RunConfig().final_by == "val_loss"
     assert RunConfig.from_dict(RunConfig().to_dict()) == RunConfig()
+
+
+# ---------------------------------------------------------------- flags made from the dataclasses
+
+
+def _parse(argv: list[str], **defaults):
+    import argparse
+
+    from experiments.flags import add_common_flags
+
+    parser = argparse.ArgumentParser()
+    add_common_flags(parser, **defaults)
+    return parser.parse_args(argv)
+
+
+def test_every_flag_default_is_the_dataclass_default_unless_the_experiment_changes_it():
+    from experiments.flags import run_config_from_args
+
+    config = run_config_from_args(_parse([]))
+    assert config == RunConfig()
+    changed = run_config_from_args(_parse([], gens=4, epochs=10, no_flip=True, teacher="consistent"))
+    assert changed == RunConfig(gens=4, train=TrainConfig(epochs=10, flip=False),
+                                distill=DistillConfig(teacher="consistent"))
+
+
+def test_help_and_choices_come_from_the_field_metadata():
+    import argparse
+
+    from experiments.flags import DISTILLATION, LINEAGE, add_common_flags, dest
+    from rnn_jax.config import AUGMENTATIONS, config_field
+
+    parser = argparse.ArgumentParser()
+    add_common_flags(parser, mixup=0.2, batch_size=None)
+    actions = {a.dest: a for a in parser._actions}
+    for path in LINEAGE + DISTILLATION:
+        assert config_field(path)[1].metadata["help"], path
+    assert actions["augment"].choices == AUGMENTATIONS
+    assert actions["mixup"].help.endswith("default 0.2)") and actions["batch_size"].help.endswith("from --preset)")
+    assert actions["weight_decay"].help == "weight decay (default 5e-4)"
+    assert actions[dest("train.flip")].option_strings == ["--no-flip"]
+    with pytest.raises(TypeError, match="no config flag"):
+        add_common_flags(argparse.ArgumentParser(), warmup_epochs=1)
+
+
+def test_set_reaches_a_field_without_a_flag_and_refuses_one_with_a_flag():
+    from experiments.flags import run_config_from_args
+
+    config = run_config_from_args(_parse(["--set", "train.warmup_epochs=1", "--set", "ensemble_from=0",
+                                          "--set", "distill.teacher_heads=final", "--set", "train.eval_batch_size=none"]))
+    assert config.train.warmup_epochs == 1.0 and config.ensemble_from == 0
+    assert config.distill.teacher_heads == "final" and config.train.eval_batch_size is None
+    for bad, match in ((["--set", "train.lr=0.1"], "use --lr"), (["--set", "train.nope=1"], "unknown config field"),
+                       (["--set", "train.warmup_epochs"], "section.field=value"),
+                       (["--set", "train.warmup_epochs=soon"], "not a value of type float"),
+                       (["--set", "train.warmup_epochs=-1"], "--warmup-epochs must be >= 0")):
+        with pytest.raises(ConfigError, match=match):
+            run_config_from_args(_parse(bad))
+
+
+def test_config_imports_nothing_from_the_modules_that_implement_it():
+    import ast
+    from pathlib import Path
+
+    import rnn_jax.config
+
+    tree = ast.parse(Path(rnn_jax.config.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not {m for m in imported if m and m.startswith(("rnn_jax.distill", "rnn_jax.data", "rnn_jax.lineage"))}
+
+
+# ---------------------------------------------------------------- one error-to-exit-code rule
+
+
+def test_main_guard_turns_errors_and_codes_into_exit_codes(capsys):
+    from rnn_jax.errors import exit_code, main_guard
+
+    def fails(argv):
+        raise ConfigError("--x must be 1")
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    main_guard(lambda argv: None, [])  # success: returns
+    main_guard(lambda argv: [1, 2], [])  # a main that returns rows, not a code
+    for main, code, err in ((fails, 2, "error: --x must be 1\n"), (interrupted, 130, "\ninterrupted\n"),
+                            (lambda argv: 3, 3, "")):
+        with pytest.raises(SystemExit) as info:
+            main_guard(main, [])
+        assert info.value.code == code and capsys.readouterr().err == err
+    with pytest.raises(ConfigError):
+        main_guard(fails, ["--debug"])
+    # the camera apps: --debug prints the traceback and keeps exit code 2; Ctrl-C is quiet
+    assert exit_code(lambda: fails(None), debug=True, debug_raises=False, interrupted=None) == 2
+    assert "Traceback" in capsys.readouterr().err
+    assert exit_code(lambda: interrupted(None), debug=False, interrupted=None) == 130
+    assert capsys.readouterr().err == ""

@@ -161,10 +161,10 @@ def _two_device_worker(run_root: str) -> None:
     import jax
 
     from rnn_jax.config import DistillConfig
-    from rnn_jax.lineage import driver
+    from rnn_jax.lineage import context, driver
 
     seen: list[dict] = []
-    plain = driver.make_train_step
+    plain = context.make_train_step
 
     def watching_step(*args, **kwargs):
         step = plain(*args, **kwargs)
@@ -178,7 +178,7 @@ def _two_device_worker(run_root: str) -> None:
 
         return step_and_look
 
-    driver.make_train_step = watching_step
+    context.make_train_step = watching_step
     blobs = make_blobs_dataset()
     quiet = {"progress": False, "log": lambda _: None}
     result: dict = {"devices": len(jax.devices())}
@@ -251,10 +251,10 @@ def _process_worker(run_dir: str) -> None:
     assert initialize_from_env()
     import jax
 
-    from rnn_jax.lineage import driver
+    from rnn_jax.lineage import driver, generation
 
     first_batches: list[list[int]] = []
-    plain = driver.train_batches
+    plain = generation.train_batches
 
     def watching_batches(*args, **kwargs):
         for i, batch in enumerate(plain(*args, **kwargs)):
@@ -262,7 +262,7 @@ def _process_worker(run_dir: str) -> None:
                 first_batches.append(batch["index"].tolist())
             yield batch
 
-    driver.train_batches = watching_batches
+    generation.train_batches = watching_batches
     logs: list[str] = []
     config = _config(model=ModelSpec("mlp", "tiny"), train=TrainConfig(epochs=2, student_epochs=2, batch_size=32,
                                                                        lr=1e-2, augment="none"))

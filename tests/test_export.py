@@ -21,11 +21,12 @@ from rnn_jax.errors import ModelFileError, RnnJaxError
 from rnn_jax.export import (
     ExportError,
     ParityError,
+    checked,
     export_checked,
     export_model,
-    onnx_export,
     parity_check,
 )
+from rnn_jax.export.convert import value_info_conflicts
 from rnn_jax.models.registry import LANDMARK_MODELS, PRESETS, ModelSpec, create_model
 from rnn_jax.runtime import ModelInfo, Predictor
 
@@ -89,7 +90,7 @@ def test_registry_model_exports_and_passes_parity(tmp_path: Path, name: str, siz
     proto = onnx.load(str(result.path), load_external_data=False)
     assert not any(onnx.external_data_helper.uses_external_data(t) for t in proto.graph.initializer)
     assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "B"  # symbolic batch
-    assert onnx_export.value_info_conflicts(proto) == []
+    assert value_info_conflicts(proto) == []
     if name.startswith("resnet"):  # the known jax2onnx NHWC/NCHW value_info mix-up
         assert result.value_info_conflicts > 0
     predictor = Predictor.load(result.path, threads=1)
@@ -139,8 +140,8 @@ def test_runtime_classifies_without_jax(mlp_export, tmp_path: Path) -> None:
 def test_gate_refuses_a_disagreeing_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shape = (8, 8, 1)
     model, impostor = make("mlp", "tiny", shape, seed=0), make("mlp", "tiny", shape, seed=7)
-    real = onnx_export.to_onnx_proto
-    monkeypatch.setattr(onnx_export, "to_onnx_proto", lambda m, *a, **k: real(impostor, *a, **k))
+    real = checked.to_onnx_proto
+    monkeypatch.setattr(checked, "to_onnx_proto", lambda m, *a, **k: real(impostor, *a, **k))
     dest = tmp_path / "student.onnx"
     with pytest.raises(ParityError, match="parity gate refused") as err:
         export_model(model, shape, info_for(shape), dest, parity_images=images(shape))
@@ -152,7 +153,7 @@ def test_gate_tolerance_is_configurable(tmp_path: Path, monkeypatch: pytest.Monk
     """A 1e-3 bias shift keeps every top-1 but breaks the default 1e-4 logit tolerance."""
     shape = (8, 8, 1)
     model = make("mlp", "tiny", shape)
-    real = onnx_export.to_onnx_proto
+    real = checked.to_onnx_proto
 
     def nudged(*args, **kwargs):
         proto = real(*args, **kwargs)
@@ -161,7 +162,7 @@ def test_gate_tolerance_is_configurable(tmp_path: Path, monkeypatch: pytest.Monk
                 t.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(t) + 1e-3, t.name))
         return proto
 
-    monkeypatch.setattr(onnx_export, "to_onnx_proto", nudged)
+    monkeypatch.setattr(checked, "to_onnx_proto", nudged)
     dest = tmp_path / "student.onnx"
     dest.write_bytes(b"previous export")
     with pytest.raises(ParityError, match="left unchanged"):

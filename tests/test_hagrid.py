@@ -14,13 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from rnn_jax.data.hagrid import (
-    center_context_crop,
-    detect_hagrid_layout,
-    hand_train_size,
-    load_hagrid,
-    random_context_crop,
-)
+from rnn_jax.data.hagrid import load_hagrid
+from rnn_jax.data.hagrid_annotations import detect_hagrid_layout
+from rnn_jax.data.hand_crops import center_context_crop, hand_train_size, random_context_crop
 from rnn_jax.errors import DataError
 
 W, H = 64, 48

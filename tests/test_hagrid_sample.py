@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from rnn_jax.data import hagrid_parts
+from rnn_jax.data import hagrid_parts, hagrid_parts_extract
 from rnn_jax.data.landmarks import load_landmarks
 from rnn_jax.errors import ConfigError, DataError
 from rnn_jax.hands.finder import FinderConfig, search_tiles
@@ -95,7 +95,7 @@ def fake(monkeypatch) -> FakeFinder:
     import rnn_jax.hands
 
     monkeypatch.setattr(rnn_jax.hands, "find_hands_in_image", finder.find_hands_in_image)
-    monkeypatch.setattr(hagrid_parts, "second_look", finder.second_look)
+    monkeypatch.setattr(hagrid_parts_extract, "second_look", finder.second_look)
     return finder
 
 
@@ -127,7 +127,7 @@ def test_parts_are_found_and_read_each_by_its_rule(tmp_path: Path, fake: FakeFin
 def test_extraction_is_cached_and_resumes_after_an_interruption(tmp_path: Path, fake: FakeFinder,
                                                                 monkeypatch) -> None:
     root = make_sample(tmp_path / "sample")
-    monkeypatch.setattr(hagrid_parts, "CHUNK", 2)
+    monkeypatch.setattr(hagrid_parts_extract, "CHUNK", 2)
     real = fake.find_hands_in_image
     seen = []
 
@@ -243,7 +243,7 @@ def test_second_look_tiles_find_more_small_hands_on_real_val_photos(hand_models:
     from rnn_jax.hands import HandFinder, find_hands_in_image
     from rnn_jax.preprocess import letterbox, read_image
 
-    items = hagrid_parts._annotated_items(*hagrid_parts.find_parts(root).annotated["val"])[:40]
+    items = hagrid_parts.annotated_items(*hagrid_parts.find_parts(root).annotated["val"])[:40]
     finder = HandFinder.load(hand_models, threads=1)
     found = {True: 0, False: 0}
     for path, meta in items:
@@ -287,11 +287,11 @@ def test_worker_processes_extract_the_same_rows(hand_models: Path, tmp_path: Pat
         (root / "crops_train" / c).mkdir(parents=True)
         for p in sorted((src / c).iterdir())[:3]:
             shutil.copy(p, root / "crops_train" / c / p.name)
-    monkeypatch.setattr(hagrid_parts, "CHUNK", 2)
-    items = hagrid_parts._items_of_class_folders(root / "crops_train")
+    monkeypatch.setattr(hagrid_parts_extract, "CHUNK", 2)
+    items = hagrid_parts_extract.class_folder_items(root / "crops_train")
     finder = HandFinder.load(hand_models, threads=1)
-    alone, counts = hagrid_parts.extract_part("crops", items, finder, tmp_path / "one", progress=False)
-    pooled, counts2 = hagrid_parts.extract_part("crops", items, None, tmp_path / "two", progress=False, workers=2,
+    alone, counts = hagrid_parts_extract.extract_part("crops", items, finder, tmp_path / "one", progress=False)
+    pooled, counts2 = hagrid_parts_extract.extract_part("crops", items, None, tmp_path / "two", progress=False, workers=2,
                                                hand_models=str(hand_models))
     assert counts == counts2 and len(list((tmp_path / "two").glob("chunk_*.json"))) == 3
     assert [r["source"] for r in alone] == [r["source"] for r in pooled]

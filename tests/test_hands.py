@@ -268,7 +268,8 @@ def _digits_folders(tmp_path: Path) -> Path:
 
 
 def test_crop_hand_on_class_folders_finds_boxes_once(hand_models: Path, tmp_path: Path) -> None:
-    from rnn_jax.data.hagrid import hand_train_size, load_hagrid
+    from rnn_jax.data.hagrid import load_hagrid
+    from rnn_jax.data.hand_crops import hand_train_size
 
     root = _digits_folders(tmp_path)
     ds = load_hagrid(root, 32, crop="hand", cache_dir=tmp_path / "cache", progress=False)

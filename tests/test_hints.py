@@ -96,7 +96,7 @@ def test_bad_hint_settings_are_one_line_config_errors(factory, match):
 def test_the_cli_flag_reaches_the_config_and_old_configs_still_load():
     import argparse
 
-    from experiments.common import add_common_flags, run_config_from_args
+    from experiments.flags import add_common_flags, run_config_from_args
 
     parser = argparse.ArgumentParser()
     add_common_flags(parser, gens=2, epochs=2, model="cnn", size="tiny")

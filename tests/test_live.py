@@ -24,8 +24,8 @@ from rnn_jax.live import (
     open_source,
 )
 from rnn_jax.live.cli import main
-from rnn_jax.live.loop import RunStats
 from rnn_jax.live.overlay import KEY_LEGEND, draw_overlay
+from rnn_jax.live.records import RunStats
 from rnn_jax.live.smoothing import Smoother
 from rnn_jax.runtime import Predictor
 
@@ -403,7 +403,7 @@ BANNED = {BANNED!r}
 for name in BANNED:
     sys.modules[name] = None  # any import of these now raises ImportError
 import rnn_jax, rnn_jax.live, rnn_jax.record, rnn_jax.runtime
-from rnn_jax.live import cli, loop, overlay, smoothing, sources
+from rnn_jax.live import action_map, actions, classifiers, cli, hand_tracks, loop, overlay, records, settings, smoothing, sources
 from rnn_jax.runtime import Predictor
 rc = cli.main(["--onnx", {str(media["model"])!r}, "--source", {str(media["video"])!r},
                "--headless", "--max-frames", "3", "--jsonl", {str(tmp_path / "x.jsonl")!r}])

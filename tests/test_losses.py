@@ -52,3 +52,21 @@ def test_alpha_zero_is_plain_cross_entropy_whatever_the_teacher():
     s, y = jnp.array([[1.0, 0.0, -1.0]]), jnp.array([1])
     total, _ = kd_loss(s, y, jnp.array([[100.0, -100.0, 0.0]]), 0.0, 4.0)
     assert float(total) == pytest.approx(float(cross_entropy(s, y)), rel=1e-6)
+
+
+def test_an_objective_sums_its_terms_in_order_and_logs_every_part():
+    """The step's loss is its terms' sum; KD + CE as a term is exactly kd_loss."""
+    from rnn_jax.distill.kd import kd_term
+    from rnn_jax.distill.objective import Batch, Objective, Outputs
+
+    logits = jnp.array([[2.0, 0.0, -1.0], [0.5, 1.0, 0.0]])
+    batch = Batch(None, jnp.array([0, 1]), jnp.array([[1.0, 0.0, 0.0], [0.0, 2.0, 1.0]]), 0.7, 4.0)
+
+    def extra_term(outputs, batch, extra):
+        return extra * jnp.sum(outputs.logits), {"extra": jnp.sum(outputs.logits)}
+
+    objective = Objective(lambda model, images: Outputs(model), (kd_term(0.1), extra_term))
+    loss, outputs, parts = objective(logits, batch, 0.5)
+    kd, kd_parts = kd_loss(logits, batch.labels, batch.teacher_logits, 0.7, 4.0, 0.1)
+    assert float(loss) == float(kd + 0.5 * jnp.sum(logits)) and outputs.logits is logits
+    assert set(parts) == {"ce", "kl", "extra"} and float(parts["ce"]) == float(kd_parts["ce"])

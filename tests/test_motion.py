@@ -180,7 +180,7 @@ def test_export_and_the_live_runtime_agree_with_jax(tmp_path: Path) -> None:
 
 def test_experiment_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from experiments import motion
-    from experiments.common import main_guard
+    from rnn_jax.errors import main_guard
 
     for argv, message in ((["--data", str(tmp_path)], "has no point_history.csv"),
                           (["--model", "resnet"], "takes images"),

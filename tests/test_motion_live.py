@@ -17,7 +17,8 @@ from rnn_jax.hands.finder import Hand
 from rnn_jax.hands.geometry import Rect
 from rnn_jax.live import iter_predictions
 from rnn_jax.live.cli import main
-from rnn_jax.live.loop import TRAIL_FRAMES, PredictionStream
+from rnn_jax.live.hand_tracks import TRAIL_FRAMES
+from rnn_jax.live.loop import PredictionStream
 from rnn_jax.live.motion import (
     MOTION_CLASSES,
     MotionModel,

@@ -12,7 +12,7 @@ from rnn_jax.distill.progressive import (
     self_target_weight,
 )
 from rnn_jax.errors import ConfigError
-from rnn_jax.lineage import driver
+from rnn_jax.lineage import context, driver
 from rnn_jax.models.registry import ModelSpec
 
 STEPS_PER_EPOCH = 512 // 32  # the blobs fixture's training set at batch size 32
@@ -67,7 +67,7 @@ def test_old_run_configs_without_the_field_still_load():
 def test_the_cli_flag_reaches_the_config():
     import argparse
 
-    from experiments.common import add_common_flags, run_config_from_args
+    from experiments.flags import add_common_flags, run_config_from_args
 
     parser = argparse.ArgumentParser()
     add_common_flags(parser, gens=2, epochs=2, model="mlp", size="tiny")
@@ -85,7 +85,7 @@ def _config(**overrides) -> RunConfig:
 def _capture_labels(monkeypatch) -> list[np.ndarray]:
     """Record the label targets every train step receives."""
     seen: list[np.ndarray] = []
-    real = driver.make_train_step
+    real = context.make_train_step
 
     def make_train_step(*args, **kwargs):
         step = real(*args, **kwargs)
@@ -96,7 +96,7 @@ def _capture_labels(monkeypatch) -> list[np.ndarray]:
 
         return recording
 
-    monkeypatch.setattr(driver, "make_train_step", make_train_step)
+    monkeypatch.setattr(context, "make_train_step", make_train_step)
     return seen
 
 

@@ -28,9 +28,9 @@ import numpy as np
 import pytest
 
 from experiments import hagrid
-from experiments.common import main_guard
 from rnn_jax.config import RunConfig, TrainConfig
-from rnn_jax.lineage import driver
+from rnn_jax.errors import main_guard
+from rnn_jax.lineage import context, driver
 from rnn_jax.lineage.checkpoint import GenerationCheckpoints
 from rnn_jax.lineage.driver import run_lineage
 from rnn_jax.lineage.record import STARTED_FILE, read_lineage
@@ -157,7 +157,7 @@ def wrap(owner, name, after=False):
 if point == "decode":  # while the data cache is being built (in a decoding thread)
     import rnn_jax.data.cache as m; wrap(m, "read_image")
 elif point == "step":  # in the middle of an epoch
-    import rnn_jax.lineage.driver as m; wrap(m, "batch_teacher_logits")
+    import rnn_jax.lineage.teaching as m; wrap(m, "batch_teacher_logits")
 elif point == "after_best":  # between the best and the resume checkpoint of one epoch
     from rnn_jax.lineage.checkpoint import GenerationCheckpoints as m; wrap(m, "save_best", after=True)
 elif point == "after_resume":  # the resume checkpoint is saved, lineage.json not yet written
@@ -165,10 +165,10 @@ elif point == "after_resume":  # the resume checkpoint is saved, lineage.json no
 elif point == "finalize":  # inside an Orbax save: written to its temporary folder, not yet renamed
     import orbax.checkpoint as ocp; wrap(ocp.StandardCheckpointHandler, "finalize")
 elif point == "logits":  # a generation trained, while its logits are written (not yet "done")
-    import rnn_jax.lineage.driver as m; wrap(m, "_save_npy_atomic")
+    import rnn_jax.lineage.run_folder as m; wrap(m, "save_array")
 elif point == "drop_resume":  # a generation finished, its resume checkpoint just deleted
     from rnn_jax.lineage.checkpoint import GenerationCheckpoints as m; wrap(m, "drop_resume", after=True)
-from experiments.common import main_guard
+from rnn_jax.errors import main_guard
 from experiments.hagrid import main
 main_guard(main, sys.argv[1:])
 """
@@ -408,7 +408,7 @@ def test_disk_full_while_building_the_data_cache_is_one_line(gestures, tmp_path,
 # ---------------------------------------------------------------- numeric trouble
 def test_nan_in_a_later_epoch_fails_the_generation_and_keeps_the_last_good_checkpoint(tmp_path, blobs,
                                                                                      monkeypatch):
-    real_make = driver.make_train_step
+    real_make = context.make_train_step
     steps_per_epoch, calls = 512 // 32, []
 
     def make_train_step(*args, **kwargs):
@@ -424,7 +424,7 @@ def test_nan_in_a_later_epoch_fails_the_generation_and_keeps_the_last_good_check
 
         return blowing_up
 
-    monkeypatch.setattr(driver, "make_train_step", make_train_step)
+    monkeypatch.setattr(context, "make_train_step", make_train_step)
     logs: list[str] = []
     record = run_lineage(_blob_config(gens=3), blobs, tmp_path / "run", progress=False, log=logs.append)
     g0, g1 = record["generations"]

@@ -158,11 +158,12 @@ def test_in_the_driver_the_consistent_teacher_sees_the_very_mixed_batch_the_stud
         tmp_path, blobs, monkeypatch):
     """End to end (mixup on): every student step's teacher input is the teacher generations' forward
     pass, recomputed here from their saved weights, on exactly the (mixed) images of that step."""
+    import rnn_jax.lineage.context as context
     import rnn_jax.lineage.driver as driver
     from rnn_jax.config import DistillConfig, RunConfig, TrainConfig
     from rnn_jax.distill.teachers import ensemble_log_probs
 
-    real, seen = driver.make_train_step, []
+    real, seen = context.make_train_step, []
 
     def recording(*args, **kwargs):
         step = real(*args, **kwargs)
@@ -174,7 +175,7 @@ def test_in_the_driver_the_consistent_teacher_sees_the_very_mixed_batch_the_stud
 
         return wrapped
 
-    monkeypatch.setattr(driver, "make_train_step", recording)
+    monkeypatch.setattr(context, "make_train_step", recording)
     config = RunConfig(model=ModelSpec("mlp", "tiny"), gens=3, distill=DistillConfig(teacher="consistent"),
                        train=TrainConfig(epochs=1, student_epochs=1, batch_size=32, lr=1e-2, augment="basic",
                                          mixup=0.4))
@@ -212,3 +213,16 @@ def test_the_step_can_hand_back_its_own_softmax_predictions(blobs):
     # train mode (batch statistics), so not the eval forward's numbers, but the same argmax count as "correct"
     assert int(metrics["correct"]) == int((probs.argmax(1) == np.asarray(y)).sum())
     assert not np.allclose(probs, jax.nn.softmax(forward(state.params, state.batch_stats, x)))
+
+
+def test_the_loss_terms_are_chosen_from_the_model_when_the_step_is_built():
+    """Deep supervision for models with several heads (the TRM), KD + CE on the logits otherwise."""
+    from rnn_jax.distill.deep_supervision import heads_forward
+    from rnn_jax.distill.kd import logits_forward
+    from rnn_jax.distill.step import _objective
+
+    trm, _, _ = split_model(create_model(ModelSpec("trm", "tiny"), (1, 21, 3), 4, seed=0))
+    resnet, _, _ = split_model(create_model(ModelSpec("resnet", "tiny"), (8, 8, 1), 4, seed=0))
+    assert trm.deep_supervision and not resnet.deep_supervision
+    assert _objective(trm, 0.0, "all").forward is heads_forward
+    assert _objective(resnet, 0.0, "all").forward is logits_forward

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rnn_jax.config import DistillConfig, RunConfig, TrainConfig
-from rnn_jax.data.hagrid import ContextCropView
+from rnn_jax.data.hand_crops import ContextCropView
 from rnn_jax.data.pipeline import epoch_seed, eval_batches, train_batches
 from rnn_jax.distill.views import (
     ViewSpec,
@@ -186,9 +186,9 @@ def test_in_the_driver_every_cached_row_is_the_teacher_on_the_batch_the_student_
                                                                                      views):
     """End to end: the cached row each step hands over equals the teacher's forward pass on the
     very images of that step (exactly, with views; far from it with clean-image rows)."""
-    import rnn_jax.lineage.driver as driver
+    import rnn_jax.lineage.teaching as teaching
 
-    real, gaps = driver.batch_teacher_logits, []
+    real, gaps = teaching.batch_teacher_logits, []
 
     def checked(source, index, images, no_teacher, mix=None):
         rows = real(source, index, images, no_teacher, mix)
@@ -197,7 +197,7 @@ def test_in_the_driver_every_cached_row_is_the_teacher_on_the_batch_the_student_
             gaps.append(float(np.abs(np.asarray(rows) - np.asarray(source.forward(params, batch_stats, images))).max()))
         return rows
 
-    monkeypatch.setattr(driver, "batch_teacher_logits", checked)
+    monkeypatch.setattr(teaching, "batch_teacher_logits", checked)
     config = _config()
     config = dataclasses.replace(config, gens=2, distill=DistillConfig(teacher_views=views, teacher_from="parent"),
                                  train=dataclasses.replace(config.train, mixup=0.0))

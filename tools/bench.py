@@ -48,6 +48,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from rnn_jax.errors import main_guard  # noqa: E402
 from tools.benchkit.report import Section, fmt, markdown, render  # noqa: E402
 from tools.benchkit.sections import (  # noqa: E402
     CPU_PRESET,
@@ -249,4 +250,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main_guard(main)

@@ -23,7 +23,6 @@ import datetime
 import hashlib
 import json
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -35,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import numpy as np  # noqa: E402
 
-from rnn_jax.errors import RnnJaxError  # noqa: E402
+from rnn_jax.atomic import publish  # noqa: E402
+from rnn_jax.errors import RnnJaxError, main_guard  # noqa: E402
 from rnn_jax.hands.models import default_model_dir  # noqa: E402
 
 MEDIAPIPE = "mediapipe==0.10.14"
@@ -266,7 +266,7 @@ def build(out_dir: Path, wheel: Path | None = None, force: bool = False, allow_i
         (stage / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         out_dir.mkdir(parents=True, exist_ok=True)
         for item in sorted(stage.iterdir(), key=lambda p: p.name == "manifest.json"):
-            os.replace(item, out_dir / item.name)  # manifest last: it vouches for the rest
+            publish(item, out_dir / item.name, keep_mode=True)  # manifest last: it vouches for the rest
         return manifest
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -287,11 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s")
     out_dir = (args.out or default_model_dir()).expanduser()
-    try:
-        manifest = build(out_dir, args.wheel, args.force, allow_install=not args.no_install)
-    except RnnJaxError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    manifest = build(out_dir, args.wheel, args.force, allow_install=not args.no_install)  # errors: main_guard
     compared = all(f["compared_with_tflite"] for f in manifest["files"])
     print(f"hand models ready in {out_dir} ({len(manifest['files'])} files; "
           + ("match TFLite)" if compared else "not compared with TFLite: pip install ai-edge-litert)"))
@@ -299,4 +295,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main_guard(main)

@@ -26,8 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from experiments.common import main_guard  # noqa: E402
-from rnn_jax.errors import ConfigError, ResumeError, RnnJaxError  # noqa: E402
+from rnn_jax.errors import ConfigError, ResumeError, RnnJaxError, main_guard  # noqa: E402
 from rnn_jax.lineage.record import LINEAGE_FILE  # noqa: E402
 
 # sort key -> (summary field, descending by default?)

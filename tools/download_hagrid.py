@@ -23,7 +23,7 @@ except ImportError:  # run from a source checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from rnn_jax.data import download
 
-from rnn_jax.errors import RnnJaxError
+from rnn_jax.errors import RnnJaxError, main_guard
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -72,4 +72,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main_guard(main)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from experiments.common import main_guard  # noqa: E402
+from rnn_jax.errors import main_guard  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

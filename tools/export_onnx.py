@@ -20,8 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from experiments.common import main_guard  # noqa: E402
-from rnn_jax.errors import ResumeError  # noqa: E402
+from rnn_jax.errors import ResumeError, main_guard  # noqa: E402
 
 
 def newest_run(root: Path = Path("runs")) -> Path:

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import numpy as np  # noqa: E402
 
-from rnn_jax.errors import ConfigError, DataError, RnnJaxError  # noqa: E402
+from rnn_jax.errors import ConfigError, DataError, main_guard  # noqa: E402
 
 
 def _progress(done: int, total: int, found: int, start: float, what: str) -> None:
@@ -162,39 +162,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress line")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     args = parser.parse_args(argv)
-    try:
-        from rnn_jax.data.landmarks import read_hagrid_landmarks, save_landmarks
+    from rnn_jax.data.landmarks import read_hagrid_landmarks, save_landmarks
 
-        if args.hagrid is not None:
-            for split, data in read_hagrid_landmarks(args.hagrid).items():
-                path = save_landmarks(data, args.out / f"{split}.npz")
-                print(f"{path}: {len(data)} hands, {len(np.unique(data.person_ids))} people, "
-                      f"{len(data.class_names)} classes")
-            return 0
-        if args.video is not None and not args.label:
-            raise ConfigError("--video needs --label (the class of its frames)")
-        from rnn_jax.hands import HandFinder
-
-        finder = HandFinder.load(args.hand_models)
-        if args.photos is not None:
-            data, counts = extract_photos(args.photos, finder, args.person_from, args.person, not args.no_progress)
-            what = f"{counts['photos']} photos: hand found in {counts['with_hand']}, no hand in {counts['no_hand']}"
-        else:
-            data, counts = extract_video(args.video, finder, args.label, args.person or args.video.stem,
-                                         not args.no_progress)
-            what = f"{counts['frames']} frames: hand found in {counts['with_hand']}, no hand in {counts['no_hand']}"
-        if counts.get("unreadable"):
-            what += f", unreadable {counts['unreadable']}"
-        path = save_landmarks(data, args.out)
-        print(f"{path}: {what} ({counts['seconds']} s); {len(np.unique(data.person_ids))} people, "
-              f"{len(data.class_names)} classes")
+    if args.hagrid is not None:
+        for split, data in read_hagrid_landmarks(args.hagrid).items():
+            path = save_landmarks(data, args.out / f"{split}.npz")
+            print(f"{path}: {len(data)} hands, {len(np.unique(data.person_ids))} people, "
+                  f"{len(data.class_names)} classes")
         return 0
-    except RnnJaxError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if args.video is not None and not args.label:
+        raise ConfigError("--video needs --label (the class of its frames)")
+    from rnn_jax.hands import HandFinder
+
+    finder = HandFinder.load(args.hand_models)
+    if args.photos is not None:
+        data, counts = extract_photos(args.photos, finder, args.person_from, args.person, not args.no_progress)
+        what = f"{counts['photos']} photos: hand found in {counts['with_hand']}, no hand in {counts['no_hand']}"
+    else:
+        data, counts = extract_video(args.video, finder, args.label, args.person or args.video.stem,
+                                     not args.no_progress)
+        what = f"{counts['frames']} frames: hand found in {counts['with_hand']}, no hand in {counts['no_hand']}"
+    if counts.get("unreadable"):
+        what += f", unreadable {counts['unreadable']}"
+    path = save_landmarks(data, args.out)
+    print(f"{path}: {what} ({counts['seconds']} s); {len(np.unique(data.person_ids))} people, "
+          f"{len(data.class_names)} classes")
+    return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main_guard(main)

@@ -257,4 +257,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.path.insert(0, str(REPO))  # rnn_jax.errors needs nothing beyond the standard library
+    from rnn_jax.errors import main_guard
+
+    main_guard(main)

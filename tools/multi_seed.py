@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnn_jax.errors import main_guard
 from rnn_jax.lineage.seeds import format_paired, lineage_epochs, paired_rows
 
 BASELINES = ("compute-matched", "label-smoothing")
@@ -133,4 +134,4 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main_guard(main)

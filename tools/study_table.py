@@ -23,8 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from experiments.common import main_guard  # noqa: E402
-from rnn_jax.errors import ConfigError  # noqa: E402
+from rnn_jax.errors import ConfigError, main_guard  # noqa: E402
 from rnn_jax.lineage.record import choose_final_generation  # noqa: E402
 from rnn_jax.lineage.seeds import metric_key, paired_rows  # noqa: E402
 from tools.multi_seed import BASELINES  # noqa: E402

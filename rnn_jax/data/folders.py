@@ -199,13 +199,14 @@ def load_class_folders(root: str | Path, image_size: int, crop_mode: str = "full
 def _hand_specs(root: Path, files: dict, image_size: int, cache_dir, progress: bool,
                 train_context: bool, notes: dict):
     """Boxes from the hand finder (found once, cached) -> split specs for hand crops."""
-    from rnn_jax.data.hagrid import (
+    # lazy: these pull in rnn_jax.hands (onnxruntime), which plain class folders never need
+    from rnn_jax.data.hand_boxes import DETECTION_PAD, decode_padded_hand, find_boxes
+    from rnn_jax.data.hand_crops import (
         HAND_EVAL_SCALE,
         HAND_TRAIN_SCALE,
         ContextCropView,
         hand_train_size,
     )
-    from rnn_jax.data.hand_boxes import DETECTION_PAD, decode_padded_hand, find_boxes
 
     order = [s for s in files]
     paths = [p for s in order for p, _ in files[s]]

@@ -21,7 +21,9 @@ The crops and photos are HaGRID's train split: they become ``train``; the annota
 plus each hand's box (normalised to the picture its landmarks are in) so the image family
 can cut the same hands with the one crop rule (:func:`rnn_jax.hands.hand_crop`).
 Extraction is slow (hand models on every picture), so it is cached in chunks: an
-interrupted run resumes where it stopped, and a second run reads the cache.
+interrupted run resumes where it stopped, and a second run reads the cache (the rules and the
+extraction: :mod:`rnn_jax.data.hagrid_parts_extract`; this module finds the parts and turns
+their rows into split files).
 JAX-free (numpy, OpenCV, onnxruntime).
 """
 
@@ -30,24 +32,41 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from rnn_jax.atomic import save_npy_atomic, write_json_atomic
 from rnn_jax.data.cache import default_cache_dir
-from rnn_jax.data.folders import is_image, natural_key
-from rnn_jax.data.landmarks import LandmarkSet, save_landmarks
+from rnn_jax.data.hagrid_annotations import (
+    NO_GESTURE,
+    ann_dir_v2,
+    annotation_files,
+    index_images,
+    parse_file,
+)
+from rnn_jax.data.hagrid_parts_extract import (
+    MAX_WORKERS,
+    RULES_VERSION,
+    class_folder_items,
+    extract_part,
+    highest_hand,
+    part_key,
+    second_look,
+)
+from rnn_jax.data.landmark_files import LandmarkSet, save_landmarks
 from rnn_jax.errors import DataError
+from rnn_jax.hands.features import handedness_code
 
-NO_GESTURE = "no_gesture"
+__all__ = [
+    "BALANCE_SHARE", "CAP_SHARE", "CROP_DIRS", "MAX_WORKERS", "NO_GESTURE", "PHOTO_DIRS",
+    "RULES_VERSION", "SET_RULES_VERSION", "HagridParts", "annotated_items", "balanced", "describe", "extract_part",
+    "find_parts", "highest_hand", "is_parts_root", "prepare_landmarks", "second_look",
+]
+
 CROP_DIRS = ("crops_train", "crops")
 PHOTO_DIRS = ("photos_train", "photos")
-RULES_VERSION = 1  # bump when a rule below changes: the cache key changes with it
-CHUNK = 500  # pictures per cached chunk (resume granularity, and the unit handed to a worker process)
-MAX_WORKERS = 8  # extraction processes (one per core, one onnxruntime thread each)
 # Training classes with fewer hands than this share of the median class are repeated up to it
 # (the six gestures only the unannotated photos show have ~70 hands against ~1,000 per crop
 # class and 6,948 no_gesture: unrepeated, a model sends every one of them to no_gesture).
@@ -57,7 +76,6 @@ BALANCE_SHARE = 0.5
 # model; docs/hagrid.md). The hands left out are counted in parts.json.
 CAP_SHARE = 1.0
 SET_RULES_VERSION = 3  # bump when the way parts become split files changes (not the extraction)
-BOX_SQUARE = 1.5  # second look: landmark square side / annotated box's longer side
 
 
 @dataclass(frozen=True)
@@ -77,17 +95,15 @@ class HagridParts:
 
 def find_parts(root: str | Path) -> HagridParts:
     """The parts under ``root``; DataError when it holds none."""
-    from rnn_jax.data.hagrid import _ann_dir_v2, _annotation_files
-
     root = Path(root).expanduser().resolve()  # absolute: one cache slot whatever the working directory
     if not root.is_dir():
         raise DataError(f"HaGRID folder {root} does not exist")
     crops = next((root / d for d in CROP_DIRS if (root / d).is_dir()), None)
     photos = next((root / d for d in PHOTO_DIRS if (root / d).is_dir()), None)
     annotated: dict[str, tuple[Path, list[Path]]] = {}
-    if _ann_dir_v2(root) is not None:
+    if ann_dir_v2(root) is not None:
         images = root / "hagrid_dataset" if (root / "hagrid_dataset").is_dir() else root
-        for split, files in _annotation_files(root, "v2").items():
+        for split, files in annotation_files(root, "v2").items():
             annotated[split] = (images, files)
     parts = HagridParts(root, crops, photos, annotated)
     if not parts.found:
@@ -101,44 +117,12 @@ def is_parts_root(root: str | Path) -> bool:
     return root.is_dir() and any((root / d).is_dir() for d in CROP_DIRS + PHOTO_DIRS)
 
 
-# --------------------------------------------------------------------------- rules
-def second_look(finder, image_rgb: np.ndarray, box_px: tuple[float, float, float, float]):
-    """The landmark model on a square around a known box: (landmarks, presence, handedness).
-
-    Two passes: an upright square ``BOX_SQUARE`` x the box, then the square the first
-    pass's landmarks give (turned along the hand), as tracking does from frame to frame.
-    """
-    from rnn_jax.hands.geometry import Rect, rect_from_landmarks
-
-    x, y, w, h = box_px
-    rect = Rect(x + w / 2, y + h / 2, BOX_SQUARE * max(w, h), 0.0)
-    landmarks, presence, right = finder.landmarks_in(image_rgb, rect)
-    landmarks2, presence2, right2 = finder.landmarks_in(image_rgb, rect_from_landmarks(landmarks))
-    if presence2 >= presence:
-        landmarks, presence, right = landmarks2, presence2, right2
-    return landmarks, presence, "right" if right >= 0.5 else "left"
-
-
-def highest_hand(hands):
-    """The gesture hand of an unannotated photo: the one whose topmost landmark is highest."""
-    return min(hands, key=lambda h: float(h.landmarks[:, 1].min()))
-
-
-# --------------------------------------------------------------------------- extraction
-def _items_of_class_folders(folder: Path) -> list[tuple[Path, str]]:
-    classes = sorted((d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")),
-                     key=lambda d: natural_key(d.name))
-    return [(p, d.name) for d in classes for p in sorted(d.iterdir(), key=lambda p: natural_key(p.name))
-            if is_image(p)]
-
-
-def _annotated_items(images: Path, files: list[Path]) -> list[tuple[Path, dict]]:
-    from rnn_jax.data.hagrid import _index_images, _parse_file
-
-    index = _index_images(images, [])
+def annotated_items(images: Path, files: list[Path]) -> list[tuple[Path, dict]]:
+    """(picture, its boxes, labels and person) of every annotated photo found under ``images``."""
+    index = index_images(images, [])
     items, missing = [], 0
     for f in files:
-        entries, _bad = _parse_file(f, "given")
+        entries, _bad = parse_file(f, "given")
         for e in entries:
             paths = index.get(e.image_id)
             if not paths:
@@ -148,150 +132,8 @@ def _annotated_items(images: Path, files: list[Path]) -> list[tuple[Path, dict]]
     return items
 
 
-def _extract_one(finder, kind: str, path: Path, meta) -> list[dict]:
-    """Rows (one per kept hand) for one picture under the part's rule."""
-    from rnn_jax.hands import find_hands_in_image, pad_for_detection
-    from rnn_jax.hands.crop import normalised
-    from rnn_jax.hands.finder import landmark_box
-    from rnn_jax.preprocess import read_image
-
-    try:
-        image = read_image(path, 3)
-    except DataError:
-        return [{"unreadable": True}]
-    if kind == "crops":
-        padded = pad_for_detection(image)
-        hands = find_hands_in_image(finder, padded, tiles=False)
-        if hands:
-            hand = max(hands, key=lambda h: h.presence)
-            lm, hd, how = hand.landmarks, hand.handedness, "finder"
-        else:
-            h, w = padded.shape[:2]
-            pad = (w - image.shape[1]) / 2
-            lm, presence, hd = second_look(finder, padded, (pad, pad, image.shape[1], image.shape[0]))
-            if presence < finder.config.min_presence:
-                return [{"no_hand": True}]
-            how = "second_look"
-        h, w = padded.shape[:2]
-        return [{"lm": lm, "label": meta, "person": f"crop:{path.stem}", "hand": hd, "how": how,
-                 "box": normalised(landmark_box(lm), w, h)}]
-    if kind == "photos":
-        hands = find_hands_in_image(finder, image)
-        if not hands:
-            return [{"no_hand": True}]
-        hand = highest_hand(hands)
-        h, w = image.shape[:2]
-        return [{"lm": hand.landmarks, "label": meta, "person": f"photo:{path.stem}", "hand": hand.handedness,
-                 "how": "finder", "box": normalised(hand.box, w, h), "others": len(hands) - 1}]
-    h, w = image.shape[:2]
-    rows = []
-    for (bx, by, bw, bh), label in zip(meta["boxes"], meta["labels"], strict=True):
-        lm, presence, hd = second_look(finder, image, (bx * w, by * h, bw * w, bh * h))
-        rows.append({"lm": lm, "label": label, "person": meta["user"], "hand": hd, "how": "annotated_box",
-                     "box": (bx, by, bw, bh), "presence": presence})
-    return rows
-
-
-def _part_key(kind: str, items: list) -> str:
-    from rnn_jax.hands.finder import FinderConfig
-
-    # whole photos go through the palm search's tiles, so its settings are part of their rule
-    finder = f"|{FinderConfig()!r}" if kind == "photos" else ""
-    digest = hashlib.sha256(f"{kind}|{RULES_VERSION}{finder}".encode())
-    for path, meta in items:
-        stat = path.stat()
-        digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{meta if kind != 'annotated' else ''}".encode())
-    return digest.hexdigest()[:16]
-
-
-def _progress(done: int, total: int, start: float, what: str, resumed: int) -> None:
-    elapsed = time.perf_counter() - start
-    rate = (done - resumed) / max(elapsed, 1e-9)
-    speed = "from the cache" if done == resumed else f"{rate:.1f}/s  ETA {(total - done) / max(rate, 1e-9):.0f} s"
-    print(f"\r  {what}: {done}/{total} pictures  {speed} ", end="", file=sys.stderr, flush=True)
-
-
-def _chunk_rows(finder, kind: str, chunk: list, path: Path) -> list[dict]:
-    """Extract one chunk and write it atomically (a killed run leaves no half chunk)."""
-    part = []
-    for item_path, meta in chunk:
-        for row in _extract_one(finder, kind, item_path, meta):
-            row["source"] = str(item_path)
-            if "lm" in row:
-                row["lm"] = np.asarray(row["lm"], np.float32).round(3).tolist()
-            part.append(row)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(part))
-    tmp.replace(path)
-    return part
-
-
-_WORKER_FINDER = None
-
-
-def _worker_chunk(kind: str, chunk: list, path: Path, hand_models: str | None) -> list[dict]:
-    """A worker process: its own hand finder (one onnxruntime thread), loaded once."""
-    global _WORKER_FINDER
-    if _WORKER_FINDER is None:
-        from rnn_jax.hands import HandFinder
-
-        _WORKER_FINDER = HandFinder.load(hand_models, threads=1)
-    return _chunk_rows(_WORKER_FINDER, kind, chunk, path)
-
-
-def extract_part(kind: str, items: list, finder, cache: Path, progress: bool = True, workers: int = 1,
-                 hand_models: str | None = None) -> tuple[list[dict], dict]:
-    """Rows of every kept hand of a part, cached in chunks under ``cache`` (resumable).
-
-    ``workers`` > 1 extracts chunks in that many processes, each with its own hand finder
-    (``finder`` is then unused); the rows are the same, in the same order."""
-    cache.mkdir(parents=True, exist_ok=True)
-    chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
-    paths = [cache / f"chunk_{k:04d}.json" for k in range(len(chunks))]
-    parts: dict[int, list[dict]] = {k: json.loads(p.read_text()) for k, p in enumerate(paths) if p.is_file()}
-    resumed = sum(len(chunks[k]) for k in parts)
-    todo = [k for k in range(len(chunks)) if k not in parts]
-    start, done = time.perf_counter(), resumed
-    if progress:
-        _progress(done, len(items), start, kind, resumed)
-    if workers > 1 and len(todo) > 1:
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        from multiprocessing import get_context
-
-        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_worker_chunk, kind, chunks[k], paths[k], hand_models): k for k in todo}
-            for future in as_completed(futures):
-                k = futures[future]
-                parts[k] = future.result()
-                done += len(chunks[k])
-                if progress:
-                    _progress(done, len(items), start, kind, resumed)
-    else:
-        for k in todo:
-            parts[k] = _chunk_rows(finder, kind, chunks[k], paths[k])
-            done += len(chunks[k])
-            if progress:
-                _progress(done, len(items), start, kind, resumed)
-    if progress and chunks:
-        print(file=sys.stderr)
-    rows = [row for k in range(len(chunks)) for row in parts[k]]
-    kept = [r for r in rows if "lm" in r]
-    counts = {"pictures": len(items), "hands_kept": len(kept),
-              "no_hand": sum(1 for r in rows if r.get("no_hand")),
-              "unreadable": sum(1 for r in rows if r.get("unreadable"))}
-    for how in ("finder", "second_look", "annotated_box"):
-        n = sum(1 for r in kept if r["how"] == how)
-        if n:
-            counts[f"by_{how}"] = n
-    if kind == "photos":
-        counts["photos_with_other_hands"] = sum(1 for r in kept if r.get("others"))
-    return kept, counts
-
-
 # --------------------------------------------------------------------------- sets
 def _as_set(rows: list[dict], class_names: tuple[str, ...], notes: dict) -> tuple[LandmarkSet, np.ndarray]:
-    from rnn_jax.hands.features import handedness_code
-
     index = {c: i for i, c in enumerate(class_names)}
     rows = [r for r in rows if r["label"] in index]
     data = LandmarkSet(np.asarray([r["lm"] for r in rows], np.float32),
@@ -337,16 +179,16 @@ def prepare_landmarks(root: str | Path, no_gesture: bool = True, finder=None, ca
     base = Path(cache_dir) if cache_dir else default_cache_dir().parent / "hagrid-parts"
     plan: list[tuple[str, str, list]] = []  # (split, kind, items)
     if parts.crops:
-        plan.append(("train", "crops", _items_of_class_folders(parts.crops)))
+        plan.append(("train", "crops", class_folder_items(parts.crops)))
     if parts.photos:
-        plan.append(("train", "photos", _items_of_class_folders(parts.photos)))
+        plan.append(("train", "photos", class_folder_items(parts.photos)))
     for split, (images, files) in parts.annotated.items():
-        plan.append((split, "annotated", _annotated_items(images, files)))
+        plan.append((split, "annotated", annotated_items(images, files)))
     if not any(split == "train" for split, _, _ in plan):
         raise DataError(f"{parts.root} has no training part (crops, unannotated photos or annotated train)")
     if not any(split == "val" for split, _, _ in plan):
         raise DataError(f"{parts.root} has no annotated val split (hagrid_annotations/val) to validate on")
-    keys = [_part_key(kind, items) for _, kind, items in plan]
+    keys = [part_key(kind, items) for _, kind, items in plan]
     out = base / hashlib.sha256(("|".join(keys) + f"|ng={no_gesture}|sets={SET_RULES_VERSION}").encode()
                                 ).hexdigest()[:16]
     if (out / "parts.json").is_file():
@@ -374,14 +216,12 @@ def prepare_landmarks(root: str | Path, no_gesture: bool = True, finder=None, ca
             split_rows, report["repeated"] = balanced(split_rows)
         data, boxes = _as_set(split_rows, class_names, {"hagrid_parts": str(parts.root)})
         save_landmarks(data, out / f"{split}.npz")
-        np.save(out / f"boxes_{split}.npy", boxes)
+        save_npy_atomic(out / f"boxes_{split}.npy", boxes)
         report["hands_per_class"][split] = {c: sum(1 for r in rows[split] if r["label"] == c) for c in class_names}
         report.setdefault("people", {})[split] = int(len(np.unique(data.person_ids)))
     people = {split: {r["person"] for r in split_rows} for split, split_rows in rows.items()}
     report["people_in_two_splits"] = sum(len(people["train"] & people[s]) for s in people if s != "train")
-    tmp = out / "parts.json.tmp"
-    tmp.write_text(json.dumps(report, indent=2))
-    tmp.replace(out / "parts.json")
+    write_json_atomic(out / "parts.json", report, indent=2)
     return out
 
 

@@ -6,7 +6,7 @@ the rule the live loop applies to the hand finder's box (:func:`rnn_jax.hands.ha
 training and live see the same square. Crops from ``crops_train`` are tight: they are padded
 with a replicated border (``CROP_PAD`` x the long side) before cutting, as when their hand
 was found. Training crops keep extra context for random box-scale augmentation, as HaGRID's
-annotated crops do (:data:`rnn_jax.data.hagrid.HAND_TRAIN_SCALE`).
+annotated crops do (:data:`rnn_jax.data.hand_crops.HAND_TRAIN_SCALE`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,14 @@ import cv2
 import numpy as np
 
 from rnn_jax.data.cache import ImageItem, SplitSpec, load_decoded
-from rnn_jax.data.hagrid import HAND_EVAL_SCALE, HAND_TRAIN_SCALE, ContextCropView, hand_train_size
 from rnn_jax.data.hagrid_parts import CROP_DIRS, prepare_landmarks
-from rnn_jax.data.landmarks import load_landmarks
+from rnn_jax.data.hand_crops import (
+    HAND_EVAL_SCALE,
+    HAND_TRAIN_SCALE,
+    ContextCropView,
+    hand_train_size,
+)
+from rnn_jax.data.landmark_files import load_landmarks
 from rnn_jax.data.types import Dataset, Split
 from rnn_jax.hands.crop import DETECTION_PAD
 from rnn_jax.preprocess import crop_square, read_image, square_box

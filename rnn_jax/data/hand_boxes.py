@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from rnn_jax.atomic import write_json_atomic
 from rnn_jax.data.cache import ImageItem, default_cache_dir
 from rnn_jax.errors import DataError
 from rnn_jax.hands.crop import DETECTION_PAD, Box, hand_crop, pad_for_detection
@@ -91,9 +91,7 @@ def find_boxes(name: str, paths: Sequence[Path], *, pad: float = DETECTION_PAD,
         boxes.append(tuple(entry["box"]) if entry["box"] is not None else None)  # type: ignore[arg-type]
     if fresh:
         root.mkdir(parents=True, exist_ok=True)
-        tmp = store.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"ident": json.loads(ident), "boxes": known}))
-        os.replace(tmp, store)
+        write_json_atomic(store, {"ident": json.loads(ident), "boxes": known})
     missing = [str(p) for p, b in zip(paths, boxes) if b is None]
     note = {"found": len(paths) - len(missing), "no_hand": len(missing), "examples_no_hand": missing[:5],
             "detected_now": fresh, "seconds": round(time.perf_counter() - start, 2), "pad": pad,

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnn_jax.data.landmarks import LandmarkSet
+from rnn_jax.data.landmark_files import LandmarkSet
 from rnn_jax.errors import DataError
 from rnn_jax.hands.features import LEFT
 

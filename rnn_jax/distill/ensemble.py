@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+from rnn_jax.numeric import softmax
 
 
 def ensemble_probabilities(logits_per_generation: list[np.ndarray]) -> np.ndarray:

@@ -10,16 +10,21 @@ not order their channels alike) that a fixed identity would force the student to
 The regressor is a training device, not part of the model: it lives in the train state
 (:class:`rnn_jax.distill.step.TrainState` ``hint``), never in the weights that are saved as
 "best", evaluated or exported.
+
+The whole variant is this module: the regressor, the loss, the forward and term the step adds
+(:mod:`rnn_jax.distill.objective`), and the regressor's update. The study screened it within noise
+(docs/distillation.md, row H); it stays, whole in one module, so ``--hint-weight`` keeps working
+and costs nothing at 0.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
+import optax
 
-# model families with a ``features_and_logits`` / ``hint_features`` pair (the guided layer)
-HINT_FAMILIES = ("cnn",)
+from rnn_jax.distill.objective import Batch, Outputs, Parts, Term
 
 
 class HintState(NamedTuple):
@@ -44,3 +49,26 @@ def hint_loss(student_features: jnp.ndarray, teacher_features: jnp.ndarray,
     """Mean squared error between the regressed student features and the teacher's (per element)."""
     diff = apply_regressor(regressor, student_features) - teacher_features.astype(jnp.float32)
     return jnp.mean(jnp.square(diff))
+
+
+def features_forward(model: Any, images: jnp.ndarray) -> Outputs:
+    """The forward of a model with a guided layer: its feature map and its logits, in one pass."""
+    features, logits = model.features_and_logits(images)
+    return Outputs(logits, features=features)
+
+
+def hint_term(weight: float) -> Term:
+    """``weight * MSE(regressor(student features), teacher features)``; logs the MSE as ``hint``.
+    The term's ``extra`` weights are the regressor."""
+
+    def term(outputs: Outputs, batch: Batch, regressor: dict[str, jnp.ndarray]) -> tuple[jnp.ndarray, Parts]:
+        hint = hint_loss(outputs.features, batch.teacher_features, regressor)
+        return weight * hint, {"hint": hint}
+
+    return term
+
+
+def update_regressor(tx: optax.GradientTransformation, hint: HintState, grads: dict) -> HintState:
+    """One optimizer step of the regressor (the model's optimizer, the regressor's own state)."""
+    updates, opt_state = tx.update(grads, hint.opt_state, hint.params)
+    return HintState(optax.apply_updates(hint.params, updates), opt_state)

@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from rnn_jax.config import HEAD_TARGETS
+
 
 def label_targets(labels: jnp.ndarray, num_classes: int) -> jnp.ndarray:
     """Class indices [B] become one-hot rows; target distributions [B, C] (mixup, cutmix) pass as they are."""
@@ -43,9 +45,6 @@ def kd_loss(student_logits: jnp.ndarray, labels: jnp.ndarray, teacher_logits: jn
     kl = distillation_kl(student_logits, teacher_logits, temperature)
     alpha = jnp.asarray(alpha, jnp.float32)
     return alpha * kl + (1.0 - alpha) * ce, {"ce": ce, "kl": kl}
-
-
-HEAD_TARGETS = ("all", "final")  # which deep-supervision heads the teacher's soft targets reach
 
 
 def deep_supervision_loss(head_logits: jnp.ndarray, weights: jnp.ndarray, labels: jnp.ndarray,

@@ -5,11 +5,17 @@ Within one training run, example ``i``'s target at epoch ``e`` is
 example from the previous epoch, softened more and more as training goes on. The predictions
 come from the train step's own forward on the example (no extra forward pass) and live here,
 on the host, one row per training example. The jitted step only ever sees the finished
-``[B, C]`` target rows, exactly like mixup's soft labels.
+``[B, C]`` target rows, exactly like mixup's soft labels, and hands back :func:`predictions`.
+
+The whole variant is this module. The study screened it within noise (docs/distillation.md,
+row P; it excludes mixing); it stays, whole in one module, so ``--ps-kd`` keeps working and
+costs nothing at 0.
 """
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -24,6 +30,11 @@ def self_target_weight(epoch: int, epochs: int, final_weight: float) -> float:
     if epoch == 0:
         return 0.0
     return float(final_weight) * (epoch + 1) / epochs
+
+
+def predictions(logits: jnp.ndarray) -> jnp.ndarray:
+    """The step's extra output under PS-KD: the student's softmax [B, C] of its training forward."""
+    return jax.nn.softmax(logits.astype(jnp.float32))
 
 
 def one_hot_rows(labels: np.ndarray, num_classes: int) -> np.ndarray:

@@ -6,7 +6,7 @@ import math
 
 import optax
 
-TEMPERATURE_SCHEDULES = ("constant", "linear", "cosine", "step")
+from rnn_jax.config import TEMPERATURE_SCHEDULES
 
 
 def generation_temperature(gen: int, gens: int, start: float, end: float | None = None,

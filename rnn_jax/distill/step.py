@@ -2,12 +2,15 @@
 
 The teacher is never inside the step: its logits arrive as an input array, produced either
 once per generation (``cached``) or by :func:`make_forward` on the same augmented batch
-(``consistent``). Generation 0 passes ``alpha = 0`` to the very same compiled step.
+(``consistent``). Generation 0 passes ``alpha = 0`` to the very same compiled step. The loss is
+an :class:`rnn_jax.distill.objective.Objective` whose terms are picked when the step is built.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NamedTuple
 
 import jax
@@ -16,8 +19,15 @@ import optax
 from flax import nnx
 from jax.sharding import Sharding
 
-from rnn_jax.distill.hints import HintState, hint_loss
-from rnn_jax.distill.losses import deep_supervision_loss, kd_loss
+from rnn_jax.distill.deep_supervision import (
+    deep_supervision_term,
+    has_deep_supervision,
+    heads_forward,
+)
+from rnn_jax.distill.hints import HintState, features_forward, hint_term, update_regressor
+from rnn_jax.distill.kd import kd_term, logits_forward
+from rnn_jax.distill.objective import Batch, Objective
+from rnn_jax.distill.progressive import predictions
 from rnn_jax.distributed import replicate
 
 PyTree = Any
@@ -43,6 +53,7 @@ class ModelFunctions:
     train_graphdef: nnx.GraphDef
     eval_graphdef: nnx.GraphDef
     rng_state: nnx.State
+    deep_supervision: bool = False  # the model trains all its heads (rnn_jax.distill.deep_supervision)
 
 
 def split_model(model: nnx.Module) -> tuple[ModelFunctions, PyTree, PyTree]:
@@ -51,7 +62,8 @@ def split_model(model: nnx.Module) -> tuple[ModelFunctions, PyTree, PyTree]:
     eval_graphdef, _, _, _ = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
     model.train()
     train_graphdef, params, batch_stats, rng_state = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
-    return ModelFunctions(train_graphdef, eval_graphdef, rng_state), params, batch_stats
+    fns = ModelFunctions(train_graphdef, eval_graphdef, rng_state, has_deep_supervision(model))
+    return fns, params, batch_stats
 
 
 def merge_eval_model(fns: ModelFunctions, params: PyTree, batch_stats: PyTree) -> nnx.Module:
@@ -105,91 +117,21 @@ def evaluated_params(state: TrainState, ema: bool) -> PyTree:
 def make_train_step(fns: ModelFunctions, tx: optax.GradientTransformation, label_smoothing: float = 0.0,
                     ema_decay: float = 0.0, *, replicated: Sharding | None = None, teacher_heads: str = "all",
                     with_predictions: bool = False, hint_weight: float = 0.0):
-    """Build ``step(state, images, labels, teacher_logits, alpha, temperature, key) -> (state, metrics)``.
+    """Build ``step(state, images, labels, teacher_logits, alpha, temperature, key[, teacher_features])
+    -> (state, metrics[, probabilities])``.
 
-    ``hint_weight`` (FitNets, :mod:`rnn_jax.distill.hints`): a call that also passes
-    ``teacher_features`` (the teacher's ``hint_features`` on this batch) adds
-    ``hint_weight * MSE(regressor(student features), teacher_features)`` to the loss, trains the
-    state's regressor (``init_state(hint_regressor=...)``) and logs the MSE as ``metrics["hint"]``.
-    A call without it (generation 0) is the plain step.
-
-    ``with_predictions``: the step returns ``(state, metrics, probabilities)`` instead, the
-    student's softmax [B, C] from this very training forward (PS-KD stores them per example,
-    :mod:`rnn_jax.distill.progressive`, so they cost no second forward pass).
-
-    ``labels`` are class indices [B] or, for mixed batches (mixup, cutmix), target
-    distributions [B, C]; ``teacher_logits`` may be log-probabilities (an ensemble's).
-
-    ``alpha`` and ``temperature`` are traced scalars, so every generation (and every
-    temperature schedule) reuses one compilation. ``state`` is donated: no copy per step.
-    ``replicated`` (data-parallel runs): the new state and the metrics stay replicated on
-    that mesh, so donation reuses the buffers; the batch may arrive sharded.
-
-    Models with deep supervision (a ``supervised_logits`` method, e.g. the TRM) are trained on
-    all their heads (:func:`rnn_jax.distill.losses.deep_supervision_loss`); ``teacher_heads``
-    says which of them the teacher's soft targets reach ("all" or "final"). Accuracy is counted
-    on the last head, the one inference uses.
+    The loss terms are chosen here, from the model and the arguments (:func:`_objective`).
+    ``alpha`` and ``temperature`` are traced, so every generation shares one compilation; ``state``
+    is donated. ``replicated`` (data-parallel): the new state and metrics stay on that mesh.
+    ``with_predictions``: also return the student's softmax (PS-KD). ``hint_weight > 0``: a call
+    with ``teacher_features`` runs the FitNets step; a call without it (generation 0) the plain one.
     """
-
-    def loss_fn(params, regressor, batch_stats, rng_state, images, labels, teacher_logits, alpha, temperature,
-                teacher_features):
-        # rebuild the mutable variables at this trace level (BatchNorm and dropout update them)
-        batch_stats, rng_state = jax.tree.map(lambda leaf: leaf, (batch_stats, rng_state))
-        model = nnx.merge(fns.train_graphdef, params, batch_stats, rng_state)
-        if teacher_features is not None:  # FitNets: the guided layer regresses the teacher's hint
-            features, logits = model.features_and_logits(images)
-            loss, parts = kd_loss(logits, labels, teacher_logits, alpha, temperature, label_smoothing)
-            hint = hint_loss(features, teacher_features, regressor)
-            loss, parts = loss + hint_weight * hint, {**parts, "hint": hint}
-        elif hasattr(model, "supervised_logits"):  # deep supervision: every head gets a loss
-            heads = model.supervised_logits(images)
-            logits = heads[-1]
-            loss, parts = deep_supervision_loss(heads, model.head_weights(), labels, teacher_logits, alpha,
-                                                temperature, label_smoothing, teacher_heads)
-        else:
-            logits = model(images)
-            loss, parts = kd_loss(logits, labels, teacher_logits, alpha, temperature, label_smoothing)
-        new_batch_stats = nnx.state(model, nnx.BatchStat)
-        return loss, (logits, new_batch_stats, parts)
-
-    def train_step(state: TrainState, rng_state, images, labels, teacher_logits, alpha, temperature, key,
-                   teacher_features=None):
-        # fresh dropout / stochastic-depth randomness per step, derived from (key, step)
-        seeded = nnx.merge(fns.train_graphdef, state.params, state.batch_stats, rng_state)
-        nnx.reseed(seeded, dropout=jax.random.fold_in(key, state.step))
-        rng_state = nnx.state(seeded, nnx.RngState)
-        hinted = teacher_features is not None
-        regressor = state.hint.params if hinted else None
-        (grads, regressor_grads), (logits, batch_stats, parts) = jax.grad(loss_fn, argnums=(0, 1), has_aux=True)(
-            state.params, regressor, state.batch_stats, rng_state, images, labels, teacher_logits, alpha,
-            temperature, teacher_features)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        hint_state = state.hint
-        if hinted:
-            regressor_updates, regressor_opt = tx.update(regressor_grads, state.hint.opt_state, regressor)
-            hint_state = HintState(optax.apply_updates(regressor, regressor_updates), regressor_opt)
-        ema = (optax.incremental_update(params, state.ema_params, 1.0 - ema_decay)
-               if ema_decay > 0 else state.ema_params)
-        alpha32 = jnp.asarray(alpha, jnp.float32)
-        metrics = {
-            "loss": alpha32 * parts["kl"] + (1 - alpha32) * parts["ce"],
-            "ce": parts["ce"],
-            "kl": parts["kl"],
-            "correct": jnp.sum(jnp.argmax(logits, -1) == (labels if labels.ndim == 1 else jnp.argmax(labels, -1))),
-        }
-        if hinted:
-            metrics["hint"] = parts["hint"]
-            metrics["loss"] = metrics["loss"] + hint_weight * parts["hint"]
-        new_state = TrainState(params, batch_stats, opt_state, ema, state.step + 1, hint_state)
-        if with_predictions:
-            return new_state, metrics, jax.nn.softmax(logits.astype(jnp.float32))
-        return new_state, metrics
-
-    if replicated is None:
-        jitted = jax.jit(train_step, donate_argnums=(0,))
-    else:
-        jitted = jax.jit(train_step, donate_argnums=(0,), out_shardings=replicated)
+    jitted = _jit(_train_step(fns, tx, _objective(fns, label_smoothing, teacher_heads), ema_decay,
+                              with_predictions), replicated)
+    hinted = None
+    if hint_weight > 0:
+        hinted = _jit(_train_step(fns, tx, _objective(fns, label_smoothing, teacher_heads, hint_weight), ema_decay,
+                                  with_predictions, hinted=True), replicated)
     rng_template = replicate(fns.rng_state, replicated)
 
     def step(state: TrainState, images, labels, teacher_logits, alpha, temperature, key, teacher_features=None):
@@ -197,13 +139,86 @@ def make_train_step(fns: ModelFunctions, tx: optax.GradientTransformation, label
         # variables that were created outside the trace
         if teacher_features is None:
             return jitted(state, rng_template, images, labels, teacher_logits, alpha, temperature, key)
-        if hint_weight <= 0 or state.hint is None:
+        if hinted is None or state.hint is None:
             raise ValueError("teacher_features need a step built with hint_weight > 0 and a state with a "
                              "hint regressor (init_state(hint_regressor=...))")
-        return jitted(state, rng_template, images, labels, teacher_logits, alpha, temperature, key,
+        return hinted(state, rng_template, images, labels, teacher_logits, alpha, temperature, key,
                       teacher_features)
 
     return step
+
+
+def _objective(fns: ModelFunctions, label_smoothing: float, teacher_heads: str,
+               hint_weight: float = 0.0) -> Objective:
+    """The forward and loss terms of a step: KD + CE plus the FitNets hint when ``hint_weight`` is
+    given, deep supervision for models with several heads, else KD + CE on the logits."""
+    if hint_weight > 0:
+        return Objective(features_forward, (kd_term(label_smoothing), hint_term(hint_weight)))
+    if fns.deep_supervision:
+        return Objective(heads_forward, (deep_supervision_term(label_smoothing, teacher_heads),))
+    return Objective(logits_forward, (kd_term(label_smoothing),))
+
+
+def _train_step(fns: ModelFunctions, tx: optax.GradientTransformation, objective: Objective, ema_decay: float,
+                with_predictions: bool, hinted: bool = False) -> Callable:
+    """The function to jit: one optimizer step on ``objective`` (and on the hint's regressor)."""
+    advance_hint = partial(update_regressor, tx) if hinted else _keep
+    advance_ema = partial(_ema_update, ema_decay) if ema_decay > 0 else _keep
+    finish = _with_predictions if with_predictions else _without_predictions
+
+    def loss_fn(params, regressor, batch_stats, rng_state, batch: Batch):
+        # rebuild the mutable variables at this trace level (BatchNorm and dropout update them)
+        batch_stats, rng_state = jax.tree.map(lambda leaf: leaf, (batch_stats, rng_state))
+        model = nnx.merge(fns.train_graphdef, params, batch_stats, rng_state)
+        loss, outputs, parts = objective(model, batch, regressor)
+        return loss, (outputs.logits, nnx.state(model, nnx.BatchStat), parts)
+
+    def train_step(state: TrainState, rng_state, images, labels, teacher_logits, alpha, temperature, key,
+                   teacher_features=None):
+        # fresh dropout / stochastic-depth randomness per step, derived from (key, step)
+        seeded = nnx.merge(fns.train_graphdef, state.params, state.batch_stats, rng_state)
+        nnx.reseed(seeded, dropout=jax.random.fold_in(key, state.step))
+        rng_state = nnx.state(seeded, nnx.RngState)
+        batch = Batch(images, labels, teacher_logits, alpha, temperature, teacher_features)
+        regressor = state.hint.params if hinted else None
+        (loss, (logits, batch_stats, parts)), (grads, regressor_grads) = jax.value_and_grad(
+            loss_fn, argnums=(0, 1), has_aux=True)(state.params, regressor, state.batch_stats, rng_state, batch)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        new_state = TrainState(params, batch_stats, opt_state, advance_ema(state.ema_params, params),
+                               state.step + 1, advance_hint(state.hint, regressor_grads))
+        metrics = {"loss": loss, **parts, "correct": _correct(logits, labels)}
+        return finish(new_state, metrics, logits)
+
+    return train_step
+
+
+def _jit(train_step: Callable, replicated: Sharding | None) -> Callable:
+    if replicated is None:
+        return jax.jit(train_step, donate_argnums=(0,))
+    return jax.jit(train_step, donate_argnums=(0,), out_shardings=replicated)
+
+
+def _keep(current: PyTree, _update: PyTree) -> PyTree:
+    return current
+
+
+def _ema_update(decay: float, ema_params: PyTree, params: PyTree) -> PyTree:
+    """The mean teacher: ``decay * ema + (1 - decay) * params``."""
+    return optax.incremental_update(params, ema_params, 1.0 - decay)
+
+
+def _correct(logits: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
+    """How many argmaxes hit the label (the target's argmax for mixed batches)."""
+    return jnp.sum(jnp.argmax(logits, -1) == (labels if labels.ndim == 1 else jnp.argmax(labels, -1)))
+
+
+def _with_predictions(state: TrainState, metrics: dict, logits: jnp.ndarray) -> tuple:
+    return state, metrics, predictions(logits)
+
+
+def _without_predictions(state: TrainState, metrics: dict, logits: jnp.ndarray) -> tuple:
+    return state, metrics
 
 
 def make_forward(fns: ModelFunctions, *, replicated: Sharding | None = None,

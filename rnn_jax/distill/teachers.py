@@ -18,6 +18,7 @@ import numpy as np
 
 from rnn_jax.config import TEACHER_FROM
 from rnn_jax.data.mixing import Mix, mix_probabilities
+from rnn_jax.numeric import log_softmax, logsumexp
 
 
 def teacher_generations(gen: int, teacher_from: str) -> list[int]:
@@ -33,14 +34,8 @@ def ensemble_log_probs(logits: Sequence[np.ndarray]) -> np.ndarray:
     """log(mean_k softmax(logits_k)) in float64, returned as float32; one member passes through."""
     if len(logits) == 1:
         return np.asarray(logits[0], np.float32)
-    stacked = np.stack([np.asarray(x, np.float64) for x in logits])
-    log_probs = stacked - _logsumexp(stacked)
-    return (_logsumexp(log_probs, axis=0)[0] - np.log(len(logits))).astype(np.float32)
-
-
-def _logsumexp(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    top = np.max(x, axis=axis, keepdims=True)
-    return top + np.log(np.sum(np.exp(x - top), axis=axis, keepdims=True))
+    log_probs = log_softmax(np.stack([np.asarray(x, np.float64) for x in logits]))
+    return (logsumexp(log_probs, axis=0) - np.log(len(logits))).astype(np.float32)
 
 
 def _ensemble_log_probs_jax(logits: Sequence[jnp.ndarray]) -> jnp.ndarray:
@@ -84,16 +79,12 @@ def batch_teacher_logits(source: TeacherSource, index: np.ndarray, images: jnp.n
     if source.cached_logits is not None:
         rows = source.cached_logits[index]
         if mix is not None:
-            rows = np.log(np.maximum(mix_probabilities(_softmax(rows), mix), 1e-12)).astype(np.float32)
+            probs = np.exp(log_softmax(rows))  # float64
+            rows = np.log(np.maximum(mix_probabilities(probs, mix), 1e-12)).astype(np.float32)
         return source.put(rows)
     if source.forward is not None and source.members:
         return _ensemble_log_probs_jax([source.forward(p, s, images) for p, s in source.members])
     return no_teacher
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = np.asarray(logits, np.float64)
-    return np.exp(z - _logsumexp(z))
 
 
 def batch_teacher_features(source: TeacherSource, images: jnp.ndarray) -> jnp.ndarray | None:

@@ -21,21 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from rnn_jax.atomic import write_json_atomic, writing
 from rnn_jax.errors import ConfigError
-from rnn_jax.export.onnx_export import (
-    BATCH_DIM,
-    DEFAULT_OPSET,
-    DEFAULT_TOLERANCE,
-    MAX_IR_VERSION,
-    ExportError,
-    ParityResult,
-    _quiet,
-    _temp_beside,
-    publish,
-    require_parity,
-    save_single_file,
-    stamp_and_check,
-)
+from rnn_jax.export.checked import quiet
+from rnn_jax.export.convert import BATCH_DIM, DEFAULT_OPSET, stamp_and_check, trace
+from rnn_jax.export.errors import ExportError
+from rnn_jax.export.files import save_single_file
+from rnn_jax.export.parity import DEFAULT_TOLERANCE, ParityResult, compare_logits, require_parity
 from rnn_jax.hands.features import NUM_LANDMARKS
 from rnn_jax.runtime.landmarks import LandmarkInfo
 
@@ -100,13 +92,9 @@ def stepped_logits(onnx_path: str | Path, frames: np.ndarray) -> np.ndarray:
 
 
 def sequence_parity(model: Any, onnx_path: str | Path, frames: np.ndarray) -> ParityResult:
+    """Every frame's logits: JAX scanned over the sequence vs the file stepped frame by frame."""
     reference = scanned_logits(model, frames)
-    got = stepped_logits(onnx_path, frames)
-    if got.shape != reference.shape:
-        raise ExportError(f"onnxruntime gave logits of shape {got.shape}, JAX {reference.shape}")
-    diff = np.abs(got.astype(np.float64) - reference)
-    max_diff = float(diff.max()) if np.isfinite(diff).all() else float("inf")
-    return ParityResult(max_diff, float(np.mean(got.argmax(1) == reference.argmax(1))), len(frames))
+    return compare_logits(stepped_logits(onnx_path, frames), reference)
 
 
 @dataclass(frozen=True)
@@ -120,10 +108,8 @@ class LandmarkExportResult:
 
 def export_landmark_model(model: Any, info: LandmarkInfo, out_path: str | Path, parity_frames: np.ndarray,
                           tolerance: float = DEFAULT_TOLERANCE, opset: int = DEFAULT_OPSET,
-                          log=_quiet) -> LandmarkExportResult:
+                          log=quiet) -> LandmarkExportResult:
     """Export ``model``'s step with explicit state, gate on sequence parity, then publish."""
-    from jax2onnx import to_onnx
-
     frames = np.asarray(parity_frames, np.float32)
     if frames.ndim != 3 or frames.shape[1:] != (NUM_LANDMARKS, 3) or len(frames) < MIN_PARITY_FRAMES:
         raise ConfigError(f"the parity gate needs >= {MIN_PARITY_FRAMES} frames [T, 21, 3], got {list(frames.shape)}")
@@ -138,28 +124,19 @@ def export_landmark_model(model: Any, info: LandmarkInfo, out_path: str | Path, 
     inputs: list = [(BATCH_DIM, NUM_LANDMARKS, 3)] + ([(BATCH_DIM, size)] if size else [])
     names_in = [info.input_name] + ([info.state_input] if size else [])
     names_out = [info.output_name] + ([info.state_output] if size else [])
-    try:
-        proto = to_onnx(step_function(model), inputs, input_names=names_in, output_names=names_out,
-                        opset=opset, return_mode="proto", model_name="rnn_jax_landmarks",
-                        # one LayerNormalization node instead of ~9 (the TRM has 27): measured
-                        # 0.43-0.52 vs 0.67-0.95 ms per frame on a busy 2-core CPU
-                        normalization_mode="prefer_native")
-    except Exception as exc:
-        raise ExportError(f"jax2onnx could not convert the model: {type(exc).__name__}: {exc}") from exc
-    proto.ir_version = min(proto.ir_version, MAX_IR_VERSION)
+    proto = trace(step_function(model), inputs, names_in, names_out, opset=opset, model_name="rnn_jax_landmarks",
+                  # one LayerNormalization node instead of ~9 (the TRM has 27): measured
+                  # 0.43-0.52 vs 0.67-0.95 ms per frame on a busy 2-core CPU
+                  normalization_mode="prefer_native")
     stamp_and_check(proto, info)
     export_s = time.perf_counter() - t0
-    tmp = _temp_beside(dest)
-    try:
+    with writing(dest, ".onnx") as tmp:  # published when the block ends, removed if it raises
         save_single_file(proto, tmp)
         parity = sequence_parity(model, tmp, frames)
         log(f"  parity over a {len(frames)}-frame sequence (JAX scanned vs ONNX step by step): "
             f"{parity.summary(tolerance)}")
         require_parity(parity, tolerance, f"{dest}")
         size_bytes = tmp.stat().st_size
-        publish(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
     return LandmarkExportResult(dest, parity, tolerance, size_bytes, export_s)
 
 
@@ -197,11 +174,9 @@ def export_landmark_run(run_dir: str | Path, gen: int | None = None, out: str | 
                         tolerance: float = DEFAULT_TOLERANCE, parity_frames: int = 64, data_path: str | None = None,
                         latency: bool = True, max_false_trigger: float | None = None, log=print) -> dict:
     """Export a landmark run's final student (or ``gen``); returns a report dict (also <out>.json)."""
-    import json
-
     import rnn_jax
-    from rnn_jax.api import Lineage
     from rnn_jax.calibration import reject_rule
+    from rnn_jax.lineage.handle import Lineage
     from rnn_jax.lineage.record import generation_entry
     from rnn_jax.models.registry import count_params
 
@@ -238,5 +213,5 @@ def export_landmark_run(run_dir: str | Path, gen: int | None = None, out: str | 
               "val_acc": info.val_accuracy, "reject_rule": None if rule is None else rule.to_dict()}
     if latency:
         report["latency_b1"] = measure_step_latency(result.path, frames[0])
-    Path(str(result.path) + ".json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json_atomic(Path(str(result.path) + ".json"), report, indent=2, end="\n")
     return report

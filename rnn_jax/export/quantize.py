@@ -11,23 +11,19 @@ the same metadata, so the fp32 model is never replaced by a less accurate one.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnx
 
-from rnn_jax.export.onnx_export import (
-    ExportError,
-    LatencyStats,
-    _temp_beside,
-    publish,
-    save_single_file,
-)
+from rnn_jax.atomic import publish, writing
+from rnn_jax.export.checked import Log
+from rnn_jax.export.errors import ExportError
+from rnn_jax.export.files import save_single_file
+from rnn_jax.export.latency import LatencyStats
 from rnn_jax.preprocess import to_model_input
-
-Log = Callable[[str], None]
 
 
 def int8_path_for(fp32_path: str | Path) -> Path:
@@ -87,12 +83,8 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, calibration_image
     del model.metadata_props[:]
     for prop in source.metadata_props:  # the quantizer does not promise to keep them
         model.metadata_props.append(onnx.StringStringEntryProto(key=prop.key, value=prop.value))
-    tmp = _temp_beside(out_path)
-    try:
+    with writing(out_path, ".onnx") as tmp:
         save_single_file(model, tmp)
-        publish(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out_path
 
 

@@ -16,10 +16,11 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+
+from rnn_jax.atomic import writing
 
 SOURCE = Path(__file__).with_name("onednn_conv.cc")
 TARGET = "rnn_jax_onednn_conv"  # the FFI target name the convolution calls
@@ -104,20 +105,15 @@ def build(force: bool = False) -> Path:
     if out.exists() and not force:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=out.stem + ".", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    command = [compiler, "-O2", "-std=c++17", "-shared", "-fPIC", "-w", str(SOURCE),
-               f"-I{ffi_include}", f"-I{dnnl_include}", f"-L{dnnl_library.parent}", "-ldnnl",
-               f"-Wl,-rpath,{dnnl_library.parent}", "-o", tmp_name]
-    try:
+    # atomic: a concurrent process sees the old state or the whole file; the linker's mode stays
+    with writing(out, keep_mode=True) as tmp:
+        command = [compiler, "-O2", "-std=c++17", "-shared", "-fPIC", "-w", str(SOURCE),
+                   f"-I{ffi_include}", f"-I{dnnl_include}", f"-L{dnnl_library.parent}", "-ldnnl",
+                   f"-Wl,-rpath,{dnnl_library.parent}", "-o", str(tmp)]
         done = subprocess.run(command, capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
             tail = "\n".join(done.stderr.strip().splitlines()[-15:])
             raise RuntimeError(f"compiling {SOURCE.name} failed ({' '.join(command)}):\n{tail}")
-        os.replace(tmp_name, out)  # atomic: a concurrent process sees the old state or the whole file
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
     return out
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from rnn_jax.data.types import Dataset
-from rnn_jax.distill.ensemble import ensemble_probabilities
 from rnn_jax.distill.step import make_forward
-from rnn_jax.lineage.driver import load_generation_weights, logits_metrics, predict_logits
+from rnn_jax.lineage.inference import ensemble_accuracy, logits_metrics, predict_logits
 from rnn_jax.lineage.record import finished_generations
+from rnn_jax.lineage.weights import load_generation_weights
 
 
 def evaluate_run(run_dir: Path, record: dict, dataset: Dataset, split: str = "test",
@@ -44,8 +44,7 @@ def evaluate_run(run_dir: Path, record: dict, dataset: Dataset, split: str = "te
             members = [g for g in gens[: k + 1] if g >= start]
             if len(members) < 2 or (start == 1 and 0 not in gens):
                 continue
-            probs = ensemble_probabilities([logits_by_gen[g] for g in members])
-            acc = float(np.mean(probs.argmax(1) == data.labels))
+            acc = ensemble_accuracy([logits_by_gen[g] for g in members], data.labels)
             rows.append({"name": f"ensemble {members[0]}..{members[-1]}", "members": members, "accuracy": acc,
                          "loss": None, "recorded": None})
     return {"split": split, "n": len(data), "rows": rows}

@@ -10,11 +10,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
-import os
 import platform
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from rnn_jax import atomic
 from rnn_jax.errors import ResumeError, StorageError
 
 LINEAGE_FILE = "lineage.json"
@@ -100,18 +99,9 @@ def uninterrupted(note: str = "finishing the save before stopping") -> Iterator[
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    path = Path(path)
+    """lineage.json's format (indent 2, numpy scalars as numbers), written atomically."""
     with storage_errors(str(path)):
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(obj, f, indent=2, default=_json_default)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic.write_json_atomic(path, obj, indent=2, default=_json_default)
 
 
 def _json_default(value: Any) -> Any:

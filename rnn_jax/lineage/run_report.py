@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnn_jax.calibration import expected_calibration_error, softmax
+from rnn_jax.calibration import expected_calibration_error
 from rnn_jax.config import RunConfig
 from rnn_jax.data.types import Dataset
 from rnn_jax.distill.ensemble import ensemble_probabilities
@@ -29,6 +29,7 @@ from rnn_jax.lineage.metrics import (
     fit_summary,
 )
 from rnn_jax.lineage.record import finished_generations, read_lineage, write_json_atomic
+from rnn_jax.numeric import softmax
 
 FINAL_RULES = {"val_loss": "lowest validation cross-entropy, ties: higher validation accuracy",
                "val_acc": "best validation accuracy, ties: lower validation loss"}

@@ -14,14 +14,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rnn_jax.live.loop import (
-        FrameRecord,
-        LiveConfig,
-        PredictionStream,
-        RunSummary,
-        default_live_threads,
-        iter_predictions,
-    )
+    from rnn_jax.live.loop import PredictionStream, iter_predictions
+    from rnn_jax.live.records import FrameRecord, RunSummary
+    from rnn_jax.live.settings import LiveConfig, default_live_threads
     from rnn_jax.live.smoothing import (
         GestureConfig,
         GestureEvent,
@@ -32,8 +27,8 @@ if TYPE_CHECKING:
     from rnn_jax.live.sources import FrameSource, open_source
 
 _EXPORTS = {
-    "iter_predictions": "loop", "PredictionStream": "loop", "FrameRecord": "loop",
-    "LiveConfig": "loop", "RunSummary": "loop", "default_live_threads": "loop",
+    "iter_predictions": "loop", "PredictionStream": "loop", "FrameRecord": "records",
+    "LiveConfig": "settings", "RunSummary": "records", "default_live_threads": "settings",
     "GestureConfig": "smoothing", "GestureEvent": "smoothing", "GestureState": "smoothing",
     "GestureTracker": "smoothing", "SmoothingConfig": "smoothing",
     "FrameSource": "sources", "open_source": "sources",

@@ -12,14 +12,13 @@ import json
 import logging
 import sys
 import time
-import traceback
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, TextIO
 
 import cv2
 
-from rnn_jax.errors import RnnJaxError
+from rnn_jax.errors import RnnJaxError, exit_code
 from rnn_jax.live.actions import (
     DEFAULT_COOLDOWN_S,
     DEFAULT_TIMEOUT_S,
@@ -27,17 +26,7 @@ from rnn_jax.live.actions import (
     check_gestures,
     print_outcomes,
 )
-from rnn_jax.live.loop import (
-    DEFAULT_THRESHOLD,
-    HANDS_CHOICES,
-    FrameRecord,
-    LiveConfig,
-    PredictionStream,
-    default_live_threads,
-    make_finder,
-    resolve_threshold,
-    threshold_origin,
-)
+from rnn_jax.live.loop import PredictionStream
 from rnn_jax.live.motion import (
     DEFAULT_MIN_TRACK_AGE,
     DEFAULT_MOTION_GESTURE,
@@ -45,13 +34,22 @@ from rnn_jax.live.motion import (
     check_motion_model,
 )
 from rnn_jax.live.overlay import KEY_LEGEND, draw_overlay
+from rnn_jax.live.records import FrameRecord
+from rnn_jax.live.settings import (
+    DEFAULT_THRESHOLD,
+    HANDS_CHOICES,
+    LiveConfig,
+    default_live_threads,
+    make_finder,
+    resolve_threshold,
+    threshold_origin,
+)
 from rnn_jax.live.smoothing import SMOOTHING_HELP, GestureConfig, GestureEvent, SmoothingConfig
 from rnn_jax.live.sources import open_source
 from rnn_jax.runtime.landmarks import load_predictor
 
 WINDOW = "rnn-jax live"
 BANNER_S = 1.5  # seconds a dynamic gesture's name stays on screen after it fires
-EXIT_USER_ERROR = 2
 
 EPILOG = f"""\
 examples:
@@ -353,12 +351,5 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
-    try:
-        return run(args)
-    except RnnJaxError as exc:
-        if args.debug:
-            traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        return 130
+    # --debug prints the traceback and still exits 2; Ctrl-C ends quietly (the summary says enough)
+    return exit_code(lambda: run(args), debug=args.debug, debug_raises=False, interrupted=None)

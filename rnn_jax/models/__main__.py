@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from rnn_jax.errors import main_guard
 from rnn_jax.models.registry import (
     LANDMARK_MODELS,
     ModelSpec,
@@ -30,4 +31,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main_guard(main)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
@@ -93,12 +93,19 @@ class ModelSpec:
     It changes speed, not the network: checkpoints of either load into the other.
     """
 
-    name: str = "resnet"
-    size: str = "small"
-    dropout: float = 0.0
-    stochastic_depth: float = 0.0
-    dtype: str = "float32"
-    conv: str = "auto"
+    # metadata: the experiments' flags (see rnn_jax/config.py)
+    name: str = field(default="resnet", metadata={
+        "flag": "--model", "help": "model name from `python -m rnn_jax.models` (default {default})"})
+    size: str = field(default="small", metadata={
+        "help": f"model size preset: {', '.join(SIZES)} (default {{default}})"})
+    dropout: float = field(default=0.0, metadata={"help": "dropout before the classifier (noisy student)"})
+    stochastic_depth: float = field(default=0.0, metadata={"help": "max drop-path rate (noisy student)"})
+    dtype: str = field(default="float32", metadata={
+        "choices": tuple(DTYPES), "help": "compute dtype; parameters stay float32 (bfloat16 suits recent GPUs)"})
+    conv: str = field(default="auto", metadata={
+        "choices": CONV_BACKENDS,
+        "help": "who runs the ResNets' convolutions on CPU: auto = oneDNN when its kernel builds here "
+                "(faster; needs a C++ compiler), else XLA (default {default}; GPUs always use XLA)"})
     # trm trained on streams (rnn_jax.data.streams): the window frames that carry the loss
     loss_frames: tuple[int, ...] = ()
 

@@ -22,9 +22,10 @@ import onnxruntime as ort
 
 from rnn_jax.errors import ConfigError, ModelFileError
 from rnn_jax.hands.features import NUM_LANDMARKS, FeatureSpec, handedness_code, landmark_features
+from rnn_jax.numeric import softmax
 from rnn_jax.ort_options import session_options
 from rnn_jax.runtime.metadata import PREFIX
-from rnn_jax.runtime.predictor import _one_line, softmax
+from rnn_jax.runtime.predictor import _one_line
 
 KIND = "landmarks"
 FORMAT_VERSION = 1
@@ -183,7 +184,7 @@ class LandmarkPredictor:
     def predict(self, features: np.ndarray, state: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Like :meth:`step` with probabilities instead of logits."""
         logits, new_state = self.step(features, state)
-        return softmax(logits / self.info.temperature), new_state
+        return softmax(logits / self.info.temperature, dtype=np.float32), new_state
 
     def __repr__(self) -> str:
         return (f"LandmarkPredictor({str(self.path)!r}, {len(self.class_names)} classes, "

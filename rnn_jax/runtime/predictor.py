@@ -17,19 +17,12 @@ import onnxruntime as ort
 
 from rnn_jax import preprocess
 from rnn_jax.errors import ConfigError, ModelFileError
+from rnn_jax.numeric import softmax  # also rnn_jax.runtime.softmax
 from rnn_jax.ort_options import session_options
 from rnn_jax.runtime.metadata import ModelInfo
 
 Roi = tuple[int, int, int]  # (left, top, side) of a square in frame pixels
 ColourOrder = Literal["bgr", "rgb"]
-
-
-def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Numerically stable softmax (subtract the max so large logits cannot overflow)."""
-    z = np.asarray(logits, dtype=np.float32)
-    z = z - np.max(z, axis=axis, keepdims=True)
-    e = np.exp(z)
-    return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -208,7 +201,8 @@ class Predictor:
 
     def predict(self, images_uint8: np.ndarray) -> np.ndarray:
         """Model-ready uint8 NHWC images (see :meth:`preprocess`) -> probabilities [B, K]."""
-        return softmax(self.predict_logits(preprocess.to_model_input(images_uint8)) / self.info.temperature)
+        logits = self.predict_logits(preprocess.to_model_input(images_uint8))
+        return softmax(logits / self.info.temperature, dtype=np.float32)
 
     def predict_frame(self, frame_bgr: np.ndarray, roi: Roi | bool | None = None) -> np.ndarray:
         """One OpenCV BGR frame -> probabilities [K] (``roi`` as in :meth:`preprocess`)."""

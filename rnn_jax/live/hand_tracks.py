@@ -1,0 +1,106 @@
+"""Per tracked hand: its gesture smoothing, its fingertip trail and its motion smoothing (hands on).
+
+Hands come and go; each track id gets its own :class:`GestureTracker` on first sight and
+ends it ("hand lost") when the finder stops reporting it, so one hand's gesture never
+leaks into another's. Events carry the hand's track id (motion events ``dynamic=True``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rnn_jax.live.records import HandRecord
+from rnn_jax.live.smoothing import GestureConfig, GestureEvent, GestureTracker
+
+if TYPE_CHECKING:
+    from rnn_jax.hands import Hand
+    from rnn_jax.live.motion import MotionModel
+
+TRAIL_POINT = 8  # the tracked point drawn as a trail: the index fingertip (what motion data tracks)
+TRAIL_FRAMES = 24
+
+
+class HandTracks:
+    """The per-hand state of the frame loop: static trackers, trails, motion trackers."""
+
+    def __init__(self, class_names: tuple[str, ...], gesture: GestureConfig,
+                 motion: MotionModel | None = None) -> None:
+        self.class_names = class_names
+        self.gesture = gesture
+        self.motion = motion
+        self.trackers: dict[int, GestureTracker] = {}
+        self.trails: dict[int, deque] = {}  # per hand: the tracked point on the last TRAIL_FRAMES frames
+        self.motion_trackers: dict[int, GestureTracker] = {}
+
+    def update(self, results: list[tuple[Hand, np.ndarray]], motion_all: np.ndarray | None, index: int,
+               frame_shape: tuple[int, ...]) -> tuple[list[HandRecord], list[GestureEvent]]:
+        """Smooth each hand's probabilities (and its motion model's), end the hands no longer seen."""
+        from rnn_jax.hands.crop import crop_square_of
+
+        events: list[GestureEvent] = []
+        seen = set()
+        records = []
+        for i, (hand, raw) in enumerate(results):
+            seen.add(hand.track_id)
+            tracker = self.trackers.get(hand.track_id)
+            if tracker is None:
+                tracker = self.trackers[hand.track_id] = GestureTracker(self.class_names, self.gesture)
+            state = tracker.update(raw, index)
+            events += [replace(e, hand=hand.track_id) for e in state.events]
+            trail = self.trails.setdefault(hand.track_id, deque(maxlen=TRAIL_FRAMES))
+            trail.append(np.asarray(hand.landmarks[TRAIL_POINT, :2], np.float32))
+            motion: dict[str, Any] = {}
+            if motion_all is not None:
+                motion, motion_events = self._motion(hand.track_id, motion_all[i], index)
+                events += motion_events
+            records.append(HandRecord(hand, state.label, state.top_label, state.confidence,
+                                      state.probabilities, crop_square_of(frame_shape, hand),
+                                      trail=np.stack(trail), **motion))
+        for track_id in [t for t in self.trackers if t not in seen]:
+            tracker = self.trackers.pop(track_id)  # its "ended" is dated the last frame seen
+            events += [replace(e, hand=track_id) for e in tracker.finish("hand lost")]
+            self.trails.pop(track_id, None)
+        for track_id in [t for t in self.motion_trackers if t not in seen]:
+            tracker = self.motion_trackers.pop(track_id)
+            events += [replace(e, hand=track_id, dynamic=True) for e in tracker.finish("hand lost")]
+        return records, events
+
+    def _motion(self, track_id: int, probs: np.ndarray, index: int) -> tuple[dict[str, Any], list[GestureEvent]]:
+        """One hand's motion fields for its :class:`HandRecord`, and its motion events."""
+        assert self.motion is not None
+        if not self.motion.old_enough(track_id):  # tracked for fewer than min_track_age frames: no event yet
+            top = int(np.argmax(probs))
+            return {"motion": None, "motion_top": self.motion.class_names[top],
+                    "motion_confidence": float(probs[top])}, []
+        tracker = self.motion_trackers.get(track_id)
+        if tracker is None:
+            tracker = self.motion_trackers[track_id] = self.motion.tracker()
+        state = tracker.update(probs, index)
+        return ({"motion": state.label, "motion_top": state.top_label, "motion_confidence": state.confidence},
+                [replace(e, hand=track_id, dynamic=True) for e in state.events])
+
+    def reset(self) -> list[GestureEvent]:
+        """Forget every hand's smoothing, motion state and trail; returns the 'ended' events."""
+        events = self._end_all(GestureTracker.reset)
+        if self.motion is not None:
+            self.motion.reset()
+        self.trails.clear()
+        return events
+
+    def finish(self) -> list[GestureEvent]:
+        """End every hand's active gesture (the stream stops); returns the 'ended' events."""
+        events = self._end_all(GestureTracker.finish)
+        self.trackers.clear()
+        self.motion_trackers.clear()
+        return events
+
+    def _end_all(self, end: Callable[[GestureTracker], Iterable[GestureEvent]]) -> list[GestureEvent]:
+        """``end`` (reset or finish) every hand's trackers, static then motion; their events, hand-tagged."""
+        events = [replace(e, hand=t) for t, tracker in self.trackers.items() for e in end(tracker)]
+        return events + [replace(e, hand=t, dynamic=True) for t, tracker in self.motion_trackers.items()
+                         for e in end(tracker)]

@@ -1,0 +1,98 @@
+"""The live loop's settings: threshold, threads, ROI, max frames and whether to find hands.
+
+Resolved before the source is opened (the CLI and :func:`rnn_jax.live.iter_predictions` share
+these rules), so a bad value is one error line and the camera is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rnn_jax.errors import ConfigError
+from rnn_jax.live.smoothing import GestureConfig
+
+if TYPE_CHECKING:
+    from rnn_jax.hands import HandFinder
+    from rnn_jax.runtime.predictor import Predictor
+
+DEFAULT_THRESHOLD = 0.6  # the live threshold when neither the user nor the model file gives one
+HANDS_CHOICES = ("auto", "on", "off")
+
+
+def resolve_threshold(threshold: float | None, info: object) -> float:
+    """``--threshold``: the user's value, else the model's ``reject_threshold`` (chosen on validation
+    at export), else :data:`DEFAULT_THRESHOLD`."""
+    if threshold is not None:
+        return float(threshold)
+    chosen = getattr(info, "reject_threshold", None)
+    return float(chosen) if chosen is not None else DEFAULT_THRESHOLD
+
+
+def threshold_origin(threshold: float | None, info: object) -> str:
+    """Where :func:`resolve_threshold`'s value came from, for the start-up line."""
+    if threshold is not None:
+        return "--threshold"
+    return "model file" if getattr(info, "reject_threshold", None) is not None else "default"
+
+
+def default_live_threads() -> int:
+    """onnxruntime intra-op threads for the live loop: half the cores, at most 4.
+
+    Why not all cores (onnxruntime's default): the loop also decodes camera/video
+    frames, converts colour and draws the display on this machine, and onnxruntime's
+    idle worker threads spin-wait and steal those cores. A batch-1 student on a
+    small image stops getting faster beyond ~4 threads, so more only adds jitter.
+    """
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """Everything that shapes the live loop apart from the model and the source."""
+
+    gesture: GestureConfig = field(default_factory=GestureConfig)
+    roi: bool | None = None  # classify the centred square; None = on iff crop_mode == "hand"
+    roi_fraction: float = 0.6  # side of the centred square as a fraction of the short side
+    max_frames: int | None = None  # stop after this many frames (None = until the source ends)
+
+    def __post_init__(self) -> None:
+        if not 0.05 <= self.roi_fraction <= 1.0:
+            raise ConfigError(f"roi size must be a fraction in [0.05, 1], got {self.roi_fraction}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ConfigError(f"max frames must be >= 1, got {self.max_frames}")
+
+
+def hands_wanted(hands: str | bool, predictor: Predictor, hand_models: str | Path | None = None) -> bool:
+    """Resolve ``--hands``: auto = on when the models are built and the classifier takes hand crops.
+
+    (A classifier trained on whole frames would be fed hand crops it never saw, so auto
+    leaves it alone; ``on`` forces the finder anyway.)
+    """
+    from rnn_jax.hands.models import models_present
+
+    if isinstance(hands, bool):
+        return hands
+    if hands not in HANDS_CHOICES:
+        raise ConfigError(f"hands must be one of {', '.join(HANDS_CHOICES)}, got {hands!r}")
+    if hands == "auto":
+        if predictor.info.crop_mode == "landmarks":
+            return True  # nothing else feeds a landmark model (missing models are named when loading)
+        return predictor.info.crop_mode == "hand" and models_present(hand_models)
+    return hands == "on"
+
+
+def make_finder(hands: str | bool | HandFinder, predictor: Predictor, hand_models: str | Path | None = None,
+                max_hands: int = 2, threads: int | None = 1) -> HandFinder | None:
+    """A :class:`rnn_jax.hands.HandFinder` when ``hands`` resolves to on, else None."""
+    from rnn_jax.hands import FinderConfig, HandFinder
+
+    if isinstance(hands, HandFinder):
+        return hands
+    if max_hands < 1:
+        raise ConfigError(f"max hands must be >= 1, got {max_hands}")
+    if not hands_wanted(hands, predictor, hand_models):
+        return None
+    return HandFinder.load(hand_models, threads=threads, config=FinderConfig(max_hands=max_hands))

@@ -1,0 +1,176 @@
+"""``tools/live_accuracy.py --hagrid ROOT``: HaGRID's annotated photos, letterboxed, through the live loop.
+
+Hands on. Per settled frame the hand inside the annotated gesture box must show that gesture
+(a frame where that hand is not found counts as wrong, and as "hand lost"), and every hand
+inside a ``no_gesture`` box must show no gesture (else a false trigger). Beside it, offline:
+the same ONNX file on each annotated box, with the same temperature and threshold.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from rnn_jax.errors import DataError
+
+
+def annotated_photos(root: Path, split: str) -> list[tuple[Path, dict]]:
+    """(photo, {boxes, labels, user}) of one annotated split of a HaGRID root."""
+    from rnn_jax.data.hagrid_parts import annotated_items, find_parts
+
+    parts = find_parts(root)
+    if split not in parts.annotated:
+        raise DataError(f"{root} has no annotated '{split}' split (hagrid_annotations/{split}/*.json)")
+    items = annotated_items(*parts.annotated[split])
+    if not items:
+        raise DataError(f"the '{split}' annotations under {root} match no photo on disk")
+    return items
+
+
+def letterboxed_boxes(shape: tuple[int, ...], frame: int, boxes) -> list[tuple[float, float, float, float]]:
+    """Annotated normalised boxes -> pixel boxes (x0, y0, x1, y1) in the letterboxed frame."""
+    h, w = shape[:2]
+    scale = frame / max(h, w)
+    ox, oy = (frame - round(w * scale)) // 2, (frame - round(h * scale)) // 2
+    return [(bx * w * scale + ox, by * h * scale + oy, (bx + bw) * w * scale + ox, (by + bh) * h * scale + oy)
+            for bx, by, bw, bh in boxes]
+
+
+def _inside(hand, box, margin: float = 0.2) -> bool:
+    x0, y0, x1, y1 = box
+    mx, my = (x1 - x0) * margin, (y1 - y0) * margin
+    cx, cy = hand.landmarks[:, 0].mean(), hand.landmarks[:, 1].mean()
+    return x0 - mx <= cx <= x1 + mx and y0 - my <= cy <= y1 + my
+
+
+def offline_annotated(predictor, items, hand_models: Path | None, threshold: float) -> list[list[str | None]]:
+    """Per photo, per annotated box: the gesture the model shows (None = no gesture) on the box."""
+    from rnn_jax.calibration import shown_gestures
+    from rnn_jax.data.hagrid_parts import second_look
+    from rnn_jax.hands import HandFinder, hand_crop
+    from rnn_jax.preprocess import read_image
+    from rnn_jax.runtime.landmarks import LandmarkPredictor
+
+    finder = HandFinder.load(hand_models, threads=None)
+    names = list(predictor.class_names)
+    reject = names.index("no_gesture") if "no_gesture" in names else None
+    out = []
+    for path, meta in items:
+        image = read_image(path, 3)
+        h, w = image.shape[:2]
+        shown = []
+        for box in meta["boxes"]:
+            if isinstance(predictor, LandmarkPredictor):
+                landmarks, _, handedness = second_look(finder, image, (box[0] * w, box[1] * h, box[2] * w, box[3] * h))
+                probs, _ = predictor.predict(predictor.features(landmarks, handedness))
+            else:
+                probs = predictor.predict(hand_crop(image, tuple(box), predictor.input_size)[None])
+            k = int(shown_gestures(probs, threshold, reject)[0])
+            shown.append(None if k < 0 else names[k])
+        out.append(shown)
+    return out
+
+
+def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoothing: str, threshold: float | None,
+               stable_frames: int, frame_size: int, hand_models: Path | None = None) -> dict:
+    """Annotated HaGRID photos through the live loop with hands on (see the module docstring)."""
+    from rnn_jax.live import iter_predictions
+    from rnn_jax.live.settings import resolve_threshold
+    from rnn_jax.preprocess import letterbox
+    from rnn_jax.runtime.landmarks import load_predictor
+
+    predictor = load_predictor(onnx)
+    threshold = resolve_threshold(threshold, predictor.info)
+    items = annotated_photos(root, split)
+    known = set(predictor.class_names)
+    gestures = [next((lab for lab in m["labels"] if lab != "no_gesture"), None) for _, m in items]
+    offline = offline_annotated(predictor, items, hand_models, threshold)
+    per_class: dict[str, list[int]] = {}
+    counts = {"gesture_frames": 0, "gesture_right": 0, "gesture_lost": 0, "gesture_wrong": 0,
+              "resting_frames": 0, "resting_triggered": 0, "resting_lost": 0, "stray_gesture_frames": 0}
+    with tempfile.TemporaryDirectory() as tmp:
+        video = Path(tmp) / "photos.avi"
+        writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (frame_size, frame_size))
+        frame_boxes = []
+        for path, meta in items:
+            image = cv2.imread(str(path))
+            if image is None:
+                raise DataError(f"{path} cannot be read as an image")
+            frame_boxes.append(letterboxed_boxes(image.shape, frame_size, meta["boxes"]))
+            frame = letterbox(image, frame_size)
+            for _ in range(hold):
+                writer.write(frame)
+        writer.release()
+        stream = iter_predictions(predictor, video, smoothing=smoothing, threshold=threshold,
+                                  stable_frames=stable_frames, hands=True, hand_models=hand_models)
+        with stream:
+            for record in stream:
+                photo, offset = divmod(record.index, hold)
+                if offset < settle or photo >= len(items):
+                    continue
+                hands = list(record.hands or ())
+                used = set()
+                for box, label in zip(frame_boxes[photo], items[photo][1]["labels"], strict=True):
+                    match = next((i for i, h in enumerate(hands) if i not in used and _inside(h.hand, box)), None)
+                    if match is not None:
+                        used.add(match)
+                    shown = None if match is None else hands[match].label
+                    if label == "no_gesture":
+                        counts["resting_frames"] += 1
+                        counts["resting_lost"] += match is None
+                        counts["resting_triggered"] += shown is not None
+                        continue
+                    if label not in known:
+                        continue
+                    counts["gesture_frames"] += 1
+                    right = shown == label
+                    counts["gesture_right"] += right
+                    counts["gesture_lost"] += match is None
+                    counts["gesture_wrong"] += shown is not None and not right
+                    per_class.setdefault(label, [0, 0])
+                    per_class[label][0] += right
+                    per_class[label][1] += 1
+                counts["stray_gesture_frames"] += any(h.label is not None for i, h in enumerate(hands) if i not in used)
+            summary = stream.summary()
+    off_g = [(s, lab) for shown, (_, m) in zip(offline, items, strict=True) for s, lab in zip(shown, m["labels"],
+                                                                                              strict=True)]
+    gesture_rows = [(s, lab) for s, lab in off_g if lab != "no_gesture" and lab in known]
+    resting_rows = [s for s, lab in off_g if lab == "no_gesture"]
+    timing = summary.to_dict()
+    n_g, n_r = max(counts["gesture_frames"], 1), max(counts["resting_frames"], 1)
+    return {"photos": len(items), "people": len({m["user"] for _, m in items}), "hold": hold, "settle": settle,
+            "frame": frame_size, "threshold": threshold, "temperature": getattr(predictor.info, "temperature", 1.0),
+            **counts,
+            "live_gesture_right": counts["gesture_right"] / n_g, "live_gesture_lost": counts["gesture_lost"] / n_g,
+            "live_gesture_wrong": counts["gesture_wrong"] / n_g,
+            "live_resting_triggered": counts["resting_triggered"] / n_r,
+            "offline_gesture_right": float(np.mean([s == lab for s, lab in gesture_rows])) if gesture_rows else None,
+            "offline_resting_triggered": float(np.mean([s is not None for s in resting_rows])) if resting_rows else None,
+            "offline_gesture_hands": len(gesture_rows), "offline_resting_hands": len(resting_rows),
+            "unknown_gesture_photos": sum(1 for g in gestures if g is not None and g not in known),
+            "per_class_live": {k: v[0] / v[1] for k, v in sorted(per_class.items())},
+            "mean_fps": timing.get("mean_fps"), "model_latency_p50_ms": timing.get("latency_p50_ms"),
+            "loop_p50_ms": timing.get("loop_p50_ms"), "hands_p50_ms": timing.get("hands_p50_ms")}
+
+
+def print_hagrid(result: dict) -> None:
+    print(f"{result['photos']} photos of {result['people']} people, each letterboxed into {result['frame']}x"
+          f"{result['frame']} and held {result['hold']} frames; first {result['settle']} of each skipped; "
+          f"threshold {result['threshold']:.2f}, temperature {result['temperature']:.3g}")
+    print(f"{'':38}{'live (hand finder)':>20}{'offline (annotated box)':>26}")
+    print(f"{'gesture hands shown right':38}{result['live_gesture_right']:>20.1%}"
+          f"{result['offline_gesture_right'] or 0:>26.1%}")
+    print(f"{'gesture hands shown wrong gesture':38}{result['live_gesture_wrong']:>20.1%}")
+    print(f"{'gesture hand lost (not found)':38}{result['live_gesture_lost']:>20.1%}")
+    print(f"{'resting hands shown a gesture':38}{result['live_resting_triggered']:>20.1%}"
+          f"{result['offline_resting_triggered'] or 0:>26.1%}")
+    print(f"(frames: {result['gesture_frames']} gesture-hand, {result['resting_frames']} resting-hand; offline hands: "
+          f"{result['offline_gesture_hands']} gesture, {result['offline_resting_hands']} resting; frames with a gesture "
+          f"on a hand outside every box: {result['stray_gesture_frames']})")
+    print("per class (live): " + ", ".join(f"{k} {v:.0%}" for k, v in result["per_class_live"].items()))
+    if result.get("mean_fps"):
+        print(f"speed: {result['mean_fps']:.1f} frames/s; p50 per frame: model {result['model_latency_p50_ms']:.3f} ms, "
+              f"hand finding {result['hands_p50_ms'] or 0:.2f} ms, whole loop {result['loop_p50_ms']:.2f} ms")
