@@ -143,3 +143,15 @@ def reject_rule(run_dir, gen: int, class_names, max_false_trigger: float | None,
             f"<= {target:.0%}); gestures shown right {rule.gesture_shown_right:.1%}; ECE {rule.ece_before:.3f} -> "
             f"{rule.ece_after:.3f}")
     return rule
+
+
+def smallest_threshold_within(rates: dict[float, float], max_false_trigger: float) -> float | None:
+    """The smallest threshold whose false-trigger rate is at most ``max_false_trigger`` (None if none is).
+
+    ``rates`` maps each threshold tried (e.g. a live sweep, ``tools/live_accuracy.py --sweep``)
+    to its false-trigger rate; a lower threshold shows more gestures, so the smallest one that
+    keeps the rate is the one that loses the fewest."""
+    if not 0.0 <= max_false_trigger < 1.0:
+        raise ValueError(f"max_false_trigger must be in [0, 1), got {max_false_trigger}")
+    within = [threshold for threshold, rate in rates.items() if rate <= max_false_trigger]
+    return min(within) if within else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import cv2
 import numpy as np
@@ -85,3 +86,84 @@ def test_a_landmark_model_runs_on_the_hand_finder_live_as_offline(tmp_path, hand
                                threshold=0.0, stable_frames=1, hands="auto", hand_models=hand_models)
     assert result["landmark_model"]  # the README's command: no --hands, the finder comes with the model
     _same_live_as_offline(result)
+
+
+def _mini_hagrid(tmp_path, gestures=("call", "like", "palm"), per_gesture=2):
+    """A HaGRID root of a few real annotated val photos (symlinked), in the sample's layout."""
+    import json
+
+    from tests.conftest import shared_data
+
+    source = shared_data("hagrid-sample")
+    root = tmp_path / "mini"
+    for gesture in gestures:
+        entries = json.loads((source / "hagrid_annotations" / "val" / f"{gesture}.json").read_text())
+        keep = dict(list(entries.items())[:per_gesture])
+        (root / "hagrid_annotations" / "val").mkdir(parents=True, exist_ok=True)
+        (root / "hagrid_annotations" / "val" / f"{gesture}.json").write_text(json.dumps(keep))
+        (root / "hagrid_dataset" / gesture).mkdir(parents=True, exist_ok=True)
+        for name in keep:
+            (root / "hagrid_dataset" / gesture / f"{name}.jpg").symlink_to(
+                source / "hagrid_dataset" / gesture / f"{name}.jpg")
+    return root
+
+
+def _landmark_onnx(tmp_path, class_names):
+    from rnn_jax.data.landmarks import builtin_landmarks
+    from rnn_jax.export.landmark_export import export_landmark_model, state_layout
+    from rnn_jax.hands.features import landmark_features
+    from rnn_jax.models.registry import ModelSpec, create_model
+    from rnn_jax.runtime.landmarks import LandmarkInfo
+
+    model = create_model(ModelSpec("lmlp", "tiny"), (1, 21, 3), len(class_names), seed=0)
+    frames = landmark_features(builtin_landmarks(people=3, per_class=3).landmarks[:60])
+    info = LandmarkInfo(class_names=tuple(class_names), state_size=0, state_layout=state_layout(model),
+                        reject_threshold=0.5, temperature=1.0)
+    path = tmp_path / "lm.onnx"
+    export_landmark_model(model, info, path, frames)
+    return path
+
+
+@pytest.mark.shared
+def test_a_threshold_sweep_replays_the_same_frames_and_stores_its_choice(tmp_path, hand_models):
+    """--hagrid --sweep: hands are found once and replayed; at the first pass's own threshold the
+    replay scores exactly what the first pass scored, and --store writes the chosen threshold
+    into the file that rnn_jax.live then uses by default."""
+    from rnn_jax.runtime.landmarks import load_predictor
+
+    root = _mini_hagrid(tmp_path)
+    onnx_path = _landmark_onnx(tmp_path, ["call", "like", "no_gesture", "palm"])
+    result = live_accuracy.run_hagrid(onnx_path, root, "val", hold=6, settle=2, smoothing="ema:0.5",
+                                      threshold=0.4, stable_frames=2, frame_size=640, hand_models=hand_models,
+                                      sweep=(0.0, 0.4, 0.99))
+    rows = {row["threshold"]: row for row in result["sweep"]}
+    assert result["gesture_frames"] == 6 * 4  # 3 gestures x 2 photos x (6 - 2) settled frames
+    for key in ("live_gesture_right", "live_gesture_wrong", "live_gesture_lost", "live_resting_triggered"):
+        assert rows[0.4][key] == result[key]
+    assert rows[0.0]["live_gesture_lost"] == rows[0.99]["live_gesture_lost"] == result["live_gesture_lost"]
+    shown = {t: rows[t]["live_gesture_right"] + rows[t]["live_gesture_wrong"] for t in rows}
+    assert shown[0.0] >= shown[0.4] >= shown[0.99]  # a higher threshold never shows more gestures
+
+    out = tmp_path / "sweep.json"
+    assert live_accuracy.main(["--onnx", str(onnx_path), "--hagrid", str(root), "--hold", "4", "--settle", "2",
+                               "--hand-models", str(hand_models), "--sweep", "--store",
+                               "--max-false-trigger", "0.5", "--json", str(out)]) == 0
+    swept = json.loads(out.read_text())
+    rates = {row["threshold"]: row["live_resting_triggered"] for row in swept["sweep"]}
+    chosen = min(t for t, rate in rates.items() if rate <= 0.5)
+    assert swept["chosen_threshold"] == chosen and len(rates) == 13
+    assert load_predictor(onnx_path).info.reject_threshold == chosen
+    with pytest.raises(SystemExit) as exit_info:
+        live_accuracy.main(["--onnx", str(onnx_path), "--images", str(tmp_path), "--store"])
+    assert exit_info.value.code == 2
+
+
+def test_smallest_threshold_within_the_false_trigger_rate():
+    from rnn_jax.calibration import smallest_threshold_within
+
+    rates = {0.3: 0.20, 0.4: 0.12, 0.5: 0.08, 0.6: 0.02}
+    assert smallest_threshold_within(rates, 0.10) == 0.5
+    assert smallest_threshold_within(rates, 0.25) == 0.3
+    assert smallest_threshold_within(rates, 0.01) is None
+    with pytest.raises(ValueError):
+        smallest_threshold_within(rates, 1.0)

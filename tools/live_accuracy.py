@@ -23,6 +23,11 @@ at the box, or the box's hand crop), with the same temperature and threshold.
 
     python tools/live_accuracy.py --onnx hagrid.onnx --hagrid ../shared/data/hagrid-sample
 
+``--sweep`` replays the same frames (hands found once) at thresholds 0.30, 0.35, ... 0.90 and
+prints right / wrong / lost / resting-triggered for each; with ``--store`` the smallest
+threshold whose live resting-hand false-trigger rate is at most ``--max-false-trigger`` is
+written into the model file's reject threshold, which rnn_jax.live uses by default.
+
 With ``--hands on`` the live loop finds the hand in each frame (rnn_jax.hands) and classifies
 its crop. Each photo is then padded with a replicated border (as ``--crop hand`` training
 does), the offline number is the same ONNX file on the crops training makes (hand found in
@@ -39,9 +44,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from rnn_jax.calibration import smallest_threshold_within  # noqa: E402
 from rnn_jax.errors import RnnJaxError, main_guard  # noqa: E402
 from tools.live_checks.folders import print_result, run  # noqa: E402
-from tools.live_checks.hagrid import print_hagrid, run_hagrid  # noqa: E402
+from tools.live_checks.hagrid import print_hagrid, run_hagrid, store_threshold  # noqa: E402
 
 __all__ = ["main", "print_hagrid", "print_result", "run", "run_hagrid"]  # run/run_hagrid: the tests' API
 
@@ -67,20 +73,44 @@ def main(argv: list[str] | None = None) -> int:
                              "for hand-crop models when the hand models are built)")
     parser.add_argument("--hand-models", type=Path, default=None, help="folder of the hand models")
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
+    parser.add_argument("--sweep", action="store_true",
+                        help="--hagrid: replay the same frames at thresholds 0.30..0.90 (step 0.05)")
+    parser.add_argument("--max-false-trigger", type=float, default=0.10,
+                        help="--sweep: resting-hand frames allowed to show a gesture (default %(default)s)")
+    parser.add_argument("--store", action="store_true",
+                        help="--sweep: write the smallest threshold within --max-false-trigger into the ONNX file")
     args = parser.parse_args(argv)
     hagrid = args.hagrid is not None
     args.hold = args.hold if args.hold is not None else (12 if hagrid else 15)
     args.settle = args.settle if args.settle is not None else (6 if hagrid else 8)
     if args.settle >= args.hold:
         parser.error("--settle must be smaller than --hold")
+    if (args.sweep or args.store) and not hagrid:
+        parser.error("--sweep and --store need --hagrid")
+    if args.store and not args.sweep:
+        parser.error("--store needs --sweep")
+    if not 0.0 <= args.max_false_trigger < 1.0:
+        parser.error(f"--max-false-trigger must be in [0, 1), got {args.max_false_trigger}")
+    sweep = tuple(round(0.30 + 0.05 * k, 2) for k in range(13)) if args.sweep else ()
     if hagrid:
         try:
             result = run_hagrid(Path(args.onnx), args.hagrid, args.split, args.hold, args.settle, args.smoothing,
-                                args.threshold, args.stable_frames, args.frame, args.hand_models)
+                                args.threshold, args.stable_frames, args.frame, args.hand_models, sweep)
+            if sweep:
+                rates = {row["threshold"]: row["live_resting_triggered"] for row in result["sweep"]}
+                chosen = smallest_threshold_within(rates, args.max_false_trigger)
+                result["chosen_threshold"] = chosen
+                if args.store and chosen is not None:
+                    store_threshold(Path(args.onnx), chosen)
         except RnnJaxError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         print_hagrid(result)
+        if sweep:
+            chosen = result["chosen_threshold"]
+            what = ("none of the thresholds keeps" if chosen is None else f"smallest threshold {chosen:.2f} keeps")
+            print(f"{what} resting hands shown a gesture at or under {args.max_false_trigger:.0%} of frames"
+                  + (f"; stored in {args.onnx}" if args.store and chosen is not None else ""))
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=2))
         return 0

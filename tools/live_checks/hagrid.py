@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from rnn_jax.errors import DataError
+from rnn_jax.hands import HandFinder
 
 
 def annotated_photos(root: Path, split: str) -> list[tuple[Path, dict]]:
@@ -74,12 +75,98 @@ def offline_annotated(predictor, items, hand_models: Path | None, threshold: flo
     return out
 
 
-def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoothing: str, threshold: float | None,
-               stable_frames: int, frame_size: int, hand_models: Path | None = None) -> dict:
-    """Annotated HaGRID photos through the live loop with hands on (see the module docstring)."""
-    from rnn_jax.live import iter_predictions
-    from rnn_jax.live.settings import resolve_threshold
+class ReplayFinder(HandFinder):
+    """A hand finder whose first pass over a video records the hands of every frame; later
+    passes (after :meth:`replay`) play them back, so a threshold sweep pays for hand finding
+    once. The classifier and the smoothing run for real on every pass."""
+
+    def __init__(self, finder: HandFinder) -> None:
+        super().__init__(finder.palm_session, finder.landmark_session, finder.config)
+        self.frames: list[list] = []
+        self.position: int | None = None  # None: recording
+
+    def find(self, frame, colour: str = "bgr", tiles: str = "turn"):
+        if self.position is None:
+            hands = super().find(frame, colour, tiles)
+            self.frames.append(hands)
+            return hands
+        hands = self.frames[self.position]
+        self.position += 1
+        return hands
+
+    def replay(self) -> None:
+        self.position = 0
+
+
+def _photo_video(items, frame_size: int, hold: int, video: Path) -> list[list[tuple[float, float, float, float]]]:
+    """Write the photos, letterboxed and each held ``hold`` frames, as an MJPG video; their boxes in it."""
     from rnn_jax.preprocess import letterbox
+
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (frame_size, frame_size))
+    frame_boxes = []
+    for path, meta in items:
+        image = cv2.imread(str(path))
+        if image is None:
+            raise DataError(f"{path} cannot be read as an image")
+        frame_boxes.append(letterboxed_boxes(image.shape, frame_size, meta["boxes"]))
+        frame = letterbox(image, frame_size)
+        for _ in range(hold):
+            writer.write(frame)
+    writer.release()
+    return frame_boxes
+
+
+def _score(stream, items, frame_boxes, hold: int, settle: int, known: set[str]) -> tuple[dict, dict]:
+    """Per settled frame: is the gesture box's hand shown right, wrong, lost; does a resting hand trigger."""
+    per_class: dict[str, list[int]] = {}
+    counts = {"gesture_frames": 0, "gesture_right": 0, "gesture_lost": 0, "gesture_wrong": 0,
+              "resting_frames": 0, "resting_triggered": 0, "resting_lost": 0, "stray_gesture_frames": 0}
+    for record in stream:
+        photo, offset = divmod(record.index, hold)
+        if offset < settle or photo >= len(items):
+            continue
+        hands = list(record.hands or ())
+        used = set()
+        for box, label in zip(frame_boxes[photo], items[photo][1]["labels"], strict=True):
+            match = next((i for i, h in enumerate(hands) if i not in used and _inside(h.hand, box)), None)
+            if match is not None:
+                used.add(match)
+            shown = None if match is None else hands[match].label
+            if label == "no_gesture":
+                counts["resting_frames"] += 1
+                counts["resting_lost"] += match is None
+                counts["resting_triggered"] += shown is not None
+                continue
+            if label not in known:
+                continue
+            counts["gesture_frames"] += 1
+            right = shown == label
+            counts["gesture_right"] += right
+            counts["gesture_lost"] += match is None
+            counts["gesture_wrong"] += shown is not None and not right
+            per_class.setdefault(label, [0, 0])
+            per_class[label][0] += right
+            per_class[label][1] += 1
+        counts["stray_gesture_frames"] += any(h.label is not None for i, h in enumerate(hands) if i not in used)
+    return counts, per_class
+
+
+def _rates(counts: dict) -> dict:
+    n_g, n_r = max(counts["gesture_frames"], 1), max(counts["resting_frames"], 1)
+    return {"live_gesture_right": counts["gesture_right"] / n_g, "live_gesture_lost": counts["gesture_lost"] / n_g,
+            "live_gesture_wrong": counts["gesture_wrong"] / n_g,
+            "live_resting_triggered": counts["resting_triggered"] / n_r}
+
+
+def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoothing: str, threshold: float | None,
+               stable_frames: int, frame_size: int, hand_models: Path | None = None,
+               sweep: tuple[float, ...] = ()) -> dict:
+    """Annotated HaGRID photos through the live loop with hands on (see the module docstring).
+
+    ``sweep``: thresholds to replay the same frames at (hands found once, then played back):
+    the result's ``sweep`` row per threshold gives right / wrong / lost / resting triggered."""
+    from rnn_jax.live import iter_predictions
+    from rnn_jax.live.settings import make_finder, resolve_threshold
     from rnn_jax.runtime.landmarks import load_predictor
 
     predictor = load_predictor(onnx)
@@ -88,72 +175,55 @@ def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoot
     known = set(predictor.class_names)
     gestures = [next((lab for lab in m["labels"] if lab != "no_gesture"), None) for _, m in items]
     offline = offline_annotated(predictor, items, hand_models, threshold)
-    per_class: dict[str, list[int]] = {}
-    counts = {"gesture_frames": 0, "gesture_right": 0, "gesture_lost": 0, "gesture_wrong": 0,
-              "resting_frames": 0, "resting_triggered": 0, "resting_lost": 0, "stray_gesture_frames": 0}
+    finder = ReplayFinder(make_finder(True, predictor, hand_models))
+    sweep_rows = []
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "photos.avi"
-        writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (frame_size, frame_size))
-        frame_boxes = []
-        for path, meta in items:
-            image = cv2.imread(str(path))
-            if image is None:
-                raise DataError(f"{path} cannot be read as an image")
-            frame_boxes.append(letterboxed_boxes(image.shape, frame_size, meta["boxes"]))
-            frame = letterbox(image, frame_size)
-            for _ in range(hold):
-                writer.write(frame)
-        writer.release()
-        stream = iter_predictions(predictor, video, smoothing=smoothing, threshold=threshold,
-                                  stable_frames=stable_frames, hands=True, hand_models=hand_models)
-        with stream:
-            for record in stream:
-                photo, offset = divmod(record.index, hold)
-                if offset < settle or photo >= len(items):
-                    continue
-                hands = list(record.hands or ())
-                used = set()
-                for box, label in zip(frame_boxes[photo], items[photo][1]["labels"], strict=True):
-                    match = next((i for i, h in enumerate(hands) if i not in used and _inside(h.hand, box)), None)
-                    if match is not None:
-                        used.add(match)
-                    shown = None if match is None else hands[match].label
-                    if label == "no_gesture":
-                        counts["resting_frames"] += 1
-                        counts["resting_lost"] += match is None
-                        counts["resting_triggered"] += shown is not None
-                        continue
-                    if label not in known:
-                        continue
-                    counts["gesture_frames"] += 1
-                    right = shown == label
-                    counts["gesture_right"] += right
-                    counts["gesture_lost"] += match is None
-                    counts["gesture_wrong"] += shown is not None and not right
-                    per_class.setdefault(label, [0, 0])
-                    per_class[label][0] += right
-                    per_class[label][1] += 1
-                counts["stray_gesture_frames"] += any(h.label is not None for i, h in enumerate(hands) if i not in used)
+        frame_boxes = _photo_video(items, frame_size, hold, video)
+        with iter_predictions(predictor, video, smoothing=smoothing, threshold=threshold,
+                              stable_frames=stable_frames, hands=finder) as stream:
+            counts, per_class = _score(stream, items, frame_boxes, hold, settle, known)
             summary = stream.summary()
+        for candidate in sweep:
+            finder.replay()
+            with iter_predictions(predictor, video, smoothing=smoothing, threshold=candidate,
+                                  stable_frames=stable_frames, hands=finder) as stream:
+                swept, _ = _score(stream, items, frame_boxes, hold, settle, known)
+            sweep_rows.append({"threshold": candidate, **_rates(swept)})
     off_g = [(s, lab) for shown, (_, m) in zip(offline, items, strict=True) for s, lab in zip(shown, m["labels"],
                                                                                               strict=True)]
     gesture_rows = [(s, lab) for s, lab in off_g if lab != "no_gesture" and lab in known]
     resting_rows = [s for s, lab in off_g if lab == "no_gesture"]
     timing = summary.to_dict()
-    n_g, n_r = max(counts["gesture_frames"], 1), max(counts["resting_frames"], 1)
     return {"photos": len(items), "people": len({m["user"] for _, m in items}), "hold": hold, "settle": settle,
             "frame": frame_size, "threshold": threshold, "temperature": getattr(predictor.info, "temperature", 1.0),
-            **counts,
-            "live_gesture_right": counts["gesture_right"] / n_g, "live_gesture_lost": counts["gesture_lost"] / n_g,
-            "live_gesture_wrong": counts["gesture_wrong"] / n_g,
-            "live_resting_triggered": counts["resting_triggered"] / n_r,
+            **counts, **_rates(counts),
             "offline_gesture_right": float(np.mean([s == lab for s, lab in gesture_rows])) if gesture_rows else None,
             "offline_resting_triggered": float(np.mean([s is not None for s in resting_rows])) if resting_rows else None,
             "offline_gesture_hands": len(gesture_rows), "offline_resting_hands": len(resting_rows),
             "unknown_gesture_photos": sum(1 for g in gestures if g is not None and g not in known),
             "per_class_live": {k: v[0] / v[1] for k, v in sorted(per_class.items())},
             "mean_fps": timing.get("mean_fps"), "model_latency_p50_ms": timing.get("latency_p50_ms"),
-            "loop_p50_ms": timing.get("loop_p50_ms"), "hands_p50_ms": timing.get("hands_p50_ms")}
+            "loop_p50_ms": timing.get("loop_p50_ms"), "hands_p50_ms": timing.get("hands_p50_ms"),
+            "sweep": sweep_rows}
+
+
+def store_threshold(onnx: Path, threshold: float) -> None:
+    """Write ``threshold`` into the model file's ``reject_threshold`` (what rnn_jax.live uses by default)."""
+    import json
+
+    import onnx as onnx_lib
+
+    from rnn_jax.atomic import writing
+    from rnn_jax.runtime.metadata import PREFIX
+
+    proto = onnx_lib.load(str(onnx))
+    props = {p.key: p for p in proto.metadata_props}
+    if PREFIX + "reject_threshold" not in props:
+        raise DataError(f"{onnx} has no {PREFIX}reject_threshold metadata: export it with tools/export_onnx.py")
+    props[PREFIX + "reject_threshold"].value = json.dumps(round(float(threshold), 4))
+    with writing(onnx, ".onnx") as tmp:
+        onnx_lib.save_model(proto, str(tmp), save_as_external_data=False)
 
 
 def print_hagrid(result: dict) -> None:
@@ -171,6 +241,12 @@ def print_hagrid(result: dict) -> None:
           f"{result['offline_gesture_hands']} gesture, {result['offline_resting_hands']} resting; frames with a gesture "
           f"on a hand outside every box: {result['stray_gesture_frames']})")
     print("per class (live): " + ", ".join(f"{k} {v:.0%}" for k, v in result["per_class_live"].items()))
+    if result.get("sweep"):
+        print(f"\nthe same frames replayed (hands found once) at each threshold:\n{'threshold':>10}{'right':>9}"
+              f"{'wrong':>9}{'lost':>9}{'resting shown a gesture':>26}")
+        for row in result["sweep"]:
+            print(f"{row['threshold']:>10.2f}{row['live_gesture_right']:>9.1%}{row['live_gesture_wrong']:>9.1%}"
+                  f"{row['live_gesture_lost']:>9.1%}{row['live_resting_triggered']:>26.1%}")
     if result.get("mean_fps"):
         print(f"speed: {result['mean_fps']:.1f} frames/s; p50 per frame: model {result['model_latency_p50_ms']:.3f} ms, "
               f"hand finding {result['hands_p50_ms'] or 0:.2f} ms, whole loop {result['loop_p50_ms']:.2f} ms")
