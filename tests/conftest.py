@@ -21,6 +21,21 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
+def gesture_frame(path: Path, meta: dict, side: int = 640) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """An annotated HaGRID photo letterboxed into a ``side`` x ``side`` frame (RGB), and its gesture
+    box in that frame as (x0, y0, x1, y1)."""
+    from rnn_jax.preprocess import letterbox, read_image
+
+    image = read_image(path, 3)
+    h, w = image.shape[:2]
+    frame, scale = letterbox(image, side), side / max(h, w)
+    ox, oy = (side - round(w * scale)) // 2, (side - round(h * scale)) // 2
+    k = next(i for i, lab in enumerate(meta["labels"]) if lab != "no_gesture")
+    bx, by, bw, bh = meta["boxes"][k]
+    x0, y0 = bx * w * scale + ox, by * h * scale + oy
+    return frame, (x0, y0, x0 + bw * w * scale, y0 + bh * h * scale)
+
+
 @pytest.fixture(scope="session")
 def hand_models() -> Path:
     """The ONNX hand models, built once per machine by tools/build_hand_models.py into the default

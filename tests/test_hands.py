@@ -28,7 +28,7 @@ from rnn_jax.hands.geometry import (
     weighted_nms,
 )
 from rnn_jax.hands.models import BUILD_COMMAND, open_models
-from tests.conftest import REPO, shared_data
+from tests.conftest import REPO, gesture_frame, shared_data
 from tests.onnx_fixtures import make_fixture_info, write_fixture_onnx
 
 BANNED = ("jax", "jaxlib", "flax", "optax", "orbax", "tensorflow", "tensorflow_datasets", "jax2onnx",
@@ -69,6 +69,26 @@ def test_decode_maps_back_through_the_letterbox() -> None:
     assert score == pytest.approx(1 / (1 + math.exp(-5)))
     np.testing.assert_allclose(cxcywh, [(anchor[0] + 9.6) / 0.96, (anchor[1] - 48) / 0.96, 50, 25], atol=1e-4)
     np.testing.assert_allclose(kps[0], [anchor[0] / 0.96, (anchor[1] + 19.2 - 48) / 0.96], atol=1e-4)
+
+
+def test_face_anchors_and_decoding_follow_the_short_range_detector() -> None:
+    from rnn_jax.hands.geometry import decode_faces, face_anchors, overlap_fraction
+
+    a = face_anchors()
+    assert a.shape == (896, 2)  # 16x16 x 2 + 8x8 x 6
+    np.testing.assert_allclose(a[0], [0.5 / 16, 0.5 / 16])
+    np.testing.assert_allclose(a[512], [0.5 / 8, 0.5 / 8])
+    frame = np.zeros((256, 256, 3), np.uint8)
+    _, box = letterbox_rgb(frame, 128)  # scale 0.5, no bars
+    raw = np.zeros((896, 16), np.float32)
+    logits = np.full(896, -20.0, np.float32)
+    logits[512] = 3.0
+    raw[512, 0:4] = [4.0, -2.0, 32.0, 40.0]
+    (score, cxcywh, kps), = decode_faces(raw, logits, box)
+    assert kps.shape == (6, 2) and score == pytest.approx(1 / (1 + math.exp(-3)))
+    np.testing.assert_allclose(cxcywh, [(8 + 4) / 0.5, (8 - 2) / 0.5, 64, 80], atol=1e-4)
+    assert overlap_fraction((0, 0, 10, 10), np.array([10.0, 10.0, 10.0, 10.0])) == pytest.approx(0.25)
+    assert overlap_fraction((0, 0, 10, 10), np.array([50.0, 50.0, 10.0, 10.0])) == 0.0
 
 
 def test_weighted_nms_averages_overlaps_and_keeps_apart_boxes() -> None:
@@ -166,7 +186,7 @@ def test_build_is_cached_and_checked(hand_models: Path) -> None:
     manifest = json.loads((hand_models / "manifest.json").read_text())
     assert {f["onnx"] for f in manifest["files"]} == {
         "palm_detection_full.onnx", "palm_detection_lite.onnx", "hand_landmark_full.onnx",
-        "hand_landmark_lite.onnx"}
+        "hand_landmark_lite.onnx", "face_detection_short_range.onnx"}
     # the dev install has the TFLite interpreter: every file was compared with its original
     assert importlib.util.find_spec("ai_edge_litert") is not None
     for f in manifest["files"]:
@@ -194,6 +214,42 @@ def test_finds_one_hand_in_a_real_photo_and_tracks_it(hand_models: Path) -> None
     np.testing.assert_allclose(again.box, hand.box, atol=3)
     assert finder.find(np.zeros_like(image)) == []
     json.dumps(hand.to_json())
+
+
+@pytest.mark.shared
+def test_the_face_check_admits_small_hands_and_refuses_faces(hand_models: Path) -> None:
+    """A hand only a tile saw, with landmark presence between 0.85 and 0.95, is kept when it lies on
+    no face: two small val gesture hands (no face near them) are found only with the face model,
+    and on Megamind's face close-up the same lower bar without the face check takes the face for a
+    hand where the face check refuses it."""
+    from rnn_jax.data.hagrid_parts import annotated_items, find_parts
+    from rnn_jax.hands import FinderConfig, HandFinder, find_hands_in_image
+
+    with_face = HandFinder.load(hand_models, threads=1)
+    assert with_face.face_session is not None  # tools/build_hand_models.py builds it
+    without = HandFinder(with_face.palm_session, with_face.landmark_session, FinderConfig())
+    lower_bar_only = HandFinder(with_face.palm_session, with_face.landmark_session, FinderConfig(min_presence_tile=0.85))
+
+    items = annotated_items(*find_parts(shared_data("hagrid-sample")).annotated["val"])
+    for index in (123, 148):  # a stop_inverted 22 px wide and a two_up 22 px wide in 640 px frames
+        frame, (x0, y0, x1, y1) = gesture_frame(*items[index])
+
+        def found(finder, frame=frame, x0=x0, y0=y0, x1=x1, y1=y1) -> bool:
+            return any(x0 - 10 <= hd.landmarks[:, 0].mean() <= x1 + 10 and y0 - 10 <= hd.landmarks[:, 1].mean() <= y1 + 10
+                       for hd in find_hands_in_image(finder, frame))
+
+        assert found(with_face) and not found(without), index
+
+    capture = cv2.VideoCapture(str(shared_data("video", "Megamind.avi")))
+    frames = []
+    for i in range(213):
+        ok, frame = capture.read()
+        assert ok
+        if i >= 205:
+            frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    capture.release()
+    assert sum(bool(find_hands_in_image(lower_bar_only, f)) for f in frames) >= 4  # the face, taken for a hand
+    assert sum(bool(find_hands_in_image(with_face, f)) for f in frames) == 0
 
 
 @pytest.mark.shared

@@ -1,11 +1,11 @@
-"""Build the hand models once: MediaPipe 0.10.14's TFLite palm/landmark models -> ONNX files.
+"""Build the hand models once: MediaPipe 0.10.14's TFLite palm/landmark/face models -> ONNX files.
 
     python tools/build_hand_models.py                 # -> $RNN_JAX_HANDS or ~/.cache/rnn-jax/hands
     python tools/build_hand_models.py --out DIR --wheel mediapipe-0.10.14-...whl
 
 Why a build step: the models ship only inside the mediapipe wheel (Apache-2.0) as TFLite
 files, and the live path runs onnxruntime only. The wheel is fetched with
-``pip download --no-deps`` (never installed), the four .tflite files are checked against
+``pip download --no-deps`` (never installed), the five .tflite files are checked against
 known SHA-256 sums, converted with tflite2onnx (the palm models need their 3-D PReLU
 slopes given a leading axis first), compared with the TFLite originals when a TFLite
 interpreter (ai-edge-litert) is installed, and written with the licence and a notice of
@@ -51,6 +51,9 @@ SOURCES = {  # path inside the wheel -> SHA-256 of the file as shipped in mediap
         "11c272b891e1a99ab034208e23937a8008388cf11ed2a9d776ed3d01d0ba00e3",
     "mediapipe/modules/hand_landmark/hand_landmark_lite.tflite":
         "048edd3645c9bf7397d19a9f6e3a42957d6e414c9bea6598030a2e9b624156e6",
+    # the finder's face check: a hand only a tile saw must not be a detail of a face
+    "mediapipe/modules/face_detection/face_detection_short_range.tflite":
+        "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
 }
 LICENSE_IN_WHEEL = "mediapipe-0.10.14.dist-info/LICENSE"
 BUILD_TOOLS = ("tflite2onnx==0.4.1", "tflite==2.18.0", "onnx", "ai-edge-litert==2.3.0")  # the [hands-build] extra
@@ -81,7 +84,7 @@ def fetch_wheel(dest: Path) -> Path:
 
 
 def extract(wheel: Path, dest: Path) -> dict[str, Path]:
-    """Pull the four .tflite files and the licence out of the wheel; check their SHA-256."""
+    """Pull the .tflite files and the licence out of the wheel; check their SHA-256."""
     out: dict[str, Path] = {}
     try:
         with zipfile.ZipFile(wheel) as zf:
@@ -205,7 +208,7 @@ def verify(tflite_path: Path, onnx_path: Path) -> dict:
 
 
 NOTICE = """\
-Hand models converted from MediaPipe {version} (Google LLC), Apache License 2.0 (LICENSE here).
+Hand (and face) models converted from MediaPipe {version} (Google LLC), Apache License 2.0 (LICENSE here).
 
 Files and their origin (path inside the {version} wheel on PyPI, SHA-256 of the original):
 {files}
@@ -219,13 +222,15 @@ values) so the converter could transpose them. No weights were retrained or alte
 
 
 def build(out_dir: Path, wheel: Path | None = None, force: bool = False, allow_install: bool = True) -> dict:
-    """Build the four ONNX files into ``out_dir`` (atomic per folder); returns the manifest."""
+    """Build the ONNX files into ``out_dir`` (atomic per folder; a folder built before a model was
+    added is rebuilt); returns the manifest."""
     manifest_path = out_dir / "manifest.json"
     if manifest_path.is_file() and not force:
         with contextlib.suppress(ValueError, OSError):
             manifest = json.loads(manifest_path.read_text())
-            if all((out_dir / f["onnx"]).is_file() and _sha256(out_dir / f["onnx"]) == f["onnx_sha256"]
-                   for f in manifest["files"]):
+            if ({f["source"] for f in manifest["files"]} == set(SOURCES)
+                    and all((out_dir / f["onnx"]).is_file() and _sha256(out_dir / f["onnx"]) == f["onnx_sha256"]
+                            for f in manifest["files"])):
                 log.info("hand models already built in %s (use --force to rebuild)", out_dir)
                 return manifest
     try:

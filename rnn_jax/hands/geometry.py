@@ -1,4 +1,4 @@
-"""Pure-numpy geometry of the hand finder: SSD anchors, palm decoding, weighted NMS, rotated crops.
+"""Pure-numpy geometry of the hand finder: SSD anchors, palm and face decoding, weighted NMS, rotated crops.
 
 Facts about the palm model (from MediaPipe's published model card and graph settings):
 192x192 letterboxed input, 2,016 anchors (a 24x24 grid with 2 anchors per cell at stride 8,
@@ -53,16 +53,31 @@ class Rect:
 
 
 @lru_cache(maxsize=1)
-def palm_anchors() -> np.ndarray:
-    """(2016, 2) anchor centres in 0..1 input coordinates, in the model's output order."""
+def ssd_anchors(layers: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """Anchor centres in 0..1 input coordinates, in a MediaPipe SSD model's output order:
+    per layer (grid side, anchors per cell), row by row, each cell's anchors together."""
     parts = []
-    for grid, per_cell in ((24, 2), (12, 6)):
+    for grid, per_cell in layers:
         ys, xs = np.mgrid[0:grid, 0:grid]
         centres = np.stack([(xs + 0.5) / grid, (ys + 0.5) / grid], -1).reshape(-1, 2)
         parts.append(np.repeat(centres, per_cell, axis=0))
     anchors = np.concatenate(parts).astype(np.float32)
     anchors.setflags(write=False)
     return anchors
+
+
+_PALM_ANCHORS = ssd_anchors(((24, 2), (12, 6)))  # 192 px input: 2,016 anchors
+_FACE_ANCHORS = ssd_anchors(((16, 2), (8, 6)))  # the short-range face detector's 128 px input: 896
+
+
+def palm_anchors() -> np.ndarray:
+    """(2016, 2) anchor centres of the palm detector."""
+    return _PALM_ANCHORS
+
+
+def face_anchors() -> np.ndarray:
+    """(896, 2) anchor centres of the short-range face detector."""
+    return _FACE_ANCHORS
 
 
 @dataclass(frozen=True)
@@ -102,20 +117,40 @@ class Palm:
     keypoints: np.ndarray  # (7, 2)
 
 
-def decode_palms(raw: np.ndarray, logits: np.ndarray, box: Letterbox,
-                 min_score: float = 0.5) -> list[tuple[float, np.ndarray, np.ndarray]]:
-    """Raw outputs [2016, 18], [2016] -> (score, box cxcywh, keypoints 7x2) in frame pixels."""
+def decode_ssd(raw: np.ndarray, logits: np.ndarray, box: Letterbox, anchors: np.ndarray, keypoints: int,
+               min_score: float = 0.5) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """Raw SSD outputs [A, 4 + 2K], [A] -> (score, box cxcywh, keypoints Kx2) in frame pixels."""
     scores = 1.0 / (1.0 + np.exp(-np.clip(logits.reshape(-1).astype(np.float64), -100, 100)))
     keep = np.flatnonzero(scores >= min_score)
     if keep.size == 0:
         return []
-    anchors = palm_anchors()[keep].astype(np.float64)
+    centres_unit = anchors[keep].astype(np.float64)
     r = raw[keep].astype(np.float64) / box.size
-    centres = box.to_frame(anchors + r[:, 0:2])
+    centres = box.to_frame(centres_unit + r[:, 0:2])
     sizes = r[:, 2:4] * box.size / box.scale
-    keypoints = box.to_frame(anchors[:, None, :] + r[:, 4:18].reshape(-1, 7, 2))
-    return [(float(scores[k]), np.concatenate([centres[i], sizes[i]]), keypoints[i])
-            for i, k in enumerate(keep)]
+    points = box.to_frame(centres_unit[:, None, :] + r[:, 4 : 4 + 2 * keypoints].reshape(-1, keypoints, 2))
+    return [(float(scores[k]), np.concatenate([centres[i], sizes[i]]), points[i]) for i, k in enumerate(keep)]
+
+
+def decode_palms(raw: np.ndarray, logits: np.ndarray, box: Letterbox,
+                 min_score: float = 0.5) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """Palm detector outputs [2016, 18], [2016] -> (score, box cxcywh, keypoints 7x2) in frame pixels."""
+    return decode_ssd(raw, logits, box, _PALM_ANCHORS, 7, min_score)
+
+
+def decode_faces(raw: np.ndarray, logits: np.ndarray, box: Letterbox,
+                 min_score: float = 0.5) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """Face detector outputs [896, 16], [896] -> (score, box cxcywh, keypoints 6x2) in frame pixels."""
+    return decode_ssd(raw, logits, box, _FACE_ANCHORS, 6, min_score)
+
+
+def overlap_fraction(inner: tuple[float, float, float, float], outer_cxcywh: np.ndarray) -> float:
+    """Share of box ``inner`` (x, y, w, h) that lies inside box ``outer`` (cx, cy, w, h)."""
+    x, y, w, h = inner
+    cx, cy, ow, oh = (float(v) for v in outer_cxcywh)
+    iw = max(0.0, min(x + w, cx + ow / 2) - max(x, cx - ow / 2))
+    ih = max(0.0, min(y + h, cy + oh / 2) - max(y, cy - oh / 2))
+    return iw * ih / max(w * h, 1e-9)
 
 
 def iou_cxcywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -22,8 +22,11 @@ ENV_VAR = "RNN_JAX_HANDS"
 BUILD_COMMAND = "python tools/build_hand_models.py"
 PALM_FILE = "palm_detection_full.onnx"
 LANDMARK_FILE = "hand_landmark_full.onnx"
+# optional: the finder's face check for hands only a tile saw (folders built before it lack it)
+FACE_FILE = "face_detection_short_range.onnx"
 PALM_SIZE = 192
 LANDMARK_SIZE = 224
+FACE_SIZE = 128
 
 
 class HandModelsMissing(ModelFileError):
@@ -54,7 +57,8 @@ class _Spec:
 
 
 _SPECS = {PALM_FILE: _Spec(PALM_SIZE, ((2016, 18), (2016, 1))),
-          LANDMARK_FILE: _Spec(LANDMARK_SIZE, ((63,), (1,), (1,), (63,)))}
+          LANDMARK_FILE: _Spec(LANDMARK_SIZE, ((63,), (1,), (1,), (63,))),
+          FACE_FILE: _Spec(FACE_SIZE, ((896, 16), (896, 1)))}
 
 
 def _session(path: Path, threads: int | None) -> ort.InferenceSession:
@@ -86,3 +90,11 @@ def open_models(model_dir: str | Path | None = None,
     """Open and check (palm, landmark) sessions; one-line errors name the build command."""
     palm, landmark = model_paths(model_dir)
     return _session(palm, threads), _session(landmark, threads)
+
+
+def open_face_model(model_dir: str | Path | None = None, threads: int | None = 1) -> ort.InferenceSession | None:
+    """The face detector's session, or None when the folder was built before it existed
+    (the finder then holds every tile-only hand to the stricter presence bar)."""
+    folder = Path(model_dir).expanduser() if model_dir else default_model_dir()
+    path = folder / FACE_FILE
+    return _session(path, threads) if path.is_file() else None

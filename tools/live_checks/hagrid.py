@@ -81,7 +81,7 @@ class ReplayFinder(HandFinder):
     once. The classifier and the smoothing run for real on every pass."""
 
     def __init__(self, finder: HandFinder) -> None:
-        super().__init__(finder.palm_session, finder.landmark_session, finder.config)
+        super().__init__(finder.palm_session, finder.landmark_session, finder.config, finder.face_session)
         self.frames: list[list] = []
         self.position: int | None = None  # None: recording
 
