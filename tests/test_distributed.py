@@ -215,7 +215,10 @@ def _two_device_worker(run_root: str) -> None:
 
 @pytest.mark.slow
 def test_two_devices_split_every_batch_and_match_one_device(tmp_path):
-    env = {**_base_env(), "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    # two host devices meet at every collective; on a busy 2-core machine one may wait more than XLA's
+    # default 40 s for the other and abort the process (seen once with four jobs on two cores)
+    env = {**_base_env(), "XLA_FLAGS": "--xla_force_host_platform_device_count=2 "
+           "--xla_cpu_collective_call_terminate_timeout_seconds=600 --xla_cpu_collective_timeout_seconds=600"}
     proc = _run_python(f"from tests.test_distributed import _two_device_worker; "
                        f"_two_device_worker({str(tmp_path)!r})", env)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
