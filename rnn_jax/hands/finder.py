@@ -99,8 +99,8 @@ class FinderConfig:
     tile_fraction: float = 0.5  # tile side / frame's long side
     tiles_per_search: int | None = 2  # tiles looked at per palm search, in turn (None = all)
     # a new hand only a tile's palm saw must be this sure: the false hands tiles find on
-    # Megamind's face close-up reach 0.90; with 0.95, 161 of 167 HaGRID val gesture hands are
-    # found in 640 px frames (148 without tiles) and Megamind's no-hand shots keep 1 hand frame
+    # Megamind's face close-up reach 0.93 (HaGRID val gesture hands in 640 px frames: 148 found
+    # without tiles, 162 with them at this bar; Megamind's no-hand shots keep 1 hand frame)
     min_presence_tile: float = 0.95
     # ... unless it lies on no face: then this is enough (needs the face model of
     # tools/build_hand_models.py). The false tile hands on Megamind's face close-up cover 53-68%
@@ -116,6 +116,11 @@ class FinderConfig:
                              f"{self.tile_fraction}")
         if self.tiles_per_search is not None and self.tiles_per_search < 0:
             raise ValueError(f"tiles_per_search must be >= 0 or None, got {self.tiles_per_search}")
+        if not 0.0 <= self.min_presence_tile_off_face <= self.min_presence_tile <= 1.0:
+            raise ValueError(f"need 0 <= min_presence_tile_off_face <= min_presence_tile <= 1, got "
+                             f"{self.min_presence_tile_off_face}, {self.min_presence_tile}")
+        if not 0.0 < self.max_face_overlap <= 1.0:
+            raise ValueError(f"max_face_overlap must be in (0, 1], got {self.max_face_overlap}")
 
 
 @dataclass
@@ -138,6 +143,7 @@ class HandFinder:
             raise ValueError(f"max_hands must be >= 1, got {self.config.max_hands}")
         self._palm_in = palm.get_inputs()[0].name
         self._lm_in = landmark.get_inputs()[0].name
+        self._face_in = face.get_inputs()[0].name if face is not None else None
         self._tracked: list[Hand] = []
         self._ids = itertools.count()
         self._next_tile = 0
@@ -189,8 +195,8 @@ class HandFinder:
         (0..1, not -1..1: with -1..1 this model's logits run into the hundreds on every photo.)
         """
         square, box = letterbox_rgb(region_rgb, PALM_SIZE)
-        x = (square.astype(np.float32) * (1.0 / 255.0)).transpose(2, 0, 1)[None]
-        raw, logits = self.palm_session.run(None, {self._palm_in: np.ascontiguousarray(x)})
+        x = _unit_nchw(square)
+        raw, logits = self.palm_session.run(None, {self._palm_in: x})
         self.stats.palm_runs += 1
         found = decode_palms(raw[0], logits[0], box, self.config.min_palm_score)
         if x0 or y0:
@@ -203,8 +209,8 @@ class HandFinder:
         if self.face_session is None:
             return []
         square, box = letterbox_rgb(frame_rgb, FACE_SIZE)
-        x = (square.astype(np.float32) * (1.0 / 255.0)).transpose(2, 0, 1)[None]
-        raw, logits = self.face_session.run(None, {self.face_session.get_inputs()[0].name: np.ascontiguousarray(x)})
+        x = _unit_nchw(square)
+        raw, logits = self.face_session.run(None, {self._face_in: x})
         self.stats.face_runs += 1
         found = decode_faces(raw[0], logits[0], box)
         return [face.box for face in weighted_nms(found, self.config.nms_iou, max_out=5)] if found else []
@@ -215,8 +221,8 @@ class HandFinder:
     def landmarks_in(self, frame_rgb: np.ndarray, rect: Rect) -> tuple[np.ndarray, float, float]:
         """Landmark model on one rotated square -> (21x3 frame-pixel landmarks, presence, right-hand prob)."""
         patch = warp_square(frame_rgb, rect, LANDMARK_SIZE)
-        x = (patch.astype(np.float32) * (1.0 / 255.0)).transpose(2, 0, 1)[None]
-        coords, presence, right, _world = self.landmark_session.run(None, {self._lm_in: np.ascontiguousarray(x)})
+        x = _unit_nchw(patch)
+        coords, presence, right, _world = self.landmark_session.run(None, {self._lm_in: x})
         self.stats.landmark_runs += 1
         pts = coords.reshape(21, 3).astype(np.float64) / LANDMARK_SIZE
         xy = rect.to_frame(pts[:, :2])
@@ -267,6 +273,11 @@ class HandFinder:
             hands.append(hand)
         self._tracked = hands
         return hands
+
+
+def _unit_nchw(image_rgb: np.ndarray) -> np.ndarray:
+    """uint8 HWC picture -> the models' input: float32 in 0..1, NCHW, batch 1, contiguous."""
+    return np.ascontiguousarray((image_rgb.astype(np.float32) * (1.0 / 255.0)).transpose(2, 0, 1)[None])
 
 
 def _cxcywh(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
