@@ -172,12 +172,51 @@ def test_highest_hand_is_the_one_reaching_highest() -> None:
     assert hagrid_parts.highest_hand([low, high]) is high
 
 
-def test_search_tiles_cover_the_frame_with_overlap() -> None:
+def test_search_tiles_cover_the_frame_with_overlap_middle_first() -> None:
     tiles = search_tiles((480, 640, 3), 3, 0.5)
     assert len(tiles) == 9 and {t[2] for t in tiles} == {320}
     xs, ys = sorted({t[0] for t in tiles}), sorted({t[1] for t in tiles})
     assert xs == [0, 160, 320] and ys == [0, 80, 160]  # last tiles end at the frame's edges
+    assert tiles[:3] == [(160, 80, 320), (160, 0, 320), (160, 160, 320)]  # middle, then its nearest
+    assert set(tiles[-4:]) == {(0, 0, 320), (320, 0, 320), (0, 160, 320), (320, 160, 320)}  # corners last
     assert search_tiles((480, 640, 3), 0, 0.5) == []
+
+
+class _Session:
+    """Stands in for an onnxruntime session: fixed outputs."""
+
+    def __init__(self, *outputs: np.ndarray) -> None:
+        self.outputs = list(outputs)
+
+    def get_inputs(self) -> list:
+        return [argparse.Namespace(name="input")]
+
+    def run(self, _names, _feed) -> list:
+        return self.outputs
+
+
+def test_the_tile_turn_starts_at_the_middle_again_when_a_hand_is_lost() -> None:
+    from rnn_jax.hands.finder import Hand, HandFinder
+    from rnn_jax.hands.geometry import rect_from_landmarks
+
+    no_hand = _Session(np.zeros((1, 63), np.float32), np.zeros((1, 1), np.float32),
+                       np.ones((1, 1), np.float32), np.zeros((1, 63), np.float32))
+    finder = HandFinder(_Session(), no_hand, FinderConfig(tiles_per_search=2))
+    looked: list[tuple[int, int]] = []
+    finder._palms_in = lambda region, x0, y0: looked.append((x0, y0)) or []  # record where the palm model looks
+    frame = np.zeros((480, 640, 3), np.uint8)
+    for _ in range(3):  # nothing tracked: a search every frame, the whole frame then 2 tiles in turn
+        finder.find(frame)
+    middle = (160, 80)
+    assert looked[0] == (0, 0) and looked[1] == middle and middle not in looked[2:]
+    rng = np.random.default_rng(0)
+    points = np.c_[rng.uniform(300, 340, (21, 2)), np.zeros(21)]
+    finder._tracked = [Hand(points, 0.99, "right", 0.99, rect_from_landmarks(points), 7, True, (640, 480))]
+    looked.clear()
+    assert finder.find(frame) == []  # the tracked hand is gone (presence 0) ...
+    looked.clear()
+    finder.find(frame)  # ... so the next search looks at the middle tile first again
+    assert looked[:2] == [(0, 0), middle]
 
 
 def test_family_defaults_to_landmarks_on_hagrid_roots_only(tmp_path: Path, monkeypatch) -> None:

@@ -105,9 +105,9 @@ def _extract_one(finder, kind: str, path: Path, meta) -> list[dict]:
 
 
 def part_key(kind: str, items: list) -> str:
+    """The cache key of one part: its rule (and the finder's settings for photos) and its files' stats."""
     from rnn_jax.hands.finder import FinderConfig
 
-    """The cache key of one part: its rule (and the finder's settings for photos) and its files' stats."""
     # whole photos go through the palm search's tiles, so its settings are part of their rule
     finder = f"|{FinderConfig()!r}" if kind == "photos" else ""
     digest = hashlib.sha256(f"{kind}|{RULES_VERSION}{finder}".encode())

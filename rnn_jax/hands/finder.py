@@ -7,7 +7,9 @@ looks at the whole frame and then, closer, at a grid of overlapping tiles (a "se
 the palm model's 192 px input makes a hand 3 m away a few pixels wide; a tile of half the
 frame doubles its size). Live, each search looks at ``tiles_per_search`` tiles in turn, so
 the whole grid is covered within a few frames at the cost of one or two model runs; a
-still picture looks at every tile. Each square goes through the landmark model; a hand whose
+still picture looks at every tile. The turn starts at the tile in the middle of the frame and
+starts there again whenever a hand is lost (people face their camera: a hand that appears or
+comes back is most likely near the middle). Each square goes through the landmark model; a hand whose
 presence score drops below ``min_presence`` is lost. A hand only a tile saw must be surer
 (faces seen up close fool the palm model), unless the short-range face detector finds no face
 under it. :func:`hand_crop` is the one rule that turns a hand (or an
@@ -97,7 +99,7 @@ class FinderConfig:
     same_hand_iou: float = 0.4  # a palm overlapping a tracked hand this much is that hand
     tile_grid: int = 3  # second look: a tile_grid x tile_grid grid of overlapping tiles (0 = whole frame only)
     tile_fraction: float = 0.5  # tile side / frame's long side
-    tiles_per_search: int | None = 2  # tiles looked at per palm search, in turn (None = all)
+    tiles_per_search: int | None = 2  # tiles looked at per palm search, in turn from the middle (None = all)
     # a new hand only a tile's palm saw must be this sure: the false hands tiles find on
     # Megamind's face close-up reach 0.93 (HaGRID val gesture hands in 640 px frames: 148 found
     # without tiles, 162 with them at this bar; Megamind's no-hand shots keep 1 hand frame)
@@ -157,8 +159,9 @@ class HandFinder:
         return cls(palm, landmark, config, open_face_model(model_dir, threads))
 
     def reset(self) -> None:
-        """Forget tracked hands (next frame starts with a palm search)."""
+        """Forget tracked hands (next frame starts with a palm search, at the middle tile)."""
         self._tracked = []
+        self._next_tile = 0
 
     # ------------------------------------------------------------------ models
     def detect_palms(self, frame_rgb: np.ndarray, tiles: str = "turn") -> list[tuple[Palm, bool]]:
@@ -271,6 +274,8 @@ class HandFinder:
             if any(iou_cxcywh(box, np.array(_cxcywh(o.box))[None])[0] > cfg.same_hand_iou for o in hands):
                 continue  # two squares converged on one hand
             hands.append(hand)
+        if len(hands) < len(self._tracked):
+            self._next_tile = 0  # a hand was lost: look for it (or the next one) from the middle again
         self._tracked = hands
         return hands
 
@@ -286,15 +291,23 @@ def _cxcywh(box: tuple[float, float, float, float]) -> tuple[float, float, float
 
 
 def search_tiles(frame_shape: tuple[int, ...], grid: int, fraction: float) -> list[tuple[int, int, int]]:
-    """(x, y, side) of the second-look tiles: a grid x grid of squares ``fraction`` x the long side,
-    spread evenly over the frame (overlapping), each clipped to the frame."""
+    """(x, y, side) of the second-look tiles in search order: a grid x grid of squares ``fraction`` x
+    the long side, spread evenly over the frame (overlapping), each clipped to the frame, the one
+    nearest the frame's middle first (ties in reading order).
+
+    Why middle first: a live search looks at a few tiles per frame in turn, so the order decides how
+    soon a small hand is found; the subjects of HaGRID and of a webcam sit facing the camera. On
+    HaGRID val photos held 12 frames (docs/hagrid.md) middle first, restarted when a hand is lost,
+    showed the right gesture on 95.7% of frames against 94.6% in reading order, for the same palm
+    runs per frame."""
     if grid <= 0 or fraction >= 1.0:
         return []
     h, w = frame_shape[:2]
     side = max(1, round(fraction * max(h, w)))
     xs = np.linspace(0, max(w - side, 0), grid).round().astype(int)
     ys = np.linspace(0, max(h - side, 0), grid).round().astype(int)
-    return [(int(x), int(y), side) for y in ys for x in xs]
+    tiles = [(int(x), int(y), side) for y in ys for x in xs]
+    return sorted(tiles, key=lambda t: (t[0] + t[2] / 2 - w / 2) ** 2 + (t[1] + t[2] / 2 - h / 2) ** 2)
 
 
 def find_hands_in_image(finder: HandFinder, image_rgb: np.ndarray, tiles: bool = True) -> list[Hand]:
