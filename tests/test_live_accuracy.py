@@ -167,3 +167,15 @@ def test_smallest_threshold_within_the_false_trigger_rate():
     assert smallest_threshold_within(rates, 0.01) is None
     with pytest.raises(ValueError):
         smallest_threshold_within(rates, 1.0)
+
+
+def test_a_missing_model_or_root_is_one_line_and_exit_2(tmp_path) -> None:
+    """Errors go through main_guard like every other CLI: one line, exit 2, no traceback."""
+    import subprocess
+    import sys
+
+    script = REPO / "tools" / "live_accuracy.py"
+    done = subprocess.run([sys.executable, str(script), "--onnx", str(tmp_path / "missing.onnx"),
+                           "--hagrid", str(tmp_path / "no-root")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("error:"), done.stderr

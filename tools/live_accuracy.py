@@ -38,14 +38,14 @@ offline are left out of both numbers (counted in the output).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from rnn_jax.atomic import write_json_atomic  # noqa: E402
 from rnn_jax.calibration import smallest_threshold_within  # noqa: E402
-from rnn_jax.errors import RnnJaxError, main_guard  # noqa: E402
+from rnn_jax.errors import main_guard  # noqa: E402
 from tools.live_checks.folders import print_result, run  # noqa: E402
 from tools.live_checks.hagrid import print_hagrid, run_hagrid, store_threshold  # noqa: E402
 
@@ -93,18 +93,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--max-false-trigger must be in [0, 1), got {args.max_false_trigger}")
     sweep = tuple(round(0.30 + 0.05 * k, 2) for k in range(13)) if args.sweep else ()
     if hagrid:
-        try:
-            result = run_hagrid(Path(args.onnx), args.hagrid, args.split, args.hold, args.settle, args.smoothing,
-                                args.threshold, args.stable_frames, args.frame, args.hand_models, sweep)
-            if sweep:
-                rates = {row["threshold"]: row["live_resting_triggered"] for row in result["sweep"]}
-                chosen = smallest_threshold_within(rates, args.max_false_trigger)
-                result["chosen_threshold"] = chosen
-                if args.store and chosen is not None:
-                    store_threshold(Path(args.onnx), chosen)
-        except RnnJaxError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        result = run_hagrid(Path(args.onnx), args.hagrid, args.split, args.hold, args.settle, args.smoothing,
+                            args.threshold, args.stable_frames, args.frame, args.hand_models, sweep)
+        if sweep:
+            rates = {row["threshold"]: row["live_resting_triggered"] for row in result["sweep"]}
+            chosen = smallest_threshold_within(rates, args.max_false_trigger)
+            result["chosen_threshold"] = chosen
+            if args.store and chosen is not None:
+                store_threshold(Path(args.onnx), chosen)
         print_hagrid(result)
         if sweep:
             chosen = result["chosen_threshold"]
@@ -112,17 +108,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{what} resting hands shown a gesture at or under {args.max_false_trigger:.0%} of frames"
                   + (f"; stored in {args.onnx}" if args.store and chosen is not None else ""))
         if args.json:
-            Path(args.json).write_text(json.dumps(result, indent=2))
+            write_json_atomic(args.json, result, indent=2)
         return 0
-    try:
-        result = run(Path(args.onnx), Path(args.images), args.hold, args.settle, args.smoothing, args.threshold,
-                     args.stable_frames, args.hands, args.hand_models)
-    except RnnJaxError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    result = run(Path(args.onnx), Path(args.images), args.hold, args.settle, args.smoothing, args.threshold,
+                 args.stable_frames, args.hands, args.hand_models)
     print_result(result, args.stable_frames)
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        write_json_atomic(args.json, result, indent=2)
     return 0
 
 
