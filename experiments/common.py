@@ -17,19 +17,6 @@ def default_out(experiment: str) -> Path:
     return Path("runs") / f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _mark_started(out: Path) -> Path | None:
-    """Mark ``out`` as a run being set up (see :meth:`RunFolder.mark_started`); returns what to remove."""
-    from rnn_jax.lineage.run_folder import RunFolder
-
-    return RunFolder(out).mark_started()
-
-
-def _unmark_started(mark: Path | None) -> None:
-    from rnn_jax.lineage.run_folder import RunFolder
-
-    RunFolder.unmark_started(mark)
-
-
 def _skipped_images_note(dataset) -> str | None:
     skipped = dataset.notes.get("skipped") or {}
     if not skipped.get("count"):
@@ -44,10 +31,10 @@ def check_before_data(args: argparse.Namespace, out: Path, init_from: str | None
 
     Returns the validated RunConfig. A CLI calls it before it finds, announces or decodes
     any data, so a typo costs a second, not a data load."""
-    from rnn_jax.lineage.run_folder import check_init_from, check_run_dir
+    from rnn_jax.lineage.run_folder import RunFolder, check_init_from
 
     config = config or run_config_from_args(args)
-    check_run_dir(config, out, resume=args.resume, overwrite=args.overwrite)
+    RunFolder(out).check(config, args.resume, args.overwrite)
     if init_from is not None:
         check_init_from(Path(init_from), config)
     return config
@@ -60,18 +47,19 @@ def run_experiment(args: argparse.Namespace, experiment: str, build_data: Callab
     ``config``: the RunConfig the caller already built and checked (else built here)."""
     from rnn_jax.lineage.driver import run_lineage
     from rnn_jax.lineage.report import generation_table, write_plots
+    from rnn_jax.lineage.run_folder import RunFolder
 
     out = Path(args.out) if args.out else default_out(experiment)
     config = check_before_data(args, out, init_from, config)  # before any slow work
     resume_hint = f"continue with --resume --out {out}"
-    mark = None if args.resume else _mark_started(out)
+    mark = None if args.resume else RunFolder(out).mark_started()  # removed again if the run never starts
     try:
         spec, dataset = build_data(args)
     except KeyboardInterrupt:
         print(f"\ninterrupted while loading the data; {resume_hint}", file=sys.stderr)
         raise SystemExit(130) from None
     except BaseException:
-        _unmark_started(mark)
+        RunFolder.unmark_started(mark)
         raise
     for key, note in dataset.notes.items():
         if key == "demo":
@@ -91,7 +79,7 @@ def run_experiment(args: argparse.Namespace, experiment: str, build_data: Callab
         raise StorageError(f"{exc}; once it can be written, {resume_hint}") from exc
     except RnnJaxError:  # refused before it started (e.g. --batch-size): leave no empty run folder
         if not (out / "lineage.json").exists():
-            _unmark_started(mark)
+            RunFolder.unmark_started(mark)
         raise
     from rnn_jax.distributed import is_main_process
 

@@ -120,13 +120,12 @@ def is_parts_root(root: str | Path) -> bool:
 def annotated_items(images: Path, files: list[Path]) -> list[tuple[Path, dict]]:
     """(picture, its boxes, labels and person) of every annotated photo found under ``images``."""
     index = index_images(images, [])
-    items, missing = [], 0
+    items = []
     for f in files:
         entries, _bad = parse_file(f, "given")
         for e in entries:
             paths = index.get(e.image_id)
-            if not paths:
-                missing += 1
+            if not paths:  # annotated but not on disk (a partial download): nothing to score
                 continue
             items.append((Path(paths[0]), {"boxes": e.boxes, "labels": e.labels, "user": e.user}))
     return items

@@ -216,7 +216,7 @@ class HandFinder:
         raw, logits = self.face_session.run(None, {self._face_in: x})
         self.stats.face_runs += 1
         found = decode_faces(raw[0], logits[0], box)
-        return [face.box for face in weighted_nms(found, self.config.nms_iou, max_out=5)] if found else []
+        return [face.box for face in weighted_nms(found, self.config.nms_iou, max_out=5)]
 
     def _off_face(self, hand_box: tuple[float, float, float, float], faces: list[np.ndarray]) -> bool:
         return all(overlap_fraction(hand_box, face) < self.config.max_face_overlap for face in faces)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -52,7 +51,6 @@ class Rect:
         return self.to_frame(np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]))
 
 
-@lru_cache(maxsize=1)
 def ssd_anchors(layers: tuple[tuple[int, int], ...]) -> np.ndarray:
     """Anchor centres in 0..1 input coordinates, in a MediaPipe SSD model's output order:
     per layer (grid side, anchors per cell), row by row, each cell's anchors together."""

@@ -95,6 +95,5 @@ def open_models(model_dir: str | Path | None = None,
 def open_face_model(model_dir: str | Path | None = None, threads: int | None = 1) -> ort.InferenceSession | None:
     """The face detector's session, or None when the folder was built before it existed
     (the finder then holds every tile-only hand to the stricter presence bar)."""
-    folder = Path(model_dir).expanduser() if model_dir else default_model_dir()
-    path = folder / FACE_FILE
+    path = model_paths(model_dir)[0].with_name(FACE_FILE)
     return _session(path, threads) if path.is_file() else None

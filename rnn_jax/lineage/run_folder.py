@@ -53,12 +53,6 @@ def describe_data(dataset: Dataset, train: Split) -> dict:
     }
 
 
-def check_run_dir(config: RunConfig, run_dir: Path, resume: bool, overwrite: bool) -> dict | None:
-    """Refuse an ``--out`` this command cannot use; returns the record ``--resume`` continues
-    (its config already checked against ``config``), or None for a fresh run."""
-    return RunFolder(run_dir).check(config, resume, overwrite)
-
-
 def check_init_from(source_run: Path, config: RunConfig) -> dict:
     """Refuse an ``--init-from`` run that is missing, unfinished or of another architecture;
     returns its record."""

@@ -51,7 +51,7 @@ def offline_annotated(predictor, items, hand_models: Path | None, threshold: flo
     """Per photo, per annotated box: the gesture the model shows (None = no gesture) on the box."""
     from rnn_jax.calibration import shown_gestures
     from rnn_jax.data.hagrid_parts import second_look
-    from rnn_jax.hands import HandFinder, hand_crop
+    from rnn_jax.hands import hand_crop
     from rnn_jax.preprocess import read_image
     from rnn_jax.runtime.landmarks import LandmarkPredictor
 
@@ -215,6 +215,7 @@ def store_threshold(onnx: Path, threshold: float) -> None:
     import onnx as onnx_lib
 
     from rnn_jax.atomic import writing
+    from rnn_jax.export.files import save_single_file
     from rnn_jax.runtime.metadata import PREFIX
 
     proto = onnx_lib.load(str(onnx))
@@ -223,7 +224,7 @@ def store_threshold(onnx: Path, threshold: float) -> None:
         raise DataError(f"{onnx} has no {PREFIX}reject_threshold metadata: export it with tools/export_onnx.py")
     props[PREFIX + "reject_threshold"].value = json.dumps(round(float(threshold), 4))
     with writing(onnx, ".onnx") as tmp:
-        onnx_lib.save_model(proto, str(tmp), save_as_external_data=False)
+        save_single_file(proto, tmp)
 
 
 def print_hagrid(result: dict) -> None:
