@@ -15,6 +15,11 @@ seed, generation 0 alone for as many epochs as the whole lineage spent
 ``--baseline label-smoothing`` trains generation 0 alone with ``--label-smoothing 0.1``
 (``OUT/seed_S-label-smoothing``), the label-only regulariser that explains part of
 self-distillation's gains. Both may be given.
+
+Beside the lineage's Δ it prints the **headroom** (rnn_jax.lineage.headroom): on the same split,
+the ensemble of the seeds' independently trained generation-0 models and the share of examples
+right in any of them, next to the mean single model. When the ensemble is no better than one
+model, the students had nothing to gain (a Δ of zero is then no verdict on distillation).
 Writes ``OUT/summary.json``, ``OUT/summary.csv`` and ``OUT/paired.csv``.
 """
 
@@ -30,7 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from rnn_jax.errors import main_guard
-from rnn_jax.lineage.seeds import format_paired, lineage_epochs, paired_rows
+from rnn_jax.lineage.headroom import format_headroom, seed_headroom
+from rnn_jax.lineage.seeds import format_paired, lineage_epochs, metric_key, paired_rows
 
 BASELINES = ("compute-matched", "label-smoothing")
 LABEL_SMOOTHING = 0.1  # the usual strength (Szegedy et al. 2016; PS-KD compares against it)
@@ -100,13 +106,21 @@ def main(argv: list[str] | None = None) -> None:
                                         out / f"seed_{seed}-{name}"))
     rows = aggregate(records)
     paired = paired_rows(records, baselines or None)
+    room = seed_headroom([out / f"seed_{seed}" for seed in seeds], split_of(records))
     print("\n" + format_rows(rows))
     print("\n" + format_paired(paired))
+    print("\n" + format_headroom(room))
     (out / "summary.json").write_text(json.dumps({"command": command, "seeds": args.seeds, "rows": rows,
-                                                  "baselines": wanted, "paired": paired}, indent=2))
+                                                  "baselines": wanted, "paired": paired, "headroom": room},
+                                                 indent=2))
     _write_csv(out / "summary.csv", rows)
     _write_csv(out / "paired.csv", [{k: v for k, v in r.items() if k != "diffs"} for r in paired])
     print(f"\nwrote {out / 'summary.json'}, {out / 'summary.csv'} and {out / 'paired.csv'}")
+
+
+def split_of(records: list[dict]) -> str:
+    """The split the paired differences are on (test when every run has one, else val)."""
+    return "test" if metric_key(records) == "test_acc" else "val"
 
 
 def baseline_flags(name: str, lineage: dict) -> list[str]:

@@ -7,7 +7,10 @@ One row per folder (a setting): seeds, generation 0's accuracy (mean ± std), th
 difference of every generation, of the final student (chosen on validation) and of the
 all-generation ensemble to the same seed's generation 0 (mean and 95% interval, in points),
 the final student against each label-only baseline the folder has, and which generation
-each seed shipped. Numbers are read from the per-seed ``lineage.json`` files, so a study
+each seed shipped. Beside the final student's Δ, the **headroom** (rnn_jax.lineage.headroom):
+the ensemble of the seeds' generation-0 models and "right in any of them", each in points over
+the mean single generation 0 on the same split; near zero, the students had nothing to gain.
+Numbers are read from the per-seed ``lineage.json`` files, so a study
 still running shows the seeds that finished. ``--final-by val_loss|val_acc`` re-chooses every
 seed's final student with that rule (on validation only) instead of the one each run recorded.
 """
@@ -24,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from rnn_jax.errors import ConfigError, main_guard  # noqa: E402
+from rnn_jax.lineage.headroom import seed_headroom  # noqa: E402
 from rnn_jax.lineage.record import choose_final_generation  # noqa: E402
 from rnn_jax.lineage.seeds import metric_key, paired_rows  # noqa: E402
 from tools.multi_seed import BASELINES  # noqa: E402
@@ -45,11 +49,12 @@ def setting_row(folder: Path, final_by: str = "recorded") -> dict | None:
     """The row of one multi_seed folder (None when no seed has finished)."""
     seeds = sorted((p for p in folder.glob("seed_*") if p.name.split("_", 1)[1].isdigit()),
                    key=lambda p: int(p.name.split("_", 1)[1]))
-    records, baselines = [], {name: [] for name in BASELINES}
+    records, baselines, used = [], {name: [] for name in BASELINES}, []
     for seed_dir in seeds:
         record = finished(seed_dir)
         if record is None:
             continue
+        used.append(seed_dir)
         extra = {name: finished(folder / f"{seed_dir.name}-{name}") for name in BASELINES}
         if final_by != "recorded":
             done = [g for g in record["generations"] if g.get("status") == "done"]
@@ -70,7 +75,18 @@ def setting_row(folder: Path, final_by: str = "recorded") -> dict | None:
            "final gen per seed": ",".join(str(r["final_generation"]) for r in records)}
     for comparison in paired_rows(records, complete or None):
         row[comparison["comparison"]] = _interval(comparison)
+        if comparison["comparison"] == "final student - gen 0":
+            row.update(headroom_cells(used, "test" if key == "test_acc" else "val"))
     return row
+
+
+def headroom_cells(runs: list[Path], split: str) -> dict:
+    """The two headroom columns (points over the mean single generation 0; "-" when not computable)."""
+    room = seed_headroom(runs, split)
+    if room is None or not room["comparable"]:
+        return {"gen-0 ensemble": "-", "right in any gen 0": "-"}
+    return {"gen-0 ensemble": f"{100 * room['ensemble_gain']:+.2f} (of {room['models']})",
+            "right in any gen 0": f"{100 * room['right_in_any_gain']:+.2f}"}
 
 
 def _interval(row: dict) -> str:
