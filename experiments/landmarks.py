@@ -91,7 +91,7 @@ def build_data(args: argparse.Namespace):
     layout = stream_layout(args)
     if layout is None:
         return spec, load_dataset(spec, progress=not args.no_progress)
-    from rnn_jax.data.landmarks import landmark_dataset
+    from rnn_jax.data.landmark_dataset import landmark_dataset
 
     return spec, landmark_dataset(spec.path, seed=spec.seed, mirror_left=spec.mirror_left, streams=layout)
 

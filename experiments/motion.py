@@ -7,7 +7,7 @@
 Data (rnn_jax/data/motion.py, docs/motion.md): real index-fingertip recordings of
 ``hand-keypoints/point_history.csv`` (with a real static hand placed on the path) plus windows
 composed from the real static hands of ``keypoint.csv``; a source-disjoint split by recording.
-Features: the motion feature rule of rnn_jax/live/motion.py (pose + velocities, user's view).
+Features: the motion feature rule of rnn_jax/hands/motion_features.py (pose + velocities, user's view).
 Model: ``motion`` (rnn_jax/models/motion.py, a window of the last 24 frames carried as state);
 ``lstm``/``trm``/``lmlp`` also train on the same windows (zero state at each window's start).
 
@@ -84,7 +84,7 @@ def motion_dataset(folder: Path, per_class: int, seed: int):
     """The engine's Dataset (features [N, 24, 21, 3]) and the held-out sets with their origin."""
     from rnn_jax.data.motion import WINDOW, motion_sets
     from rnn_jax.data.types import Dataset, Split
-    from rnn_jax.live.motion import MOTION_CLASSES, feature_spec
+    from rnn_jax.hands.motion_features import MOTION_CLASSES, feature_spec
 
     sets = motion_sets(folder, per_class=per_class, seed=seed)
     splits = {k: Split(v.features(), v.labels.astype(np.int32)) for k, v in sets.items()}
@@ -96,7 +96,7 @@ def motion_dataset(folder: Path, per_class: int, seed: int):
 
 def per_class_table(labels: np.ndarray, preds: dict[str, np.ndarray], origin: np.ndarray) -> str:
     """Rows: classes; columns: accuracy % (n) per origin and predictor."""
-    from rnn_jax.live.motion import MOTION_CLASSES
+    from rnn_jax.hands.motion_features import MOTION_CLASSES
 
     cols = [(o, name) for o in ("real", "composed") for name in preds]
     lines = ["| class | " + " | ".join(f"{o} {name}" for o, name in cols) + " |",
@@ -113,7 +113,7 @@ def per_class_table(labels: np.ndarray, preds: dict[str, np.ndarray], origin: np
 
 def onnx_windows(path: Path, feats: np.ndarray, threads: int = 1) -> np.ndarray:
     """The ONNX file frame by frame, state carried, every window from a zero state (batched over windows)."""
-    from rnn_jax.runtime.landmarks import LandmarkPredictor
+    from rnn_jax.runtime.landmark_predictor import LandmarkPredictor
 
     predictor = LandmarkPredictor.load(path, threads=threads)
     logits = []
@@ -129,7 +129,7 @@ def onnx_windows(path: Path, feats: np.ndarray, threads: int = 1) -> np.ndarray:
 def latency(path: Path, feats: np.ndarray, calls: int = 3000, repeats: int = 5) -> dict[str, float]:
     """Per frame at batch 1 on one thread: the ONNX step, and the feature rule + step, median of rounds (ms)."""
     from rnn_jax.export.landmark_export import measure_step_latency
-    from rnn_jax.live.motion import motion_features
+    from rnn_jax.hands.motion_features import motion_features
 
     view = np.random.default_rng(0).uniform(0, 1, (21, 2))
     result = measure_step_latency(path, feats[0, -1], threads=1, calls=calls, repeats=repeats,
@@ -141,10 +141,10 @@ def export(args: argparse.Namespace) -> dict:
     import rnn_jax
     from rnn_jax.api import Lineage
     from rnn_jax.export.landmark_export import export_landmark_model
+    from rnn_jax.hands.motion_features import MOTION_CLASSES, feature_spec
     from rnn_jax.lineage.record import generation_entry
-    from rnn_jax.live.motion import MOTION_CLASSES, feature_spec
     from rnn_jax.models.registry import count_params
-    from rnn_jax.runtime.landmarks import LandmarkInfo
+    from rnn_jax.runtime.landmark_predictor import LandmarkInfo
 
     lineage = Lineage(args.export)
     record = lineage.record

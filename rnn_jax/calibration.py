@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnn_jax.numeric import softmax
+from rnn_jax.softmax import softmax
 
 ECE_BINS = 15
 DEFAULT_MAX_FALSE_TRIGGER = 0.10  # of validation resting (no_gesture) hands shown as some gesture (docs/hagrid.md)

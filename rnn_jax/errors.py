@@ -37,7 +37,7 @@ class StorageError(RnnJaxError):
 
 
 # ---------------------------------------------------------------- the one error-to-exit-code rule
-# JAX-free on purpose: the live path (rnn_jax.live, rnn_jax.record) runs it too.
+# JAX-free on purpose: the live path (rnn_jax.live, rnn_jax.capture) runs it too.
 
 EXIT_USER_ERROR = 2  # a problem the user can fix: one "error: ..." line on stderr
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from rnn_jax.data import hagrid_parts, hagrid_parts_extract
-from rnn_jax.data.landmarks import load_landmarks
+from rnn_jax.data.landmark_files import load_landmarks
 from rnn_jax.errors import ConfigError, DataError
 from rnn_jax.hands.finder import FinderConfig, search_tiles
 from tests.conftest import gesture_frame, shared_data
@@ -247,7 +247,7 @@ def test_hagrid_root_trains_exports_and_stores_the_reject_rule(tmp_path: Path, f
     import rnn_jax.hands.models
     from experiments import hagrid
     from rnn_jax.export.landmark_export import export_landmark_run
-    from rnn_jax.runtime.landmarks import LandmarkPredictor
+    from rnn_jax.runtime.landmark_predictor import LandmarkPredictor
 
     monkeypatch.setattr(rnn_jax.hands.models, "models_present", lambda *a, **k: True)
     root = make_sample(tmp_path / "sample")

@@ -11,13 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnn_jax.data.landmarks import (
-    LandmarkSet,
-    builtin_landmarks,
-    load_landmarks,
-    save_landmarks,
-    split_by_person,
-)
+from rnn_jax.data.landmark_files import LandmarkSet, load_landmarks, save_landmarks
+from rnn_jax.data.landmark_synthetic import builtin_landmarks
+from rnn_jax.data.splits import split_by_person
 from rnn_jax.errors import ConfigError, DataError
 from rnn_jax.hands.features import LEFT, RIGHT, FeatureSpec, augment_landmarks, landmark_features
 from tests.conftest import REPO, shared_data
@@ -218,7 +214,7 @@ def test_deep_supervision_loss_weights_and_teacher_heads() -> None:
 def trm_onnx(tmp_path_factory) -> tuple[Path, object, np.ndarray]:
     from rnn_jax.export.landmark_export import export_landmark_model, state_layout
     from rnn_jax.models.registry import ModelSpec, create_model
-    from rnn_jax.runtime.landmarks import LandmarkInfo
+    from rnn_jax.runtime.landmark_predictor import LandmarkInfo
 
     model = create_model(ModelSpec("trm", "tiny"), (1, 21, 3), 4, seed=0)
     frames = landmark_features(builtin_landmarks(people=3, per_class=3).landmarks[:60])
@@ -232,7 +228,7 @@ def trm_onnx(tmp_path_factory) -> tuple[Path, object, np.ndarray]:
 
 def test_export_state_is_explicit_and_runtime_carries_it(trm_onnx) -> None:
     from rnn_jax.export.landmark_export import scanned_logits, stepped_logits
-    from rnn_jax.runtime.landmarks import HandStates, LandmarkPredictor
+    from rnn_jax.runtime.landmark_predictor import HandStates, LandmarkPredictor
 
     path, model, frames = trm_onnx
     predictor = LandmarkPredictor.load(path)
@@ -264,7 +260,7 @@ def test_the_stateless_lmlp_exports_without_a_state_and_matches_jax_frame_by_fra
         stepped_logits,
     )
     from rnn_jax.models.registry import ModelSpec, create_model
-    from rnn_jax.runtime.landmarks import HandStates, LandmarkInfo, LandmarkPredictor
+    from rnn_jax.runtime.landmark_predictor import HandStates, LandmarkInfo, LandmarkPredictor
 
     model = create_model(ModelSpec("lmlp", "tiny"), (1, 21, 3), 4, seed=0)
     assert model.state_size == 0
@@ -295,7 +291,7 @@ def test_the_stateless_lmlp_exports_without_a_state_and_matches_jax_frame_by_fra
 def test_landmark_file_is_refused_by_the_image_runtime_with_a_hint(trm_onnx) -> None:
     from rnn_jax.errors import ModelFileError
     from rnn_jax.runtime import Predictor
-    from rnn_jax.runtime.landmarks import LandmarkPredictor, load_predictor
+    from rnn_jax.runtime.landmark_predictor import LandmarkPredictor, load_predictor
 
     with pytest.raises(ModelFileError, match="is a landmark model"):
         Predictor.load(trm_onnx[0])
@@ -305,7 +301,7 @@ def test_landmark_file_is_refused_by_the_image_runtime_with_a_hint(trm_onnx) -> 
 def test_parity_gate_needs_a_sequence(tmp_path: Path) -> None:
     from rnn_jax.export.landmark_export import export_landmark_model
     from rnn_jax.models.registry import ModelSpec, create_model
-    from rnn_jax.runtime.landmarks import LandmarkInfo
+    from rnn_jax.runtime.landmark_predictor import LandmarkInfo
 
     model = create_model(ModelSpec("lstm", "tiny"), (1, 21, 3), 2)
     with pytest.raises(ConfigError, match=">= 50 frames"):
@@ -399,7 +395,7 @@ def test_size_sweep_and_compare_run_landmark_models(tmp_path: Path) -> None:
 
 def test_windows_of_video_frames_train_recurrent_models_through_time(tmp_path: Path) -> None:
     from experiments import landmarks as experiment
-    from rnn_jax.data.landmarks import make_windows
+    from rnn_jax.data.landmark_windows import make_windows
 
     frames = builtin_landmarks(people=4, per_class=6)
     windows = make_windows(frames, 4, stride=2)
@@ -417,7 +413,7 @@ def test_windows_of_video_frames_train_recurrent_models_through_time(tmp_path: P
 
 
 def test_hagrid_v1_mirror_pool_is_split_by_person_and_empty_landmarks_are_counted(tmp_path: Path) -> None:
-    from rnn_jax.data.landmarks import read_hagrid_landmarks
+    from rnn_jax.data.landmark_hagrid import read_hagrid_landmarks
 
     base = tmp_path / "hagrid-sample-30k-384p"
     (base / "hagrid_30k").mkdir(parents=True)

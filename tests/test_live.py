@@ -25,7 +25,7 @@ from rnn_jax.live import (
 )
 from rnn_jax.live.cli import main
 from rnn_jax.live.overlay import KEY_LEGEND, draw_overlay
-from rnn_jax.live.records import RunStats
+from rnn_jax.live.results import RunStats
 from rnn_jax.live.smoothing import Smoother
 from rnn_jax.runtime import Predictor
 
@@ -402,8 +402,8 @@ import sys
 BANNED = {BANNED!r}
 for name in BANNED:
     sys.modules[name] = None  # any import of these now raises ImportError
-import rnn_jax, rnn_jax.live, rnn_jax.record, rnn_jax.runtime
-from rnn_jax.live import action_map, actions, classifiers, cli, hand_tracks, loop, overlay, records, settings, smoothing, sources
+import rnn_jax, rnn_jax.live, rnn_jax.capture, rnn_jax.runtime
+from rnn_jax.live import action_map, actions, classifiers, cli, hand_tracks, loop, motion, overlay, results, settings, smoothing, sources
 from rnn_jax.runtime import Predictor
 rc = cli.main(["--onnx", {str(media["model"])!r}, "--source", {str(media["video"])!r},
                "--headless", "--max-frames", "3", "--jsonl", {str(tmp_path / "x.jsonl")!r}])

@@ -71,11 +71,11 @@ def test_hands_on_scores_the_hand_crops_live_as_offline(tmp_path, hand_models):
 
 @pytest.mark.shared
 def test_a_landmark_model_runs_on_the_hand_finder_live_as_offline(tmp_path, hand_models):
-    from rnn_jax.data.landmarks import builtin_landmarks
+    from rnn_jax.data.landmark_synthetic import builtin_landmarks
     from rnn_jax.export.landmark_export import export_landmark_model, state_layout
     from rnn_jax.hands.features import landmark_features
     from rnn_jax.models.registry import ModelSpec, create_model
-    from rnn_jax.runtime.landmarks import LandmarkInfo
+    from rnn_jax.runtime.landmark_predictor import LandmarkInfo
 
     model = create_model(ModelSpec("lmlp", "tiny"), (1, 21, 3), 2, seed=0)  # stateless: live = offline
     frames = landmark_features(builtin_landmarks(people=3, per_class=3).landmarks[:60])
@@ -109,11 +109,11 @@ def _mini_hagrid(tmp_path, gestures=("call", "like", "palm"), per_gesture=2):
 
 
 def _landmark_onnx(tmp_path, class_names):
-    from rnn_jax.data.landmarks import builtin_landmarks
+    from rnn_jax.data.landmark_synthetic import builtin_landmarks
     from rnn_jax.export.landmark_export import export_landmark_model, state_layout
     from rnn_jax.hands.features import landmark_features
     from rnn_jax.models.registry import ModelSpec, create_model
-    from rnn_jax.runtime.landmarks import LandmarkInfo
+    from rnn_jax.runtime.landmark_predictor import LandmarkInfo
 
     model = create_model(ModelSpec("lmlp", "tiny"), (1, 21, 3), len(class_names), seed=0)
     frames = landmark_features(builtin_landmarks(people=3, per_class=3).landmarks[:60])
@@ -129,7 +129,7 @@ def test_a_threshold_sweep_replays_the_same_frames_and_stores_its_choice(tmp_pat
     """--hagrid --sweep: hands are found once and replayed; at the first pass's own threshold the
     replay scores exactly what the first pass scored, and --store writes the chosen threshold
     into the file that rnn_jax.live then uses by default."""
-    from rnn_jax.runtime.landmarks import load_predictor
+    from rnn_jax.runtime.landmark_predictor import load_predictor
 
     root = _mini_hagrid(tmp_path)
     onnx_path = _landmark_onnx(tmp_path, ["call", "like", "no_gesture", "palm"])

@@ -72,7 +72,7 @@ def test_make_classifier_picks_the_mode(predictors: dict[str, Predictor]) -> Non
 
 
 def test_landmark_model_needs_the_finder() -> None:
-    from rnn_jax.runtime.landmarks import LandmarkPredictor
+    from rnn_jax.runtime.landmark_predictor import LandmarkPredictor
 
     fake = object.__new__(LandmarkPredictor)  # only its type matters before the finder check
     with pytest.raises(ConfigError, match="hand finder"):

@@ -18,7 +18,7 @@ from rnn_jax.data.motion import (
     split_blocks,
     swipe_label,
 )
-from rnn_jax.live.motion import MOTION_CLASSES, sequence_features
+from rnn_jax.hands.motion_features import MOTION_CLASSES, sequence_features
 
 REPO = Path(__file__).resolve().parents[1]
 KEYPOINTS = REPO / ".." / "shared" / "data" / "hand-keypoints"
@@ -153,9 +153,10 @@ def test_window_model_step_equals_the_whole_window() -> None:
 
 def test_export_and_the_live_runtime_agree_with_jax(tmp_path: Path) -> None:
     from rnn_jax.export.landmark_export import export_landmark_model
-    from rnn_jax.live.motion import MotionModel, feature_spec
+    from rnn_jax.hands.motion_features import feature_spec
+    from rnn_jax.live.motion import MotionModel
     from rnn_jax.models.registry import ModelSpec, create_model
-    from rnn_jax.runtime.landmarks import LandmarkInfo
+    from rnn_jax.runtime.landmark_predictor import LandmarkInfo
 
     model = create_model(ModelSpec("motion", "tiny"), (24, 21, 3), len(MOTION_CLASSES), seed=3)
     hands, kinds = unit_hands()

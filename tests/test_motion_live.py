@@ -15,21 +15,21 @@ from onnx_fixtures import write_fixture_onnx
 from rnn_jax.errors import ConfigError, ModelFileError
 from rnn_jax.hands.finder import Hand
 from rnn_jax.hands.geometry import Rect
-from rnn_jax.live import iter_predictions
-from rnn_jax.live.cli import main
-from rnn_jax.live.hand_tracks import TRAIL_FRAMES
-from rnn_jax.live.loop import PredictionStream
-from rnn_jax.live.motion import (
+from rnn_jax.hands.motion_features import (
     MOTION_CLASSES,
-    MotionModel,
     feature_spec,
     motion_features,
     sequence_features,
     view_coords,
 )
+from rnn_jax.live import iter_predictions
+from rnn_jax.live.cli import main
+from rnn_jax.live.hand_tracks import TRAIL_FRAMES
+from rnn_jax.live.loop import PredictionStream
+from rnn_jax.live.motion import MotionModel
 from rnn_jax.live.overlay import draw_overlay
 from rnn_jax.live.sources import FrameSource
-from rnn_jax.runtime.landmarks import LandmarkInfo
+from rnn_jax.runtime.landmark_predictor import LandmarkInfo
 
 W, H = 320, 240
 

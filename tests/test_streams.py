@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnn_jax.data.landmarks import builtin_landmarks
+from rnn_jax.data.landmark_synthetic import builtin_landmarks
 from rnn_jax.data.streams import StreamLayout, make_streams
 from rnn_jax.errors import ConfigError, DataError
 from rnn_jax.hands.features import LEFT, RIGHT, FeatureSpec, landmark_features

@@ -71,7 +71,7 @@ def test_stored_images_larger_than_the_input_become_input_sized_views():
 
 def test_a_train_view_that_owns_its_augmentation_gives_fixed_views_too():
     """Landmarks: the view augments the features itself (no pixels to shift)."""
-    from rnn_jax.data.landmarks import landmark_dataset
+    from rnn_jax.data.landmark_dataset import landmark_dataset
 
     data = landmark_dataset(None)
     spec = ViewSpec(count=2, seed=0, augment="basic", train_view=data.train_view)

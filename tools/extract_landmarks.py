@@ -54,7 +54,7 @@ def extract_photos(folder: Path, finder, person_rule: str = "block:10", person: 
                    progress: bool = True):
     """Class folders -> LandmarkSet (one hand per photo) and counts."""
     from rnn_jax.data.folders import is_image, natural_key
-    from rnn_jax.data.landmarks import LandmarkSet
+    from rnn_jax.data.landmark_files import LandmarkSet
     from rnn_jax.hands import find_hands_in_image, pad_for_detection
     from rnn_jax.hands.features import handedness_code
     from rnn_jax.preprocess import read_image
@@ -105,7 +105,7 @@ def extract_video(path: Path, finder, label: str, person: str, progress: bool = 
     """One video -> LandmarkSet of the frames where a hand was found (frame_index kept)."""
     import cv2
 
-    from rnn_jax.data.landmarks import LandmarkSet
+    from rnn_jax.data.landmark_files import LandmarkSet
     from rnn_jax.hands.features import handedness_code
 
     cap = cv2.VideoCapture(str(path))
@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress line")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     args = parser.parse_args(argv)
-    from rnn_jax.data.landmarks import read_hagrid_landmarks, save_landmarks
+    from rnn_jax.data.landmark_files import save_landmarks
+    from rnn_jax.data.landmark_hagrid import read_hagrid_landmarks
 
     if args.hagrid is not None:
         for split, data in read_hagrid_landmarks(args.hagrid).items():

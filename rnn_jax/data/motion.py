@@ -21,7 +21,7 @@ segment boundaries (a recording never spans two splits); composed val/test use t
 of held-out blocks of ``keypoint.csv`` (last 25% of each class's rows) and their own random seeds.
 
 Coordinates: the user's view (mirrored camera), units of the frame's short side
-(:mod:`rnn_jax.live.motion`); both files were recorded in that view (the app mirrors the image).
+(:mod:`rnn_jax.hands.motion_features`); both files were recorded in that view (the app mirrors the image).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from rnn_jax.errors import DataError
-from rnn_jax.live.motion import MOTION_CLASSES, sequence_features
+from rnn_jax.hands.motion_features import MOTION_CLASSES, sequence_features
 
 WINDOW = 24  # frames the model sees (the window model's buffer; 0.8 s at 30 FPS)
 FRAME_SIZE = (960, 540)  # point_history.csv was recorded at this size (x / 960, y / 540)
@@ -56,7 +56,7 @@ class MotionSet:
         return len(self.labels)
 
     def features(self) -> np.ndarray:
-        """Model input [N, T, 21, 3] (:func:`rnn_jax.live.motion.sequence_features`); frames where the
+        """Model input [N, T, 21, 3] (:func:`rnn_jax.hands.motion_features.sequence_features`); frames where the
         hand is absent stay all-zero, the first frame after them has no previous frame."""
         v = self.views
         present = np.abs(v).sum((-1, -2)) > 0  # [N, T + 1]

@@ -50,7 +50,7 @@ def load_dataset(spec: DataSpec, progress: bool = True) -> Dataset:
 
         return load_tfds(spec.name, data_dir=spec.path, seed=spec.seed)
     if spec.kind == "landmarks":
-        from rnn_jax.data.landmarks import landmark_dataset
+        from rnn_jax.data.landmark_dataset import landmark_dataset
 
         return landmark_dataset(spec.path, seed=spec.seed, mirror_left=spec.mirror_left, window=spec.window)
     if spec.kind == "builtin":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnn_jax.numeric import softmax
+from rnn_jax.softmax import softmax
 
 
 def ensemble_probabilities(logits_per_generation: list[np.ndarray]) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 
 from rnn_jax.config import TEACHER_FROM
 from rnn_jax.data.mixing import Mix, mix_probabilities
-from rnn_jax.numeric import log_softmax, logsumexp
+from rnn_jax.softmax import log_softmax, logsumexp
 
 
 def teacher_generations(gen: int, teacher_from: str) -> list[int]:

@@ -3,7 +3,7 @@
 Why explicit state: onnxruntime runs one frame per call in the live loop, so the graph is the
 model's per-frame ``step``: ``(landmarks [B, 21, 3], state [B, S]) -> (logits [B, C],
 state_out [B, S])``; the caller carries ``state_out`` into the next frame (one state per
-hand) and resets it to zeros. The metadata (:class:`rnn_jax.runtime.landmarks.LandmarkInfo`)
+hand) and resets it to zeros. The metadata (:class:`rnn_jax.runtime.landmark_predictor.LandmarkInfo`)
 says so, with the feature rule. Stateless models (lmlp) export ``landmarks -> logits``.
 
 Parity gate: a sequence of at least 50 frames goes through the JAX model *scanned*
@@ -29,7 +29,7 @@ from rnn_jax.export.errors import ExportError
 from rnn_jax.export.files import save_single_file
 from rnn_jax.export.parity import DEFAULT_TOLERANCE, ParityResult, compare_logits, require_parity
 from rnn_jax.hands.features import NUM_LANDMARKS
-from rnn_jax.runtime.landmarks import LandmarkInfo
+from rnn_jax.runtime.landmark_predictor import LandmarkInfo
 
 MIN_PARITY_FRAMES = 50
 
@@ -80,7 +80,7 @@ def scanned_logits(model: Any, frames: np.ndarray) -> np.ndarray:
 
 def stepped_logits(onnx_path: str | Path, frames: np.ndarray) -> np.ndarray:
     """The ONNX file through the runtime, one frame per call, state carried: [T, C]."""
-    from rnn_jax.runtime.landmarks import LandmarkPredictor
+    from rnn_jax.runtime.landmark_predictor import LandmarkPredictor
 
     predictor = LandmarkPredictor.load(onnx_path, threads=1)
     state = predictor.initial_state(1)
@@ -147,7 +147,7 @@ def measure_step_latency(onnx_path: str | Path, frame: np.ndarray, threads: int 
     ``features``: the model's feature rule, frame [1, 21, 3] -> model input (default: the
     landmark rule of the file's metadata; the motion model passes its own)."""
     from rnn_jax.hands.features import landmark_features
-    from rnn_jax.runtime.landmarks import LandmarkPredictor
+    from rnn_jax.runtime.landmark_predictor import LandmarkPredictor
 
     predictor = LandmarkPredictor.load(onnx_path, threads=threads)
     x = np.asarray(frame, np.float32)[None]

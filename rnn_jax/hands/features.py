@@ -2,7 +2,7 @@
 
 Why one rule: a landmark model is only as good as the agreement between the coordinates it
 was trained on and the ones the live hand finder hands it. Like :mod:`rnn_jax.preprocess`
-for pixels, every path (``rnn_jax.data.landmarks``, the exporter's metadata, the live loop)
+for pixels, every path (``rnn_jax.data.landmark_dataset``, the exporter's metadata, the live loop)
 calls :func:`landmark_features` with the :class:`FeatureSpec` stored beside the model.
 
 Features of one hand (21 MediaPipe landmarks, x y z):

@@ -29,7 +29,7 @@ from rnn_jax.lineage.metrics import (
     fit_summary,
 )
 from rnn_jax.lineage.record import finished_generations, read_lineage, write_json_atomic
-from rnn_jax.numeric import softmax
+from rnn_jax.softmax import softmax
 
 FINAL_RULES = {"val_loss": "lowest validation cross-entropy, ties: higher validation accuracy",
                "val_acc": "best validation accuracy, ties: lower validation loss"}

@@ -1,7 +1,7 @@
 """Real-time gesture recognition: ``python -m rnn_jax.live`` and a small notebook API.
 
 JAX-free: only numpy, OpenCV and onnxruntime. Heavy pieces are imported on first use,
-so ``rnn_jax.live.sources`` (used by ``rnn_jax.record``) does not pull in onnxruntime.
+so ``rnn_jax.live.sources`` (used by ``rnn_jax.capture``) does not pull in onnxruntime.
 
     from rnn_jax.live import iter_predictions
     for rec in iter_predictions("student.onnx", 0, max_frames=100):
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rnn_jax.live.loop import PredictionStream, iter_predictions
-    from rnn_jax.live.records import FrameRecord, RunSummary
+    from rnn_jax.live.results import FrameRecord, RunSummary
     from rnn_jax.live.settings import LiveConfig, default_live_threads
     from rnn_jax.live.smoothing import (
         GestureConfig,

@@ -21,7 +21,7 @@ import numpy as np
 
 from rnn_jax import preprocess
 from rnn_jax.errors import ConfigError
-from rnn_jax.runtime.landmarks import HandStates, LandmarkPredictor
+from rnn_jax.runtime.landmark_predictor import HandStates, LandmarkPredictor
 
 if TYPE_CHECKING:
     from rnn_jax.hands import Hand, HandFinder

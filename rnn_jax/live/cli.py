@@ -34,7 +34,7 @@ from rnn_jax.live.motion import (
     check_motion_model,
 )
 from rnn_jax.live.overlay import KEY_LEGEND, draw_overlay
-from rnn_jax.live.records import FrameRecord
+from rnn_jax.live.results import FrameRecord
 from rnn_jax.live.settings import (
     DEFAULT_THRESHOLD,
     HANDS_CHOICES,
@@ -46,7 +46,7 @@ from rnn_jax.live.settings import (
 )
 from rnn_jax.live.smoothing import SMOOTHING_HELP, GestureConfig, GestureEvent, SmoothingConfig
 from rnn_jax.live.sources import open_source
-from rnn_jax.runtime.landmarks import load_predictor
+from rnn_jax.runtime.landmark_predictor import load_predictor
 
 WINDOW = "rnn-jax live"
 BANNER_S = 1.5  # seconds a dynamic gesture's name stays on screen after it fires

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rnn_jax.live.records import HandRecord
+from rnn_jax.live.results import HandRecord
 from rnn_jax.live.smoothing import GestureConfig, GestureEvent, GestureTracker
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ Each frame: read -> (find/track hands, :mod:`rnn_jax.hands`) -> the mode's class
 (:mod:`rnn_jax.live.classifiers`: the frame or its ROI, each hand's crop, or each hand's
 landmarks with its own state) -> smoothing/threshold/stability (:mod:`rnn_jax.live.smoothing`;
 per hand with hands on, :mod:`rnn_jax.live.hand_tracks`) -> actions -> one :class:`FrameRecord`
-(:mod:`rnn_jax.live.records`). With hands on, no hand in view = no gesture.
+(:mod:`rnn_jax.live.results`). With hands on, no hand in view = no gesture.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from rnn_jax.errors import ConfigError
 from rnn_jax.live.actions import DEFAULT_COOLDOWN_S, DEFAULT_TIMEOUT_S, ActionRunner, build_runner
 from rnn_jax.live.classifiers import FrameClassifier, make_classifier
 from rnn_jax.live.hand_tracks import TRAIL_FRAMES, TRAIL_POINT, HandTracks
-from rnn_jax.live.records import NO_HAND, FrameRecord, HandRecord, RunStats, RunSummary
+from rnn_jax.live.results import NO_HAND, FrameRecord, HandRecord, RunStats, RunSummary
 from rnn_jax.live.settings import (
     DEFAULT_THRESHOLD,
     HANDS_CHOICES,
@@ -40,7 +40,7 @@ from rnn_jax.live.settings import (
 )
 from rnn_jax.live.smoothing import GestureConfig, GestureEvent, GestureTracker, SmoothingConfig
 from rnn_jax.live.sources import FrameSource, open_source
-from rnn_jax.runtime.landmarks import load_predictor
+from rnn_jax.runtime.landmark_predictor import load_predictor
 from rnn_jax.runtime.predictor import Predictor
 
 if TYPE_CHECKING:

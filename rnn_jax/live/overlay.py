@@ -61,8 +61,8 @@ def draw_overlay(
     """Return a copy of ``frame_bgr`` with the live display drawn on it.
 
     ``mirror`` flips the picture (a selfie view) and the ROI with it; the model always
-    sees the unflipped frame, like the frames ``rnn_jax.record`` saves for training.
-    ``hands`` (:class:`rnn_jax.live.records.HandRecord` items) draws each hand's crop square and
+    sees the unflipped frame, like the frames ``rnn_jax.capture`` saves for training.
+    ``hands`` (:class:`rnn_jax.live.results.HandRecord` items) draws each hand's crop square and
     label, and its 21-landmark skeleton when ``skeleton`` is on; ``()`` means no hand in view.
     Each hand's ``trail`` (the tracked point on its last frames) is drawn as a fading line and its
     active dynamic gesture (``motion``) under its box; ``banner`` (the dynamic gesture that just

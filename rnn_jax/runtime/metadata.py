@@ -17,7 +17,7 @@ FORMAT_VERSION = 1
 
 
 class LandmarkModelFile(ModelFileError):
-    """An image-model loader was given a landmark model (see rnn_jax.runtime.landmarks)."""
+    """An image-model loader was given a landmark model (see rnn_jax.runtime.landmark_predictor)."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class ModelInfo:
         if ours.get("kind") == json.dumps("landmarks"):
             raise LandmarkModelFile(f"{source} is a landmark model (21 hand landmarks in, state carried "
                                     "frame to frame): run it with `python -m rnn_jax.live --onnx` or "
-                                    "rnn_jax.runtime.landmarks.LandmarkPredictor")
+                                    "rnn_jax.runtime.landmark_predictor.LandmarkPredictor")
         known = {f.name for f in fields(cls)}
         missing = {"class_names", "input_size", "channels", "crop_mode"} - ours.keys()
         if missing:

@@ -17,9 +17,9 @@ import onnxruntime as ort
 
 from rnn_jax import preprocess
 from rnn_jax.errors import ConfigError, ModelFileError
-from rnn_jax.numeric import softmax  # also rnn_jax.runtime.softmax
 from rnn_jax.ort_options import session_options
 from rnn_jax.runtime.metadata import ModelInfo
+from rnn_jax.softmax import softmax  # also rnn_jax.runtime.softmax
 
 Roi = tuple[int, int, int]  # (left, top, side) of a square in frame pixels
 ColourOrder = Literal["bgr", "rgb"]

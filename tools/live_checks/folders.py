@@ -88,7 +88,7 @@ def run(onnx: Path, images: Path, hold: int, settle: int, smoothing: str, thresh
     from rnn_jax.hands.crop import DETECTION_PAD
     from rnn_jax.live import iter_predictions
     from rnn_jax.live.settings import hands_wanted, resolve_threshold
-    from rnn_jax.runtime.landmarks import LandmarkPredictor, load_predictor
+    from rnn_jax.runtime.landmark_predictor import LandmarkPredictor, load_predictor
 
     predictor = load_predictor(onnx)
     threshold = resolve_threshold(threshold, predictor.info)

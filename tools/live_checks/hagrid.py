@@ -53,7 +53,7 @@ def offline_annotated(predictor, items, hand_models: Path | None, threshold: flo
     from rnn_jax.data.hagrid_parts import second_look
     from rnn_jax.hands import hand_crop
     from rnn_jax.preprocess import read_image
-    from rnn_jax.runtime.landmarks import LandmarkPredictor
+    from rnn_jax.runtime.landmark_predictor import LandmarkPredictor
 
     finder = HandFinder.load(hand_models, threads=None)
     names = list(predictor.class_names)
@@ -167,7 +167,7 @@ def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoot
     the result's ``sweep`` row per threshold gives right / wrong / lost / resting triggered."""
     from rnn_jax.live import iter_predictions
     from rnn_jax.live.settings import make_finder, resolve_threshold
-    from rnn_jax.runtime.landmarks import load_predictor
+    from rnn_jax.runtime.landmark_predictor import load_predictor
 
     predictor = load_predictor(onnx)
     threshold = resolve_threshold(threshold, predictor.info)

@@ -22,10 +22,10 @@ import onnxruntime as ort
 
 from rnn_jax.errors import ConfigError, ModelFileError
 from rnn_jax.hands.features import NUM_LANDMARKS, FeatureSpec, handedness_code, landmark_features
-from rnn_jax.numeric import softmax
 from rnn_jax.ort_options import session_options
 from rnn_jax.runtime.metadata import PREFIX
 from rnn_jax.runtime.predictor import _one_line
+from rnn_jax.softmax import softmax
 
 KIND = "landmarks"
 FORMAT_VERSION = 1

@@ -1,4 +1,4 @@
-"""rnn_jax.record: saving gesture frames into <out>/<split>/<label>/*.jpg from a video source."""
+"""rnn_jax.capture: saving gesture frames into <out>/<split>/<label>/*.jpg from a video source."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
+from rnn_jax.capture import CaptureConfig, capture_gestures, main
 from rnn_jax.errors import ConfigError
 from rnn_jax.live.sources import open_source
-from rnn_jax.record import RecordConfig, main, record_gestures
 
 
 def write_test_video(path: Path, n: int, size: tuple[int, int] = (80, 60)) -> Path:
@@ -48,9 +48,9 @@ def test_cli_records_class_folder_layout(video: Path, tmp_path: Path, capsys: py
 
 
 def test_val_split_and_roi_crop(video: Path, tmp_path: Path) -> None:
-    cfg = RecordConfig(label="fist", out=tmp_path, split="val", count=2, countdown=0, roi=True)
+    cfg = CaptureConfig(label="fist", out=tmp_path, split="val", count=2, countdown=0, roi=True)
     with open_source(video) as src:
-        result = record_gestures(cfg, src, log=io.StringIO())
+        result = capture_gestures(cfg, src, log=io.StringIO())
     assert result.complete and result.folder == tmp_path / "val" / "fist"
     assert cv2.imread(str(result.saved[0])).shape == (36, 36, 3)  # 0.6 * 60 px square
 
@@ -65,19 +65,19 @@ def test_source_ending_early_is_reported(video: Path, tmp_path: Path, capsys: py
 
 def test_headless_countdown_is_printed_and_waits_without_losing_frames(video: Path, tmp_path: Path) -> None:
     log, sleeps = io.StringIO(), []
-    cfg = RecordConfig(label="peace", out=tmp_path, count=2, countdown=2.5)
+    cfg = CaptureConfig(label="peace", out=tmp_path, count=2, countdown=2.5)
     with open_source(video) as src:
-        result = record_gestures(cfg, src, log=log, sleep=sleeps.append)
+        result = capture_gestures(cfg, src, log=log, sleep=sleeps.append)
     assert "in 3..." in log.getvalue() and "in 1..." in log.getvalue()
     assert sleeps == pytest.approx([0.5, 1.0, 1.0])
     assert grey_levels(list(result.saved)) == [0, 1]  # a file source is not skipped ahead
 
 
 def test_second_session_never_overwrites(video: Path, tmp_path: Path) -> None:
-    cfg = RecordConfig(label="x", out=tmp_path, count=3, countdown=0)
+    cfg = CaptureConfig(label="x", out=tmp_path, count=3, countdown=0)
     for _ in range(2):
         with open_source(video) as src:
-            record_gestures(cfg, src, log=io.StringIO())
+            capture_gestures(cfg, src, log=io.StringIO())
     assert len(list((tmp_path / "train" / "x").glob("*.jpg"))) == 6
 
 
@@ -87,7 +87,7 @@ def test_second_session_never_overwrites(video: Path, tmp_path: Path) -> None:
 ])
 def test_bad_config_is_rejected(tmp_path: Path, kwargs: dict) -> None:
     with pytest.raises(ConfigError):
-        RecordConfig(**{"label": "like", "out": tmp_path, **kwargs})
+        CaptureConfig(**{"label": "like", "out": tmp_path, **kwargs})
 
 
 def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -106,13 +106,13 @@ def test_window_preview_with_a_fake_gui(video: Path, tmp_path: Path, monkeypatch
     keys = itertools.repeat(-1)  # no key pressed
     monkeypatch.setattr(cv2, "imshow", lambda name, image: shown.append(image))
     monkeypatch.setattr(cv2, "waitKey", lambda delay: next(keys))
-    cfg = RecordConfig(label="wave", out=tmp_path, count=3, countdown=0.05)
+    cfg = CaptureConfig(label="wave", out=tmp_path, count=3, countdown=0.05)
     with open_source(video) as src:
-        result = record_gestures(cfg, src, show=True)
+        result = capture_gestures(cfg, src, show=True)
     assert result.complete and len(shown) >= 4  # >= 1 countdown frame + 3 recording frames
     shown.clear()
     keys = iter([-1, ord("q")])  # type: ignore[assignment]
     with open_source(video) as src:
-        stopped = record_gestures(RecordConfig(label="wave", out=tmp_path, count=10, countdown=0), src,
+        stopped = capture_gestures(CaptureConfig(label="wave", out=tmp_path, count=10, countdown=0), src,
                                   show=True)
     assert len(stopped.saved) == 2 and not stopped.complete and not stopped.source_ended

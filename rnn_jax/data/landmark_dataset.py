@@ -5,8 +5,7 @@ The format, its files and its readers live beside this module, one job each:
 :mod:`rnn_jax.data.splits` (the one person-split rule), :mod:`rnn_jax.data.landmark_windows`
 (video frames -> windows), :mod:`rnn_jax.data.streams` (photos -> stream windows),
 :mod:`rnn_jax.data.landmark_hagrid` (HaGRID annotations, no image read) and
-:mod:`rnn_jax.data.landmark_synthetic` (the built-in synthetic hands). Their public names are
-re-exported here, where tools, tests and the README have always imported them.
+:mod:`rnn_jax.data.landmark_synthetic` (the built-in synthetic hands); import their names from there.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from rnn_jax.data.landmark_files import (
     LandmarkSet,
     find_split_files,
     load_landmarks,
-    save_landmarks,
 )
 from rnn_jax.data.landmark_hagrid import read_hagrid_landmarks
 from rnn_jax.data.landmark_synthetic import builtin_landmarks
@@ -30,11 +28,6 @@ from rnn_jax.data.streams import StreamLayout, make_streams
 from rnn_jax.data.types import Dataset, Split
 from rnn_jax.errors import DataError
 from rnn_jax.hands.features import FeatureSpec, augment_landmarks
-
-__all__ = [  # the public landmark names, where tools, tests and the README import them
-    "LandmarkSet", "LandmarkTrainView", "builtin_landmarks", "landmark_dataset", "load_landmark_sets", "load_landmarks",
-    "make_windows", "read_hagrid_landmarks", "save_landmarks", "split_by_person",
-]
 
 
 class LandmarkTrainView:
