@@ -101,4 +101,4 @@ def format_headroom(result: dict | None, scale: float = 100.0) -> str:
             f"(best {result['single_best'] * scale:.2f}); ensemble of {result['models']} "
             f"{result['ensemble'] * scale:.2f} ({result['ensemble_gain'] * scale:+.2f}); right in any "
             f"{result['right_in_any'] * scale:.2f} ({result['right_in_any_gain'] * scale:+.2f})"
-            + ("" if result["same_data_fingerprint"] else "  [data fingerprints differ across seeds]"))
+            + ("" if result["same_data_fingerprint"] else "  [the runs' data fingerprints differ (e.g. a training subset drawn per seed); the scored labels match]"))
