@@ -171,6 +171,23 @@ def test_a_real_command_runs_exactly_once_per_gesture_start(media: dict[str, Pat
     assert sorted(log.read_text().split()) == ["blue", "red", "red"]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="the shell line below is POSIX sh")
+def test_a_shell_true_command_runs_in_a_shell_from_the_mapping_file(media: dict[str, Path], tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    """`shell = true` runs the string through the shell (redirects, `;`, variables work); the same
+    string without it is split and run as plain arguments (echo prints to the void, no file)."""
+    log, plain = tmp_path / "log.txt", tmp_path / "plain.txt"
+    mapping = tmp_path / "map.toml"
+    mapping.write_text("[on]\n"
+                       f"blue = {{ command = 'x=sh; echo \"$x ran\" >> {log}', shell = true, cooldown = 0 }}\n"
+                       f"red = {{ command = 'echo red >> {plain}', cooldown = 0 }}\n")
+    rc = main(["--onnx", str(media["model"]), "--source", str(media["video"]), "--headless", "--threads", "1",
+               "--smoothing", "none", "--stable-frames", "2", "--actions", str(mapping)])
+    assert rc == 0, capsys.readouterr().err
+    assert log.read_text() == "sh ran\n"  # one blue start, through a shell
+    assert not plain.exists()  # no shell: '>>' was an argument of echo
+
+
 def test_cooldown_through_the_loop(media: dict[str, Path], tmp_path: Path) -> None:
     log = tmp_path / "log.txt"
     with iter_predictions(media["model"], media["video"], smoothing="none", stable_frames=2, threads=1,
@@ -289,20 +306,31 @@ def test_cli_bad_mapping_file_exit_2(media: dict[str, Path], tmp_path: Path, cap
 
 
 # ------------------------------------------------- threshold from the model file
-@pytest.mark.parametrize(("reject", "flag", "shown"), [
-    (None, [], "threshold 0.6 (default)"),
-    (0.83, [], "threshold 0.83 (model file)"),
-    (0.83, ["--threshold", "0.4"], "threshold 0.4 (--threshold)"),
+# the fixture model, scaled down, is ~0.7 sure of a red or blue frame: a threshold of 0.6 or 0.4
+# shows the colours, 0.83 or 0.9 shows nothing
+MODERATE = 0.0061
+
+
+@pytest.mark.parametrize(("reject", "flag", "shown", "threshold", "colours_shown"), [
+    (None, [], "threshold 0.6 (default)", 0.6, True),
+    (0.83, [], "threshold 0.83 (model file)", 0.83, False),
+    (0.83, ["--threshold", "0.4"], "threshold 0.4 (--threshold)", 0.4, True),
+    (0.4, ["--threshold", "0.9"], "threshold 0.9 (--threshold)", 0.9, False),
 ])
 def test_threshold_defaults_to_the_models_reject_threshold(
-        media: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture,
-        reject: float | None, flag: list[str], shown: str) -> None:
-    model = write_fixture_onnx(tmp_path / "m.onnx", info=make_fixture_info(reject_threshold=reject))
-    rc = main(["--onnx", str(model), "--source", str(media["video"]), "--headless", "--max-frames", "2", *flag])
+        media: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture, reject: float | None,
+        flag: list[str], shown: str, threshold: float, colours_shown: bool) -> None:
+    model = write_fixture_onnx(tmp_path / "m.onnx", scale=MODERATE, info=make_fixture_info(reject_threshold=reject))
+    out = tmp_path / "f.jsonl"
+    rc = main(["--onnx", str(model), "--source", str(media["video"]), "--headless", "--smoothing", "none",
+               "--stable-frames", "1", "--jsonl", str(out), *flag])
     err = capsys.readouterr().err
     assert rc == 0, err
     assert shown in err
-    expected = float(flag[1]) if flag else (reject if reject is not None else 0.6)
+    rows = [json.loads(line) for line in out.read_text().splitlines() if '"frame"' in line]
+    assert all(0.6 < r["confidence"] < 0.83 for r in rows)  # the premise: between the thresholds
+    labels = {r["label"] for r in rows}
+    assert labels == ({"red", "blue"} if colours_shown else {None})
     with iter_predictions(model, media["video"], max_frames=1, threshold=float(flag[1]) if flag else None,
                           threads=1) as stream:
-        assert stream.config.gesture.threshold == pytest.approx(expected)
+        assert stream.config.gesture.threshold == pytest.approx(threshold)

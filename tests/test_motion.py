@@ -18,7 +18,12 @@ from rnn_jax.data.motion import (
     split_blocks,
     swipe_label,
 )
-from rnn_jax.hands.motion_features import MOTION_CLASSES, sequence_features
+from rnn_jax.hands.motion_features import (
+    MOTION_CLASSES,
+    VELOCITY_SCALE,
+    motion_features,
+    sequence_features,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 KEYPOINTS = REPO / ".." / "shared" / "data" / "hand-keypoints"
@@ -87,7 +92,21 @@ def test_features_of_a_window_with_the_hand_appearing() -> None:
     assert np.abs(feats[:9]).sum() == 0  # absent: all zero
     assert feats[9, 10, 2] == 0 and np.abs(feats[9, 0:7, 2]).sum() == 0  # first frame: no velocity
     assert feats[10, 10, 2] == 1  # then the previous frame exists
-    np.testing.assert_allclose(feats[10:], sequence_features(view[10:])[1:], atol=1e-6)
+    # what the live loop feeds a motion model, frame by frame (MotionModel.step: the one-frame rule,
+    # the previous frame forgotten while the hand is away)
+    prev = None
+    for t in range(1, 25):
+        if not np.abs(view[t]).sum():
+            prev = None
+            continue
+        np.testing.assert_allclose(feats[t - 1], motion_features(view[t], prev), atol=1e-5)
+        prev = view[t]
+    # and by hand, frame 11 of the window (view frame 12): fingertip velocity, pose, size
+    cur, before = view[12], view[11]
+    np.testing.assert_allclose(feats[11, 0:2, 2], VELOCITY_SCALE * (cur[8] - before[8]), rtol=1e-5)
+    size = np.linalg.norm(cur - cur[0], axis=1).max()
+    np.testing.assert_allclose(feats[11, :, :2], (cur - cur[0]) / size, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(feats[11, 7, 2], 4 * size, rtol=1e-5)
 
 
 def test_swipe_label_rule() -> None:

@@ -26,7 +26,7 @@ from rnn_jax.live import iter_predictions
 from rnn_jax.live.cli import main
 from rnn_jax.live.hand_tracks import TRAIL_FRAMES
 from rnn_jax.live.loop import PredictionStream
-from rnn_jax.live.motion import MotionModel
+from rnn_jax.live.motion import DEFAULT_MIN_TRACK_AGE, MotionModel
 from rnn_jax.live.overlay import draw_overlay
 from rnn_jax.live.sources import FrameSource
 from rnn_jax.runtime.landmark_predictor import LandmarkInfo
@@ -243,11 +243,37 @@ def test_a_young_track_starts_no_motion_event(models: dict[str, Path]) -> None:
         MotionModel.load(models["motion"], min_track_age=-1)
 
 
-def test_motion_min_age_flag_reaches_the_model_and_bad_values_are_refused(capsys: pytest.CaptureFixture) -> None:
+def test_motion_min_age_flag_reaches_the_model_and_bad_values_are_refused(
+        models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """The command line, end to end: --motion-min-age changes which motion events the run writes."""
+    import cv2
+
+    import rnn_jax.live.cli as cli
     from rnn_jax.live.cli import build_parser
 
-    assert build_parser().parse_args(["--onnx", "m.onnx", "--motion-min-age", "0"]).motion_min_age == 0
-    assert build_parser().parse_args(["--onnx", "m.onnx"]).motion_min_age is None  # the model's default
+    script = [200.0 - 12 * i for i in range(6)] + [None] + [200.0 - 12 * i for i in range(14)]
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(len(script)):
+        cv2.imwrite(str(frames / f"{i:03d}.png"), np.full((H, W, 3), 90, np.uint8))
+
+    def dynamic_starts(*flag: str) -> list[int]:
+        monkeypatch.setattr(cli, "make_finder", lambda *a, **k: ScriptedFinder(script))
+        out = tmp_path / f"run{'-'.join(flag)}.jsonl"
+        assert main(["--onnx", str(models["static"]), "--motion", str(models["motion"]), "--source", str(frames),
+                     "--headless", "--jsonl", str(out), *flag]) == 0
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        return [e["frame"] for r in rows for e in r.get("events", ())
+                if e.get("dynamic") and e["event"] == "started"]
+
+    assert dynamic_starts("--motion-min-age", "0")[0] < 6  # no minimum: the first, short track fires
+    for flag in (("--motion-min-age", "8"), ()):  # absent: the model's default
+        starts = dynamic_starts(*flag)
+        assert starts and min(starts) >= 7 + 8 - 1, flag  # only the second track, once 8 frames old
+    assert DEFAULT_MIN_TRACK_AGE == 8
+    starts = dynamic_starts("--motion-min-age", "12")
+    assert not starts or min(starts) >= 7 + 12 - 1
+    capsys.readouterr()
     with pytest.raises(SystemExit) as stop:
         build_parser().parse_args(["--onnx", "m.onnx", "--motion-min-age", "-1"])
     assert stop.value.code == 2 and "must be >= 0, got -1" in capsys.readouterr().err
