@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import warnings
 
 import jax
@@ -24,23 +23,48 @@ def _status() -> KernelStatus:
     return kernel_build.load()
 
 
-needs_kernel = pytest.mark.skipif(not _status().available,
-                                  reason=f"oneDNN kernel unavailable here: {_status().reason}")
+# Skip only where the build's own check says its toolchain is missing (not Linux x86-64, no oneDNN
+# wheel, no compiler among $CXX, c++, g++, clang++). Where the toolchain is there, a failing build
+# fails these tests (fixture below), never skips them.
+_MISSING = kernel_build.toolchain_missing()
 
 
-def _toolchain_present() -> bool:
-    return (kernel_build._dist_file(kernel_build.HEADERS_DIST, "include/oneapi/dnnl/dnnl.hpp") is not None
-            and shutil.which("c++") is not None)
+@pytest.fixture
+def built_kernel() -> KernelStatus:
+    status = _status()
+    assert status.available, f"the toolchain is here but the kernel did not build: {status.reason}"
+    return status
+
+
+def needs_kernel(test):
+    """Skip where the toolchain is missing; elsewhere run on a built kernel or fail."""
+    test = pytest.mark.usefixtures("built_kernel")(test)
+    return pytest.mark.skipif(_MISSING is not None, reason=f"oneDNN kernel toolchain missing here: {_MISSING}")(test)
 
 
 def test_kernel_builds_wherever_its_toolchain_is_installed():
     # Guards the speed-up: with the [train] extra and a compiler present, a silent fallback to XLA
     # would pass every other test while losing the kernel.
-    if not _toolchain_present():
-        pytest.skip("no oneDNN wheel or no C++ compiler here")
+    if _MISSING is not None:
+        pytest.skip(_MISSING)
     status = _status()
     assert status.available, status.reason
     assert status.library is not None and status.library.is_file()
+
+
+@pytest.mark.parametrize("name", [*kernel_build.COMPILERS, "$CXX"])
+def test_the_guard_accepts_every_compiler_the_build_accepts(monkeypatch, name):
+    """Only one compiler on the PATH (or only the one $CXX names): the build finds it, so the
+    guard above must not skip."""
+    only = "my-cxx" if name == "$CXX" else name
+    if name == "$CXX":
+        monkeypatch.setenv("CXX", only)
+    else:
+        monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(kernel_build.shutil, "which", lambda n: f"/opt/bin/{n}" if n == only else None)
+    assert kernel_build._compiler() == f"/opt/bin/{only}"
+    monkeypatch.setattr(kernel_build.shutil, "which", lambda n: None)
+    assert kernel_build._compiler() is None
 
 
 def _value_and_grads(conv, x, w, strides, padding):

@@ -55,11 +55,14 @@ def _dist_file(dist: str, name: str) -> Path | None:
     return None
 
 
+COMPILERS = ("c++", "g++", "clang++")  # searched in this order when $CXX is not set
+
+
 def _compiler() -> str | None:
     wanted = os.environ.get("CXX")
     if wanted:
         return shutil.which(wanted)
-    return shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    return next((found for name in COMPILERS if (found := shutil.which(name))), None)
 
 
 def _toolchain() -> tuple[str, Path, Path, Path] | str:
@@ -77,6 +80,13 @@ def _toolchain() -> tuple[str, Path, Path, Path] | str:
     import jax
 
     return compiler, Path(jax.ffi.include_dir()), header.parents[2], library
+
+
+def toolchain_missing() -> str | None:
+    """Why the kernel cannot be built here (platform, oneDNN wheels, compiler), or None when
+    everything :func:`build` needs is present. With None, a failing build is a bug, not a skip."""
+    tools = _toolchain()
+    return tools if isinstance(tools, str) else None
 
 
 def _compiler_version(compiler: str) -> str:
