@@ -13,12 +13,14 @@ built-in gesture set drawn by rnn-jax itself is used (clearly a demo, not HaGRID
 Presets (--preset cpu|gpu) pick model, input size and epochs for the device; any flag you
 pass explicitly wins over the preset.
 
-Model family (--family): on HaGRID (a root with hand crops, unannotated photos or annotated
-splits, e.g. ../shared/data/hagrid-sample) the default is **landmarks**: the hand finder turns
-every hand into 21 landmarks once (cached, resumable; rnn_jax/data/hagrid_parts_extract.py says which
-part is used how) and a small landmark model (lmlp) learns the 18 gestures + no_gesture; it
-beat hand-crop images on unseen people's photos (docs/hagrid.md). --family image trains on
-pixels instead (class folders and the built-in demo always do).
+Model family (--family): on every HaGRID layout (v2 / 512p, the 30k mirror, v1, the sample's
+parts) the default is **landmarks**: every hand becomes 21 landmarks once (the annotations'
+own landmarks where they have them, else the hand finder; cached by content, resumable, spread
+over this machine's cores or a Dask cluster: rnn_jax/data/hagrid/) and a small landmark model
+(lmlp) learns every gesture of the annotations + no_gesture; it beat hand-crop images on unseen
+people's photos (docs/hagrid.md). --family image trains on pixels instead (class folders and
+the built-in demo always do). Extraction alone, sharded over machines:
+python -m rnn_jax.data.hagrid --data ROOT --shard K/N.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from pathlib import Path
 
 from experiments.common import check_before_data, default_out, run_experiment
 from experiments.flags import add_common_flags
+from rnn_jax.data.hagrid.layout import resolve_layout
 from rnn_jax.data.registry import DataSpec, load_dataset
 from rnn_jax.errors import main_guard
-from rnn_jax.presets import PRESETS, Preset
+from rnn_jax.presets import PRESETS, Preset, preset_name
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,14 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--image-size", type=int, default=None, help="square input side (default from --preset)")
     data.add_argument("--no-gesture", action="store_true", help="add HaGRID's no_gesture hands as a class")
     gpu, cpu = PRESETS["gpu"], PRESETS["cpu"]
+    lm, lm_gpu = PRESETS["landmarks"], PRESETS["landmarks-gpu"]
     data.add_argument("--preset", choices=("cpu", "gpu"), default=None,
-                      help=f"defaults for the device (rnn_jax/presets.py): gpu = ResNet-18 @{gpu.image_size} batch "
-                           f"{gpu.batch_size}, cpu = {cpu.model}-{cpu.size} @{cpu.image_size} batch {cpu.batch_size} "
-                           "(default: chosen from the device JAX sees)")
+                      help=f"defaults for the device (rnn_jax/presets.py): image family gpu = ResNet-18 "
+                           f"@{gpu.image_size} batch {gpu.batch_size}, cpu = {cpu.model}-{cpu.size} @{cpu.image_size} "
+                           f"batch {cpu.batch_size}; landmark family gpu = {lm_gpu.model}-{lm_gpu.size} batch "
+                           f"{lm_gpu.batch_size}, cpu = {lm.model}-{lm.size} batch {lm.batch_size} (default: chosen "
+                           "from the device JAX sees)")
     data.add_argument("--family", choices=("auto", "landmarks", "image"), default="auto",
                       help="what the model reads: landmarks (21 hand landmarks from the hand finder) or image "
                            "(pixels); auto = landmarks on HaGRID roots with crops/photos/annotations, image "
                            "for class folders and the built-in demo (default %(default)s)")
+    from rnn_jax.data.hagrid.cli import add_extraction_flags
+
+    add_extraction_flags(parser)
     data.add_argument("--init-from", default=None, metavar="RUN",
                       help="start generation 0 from a finished run's student (fine-tune to your own hands)")
     # None: from the preset; augment by family: basic for images, strong (+ dropped points) for landmarks
@@ -79,13 +88,14 @@ def choose_family(args: argparse.Namespace, data_path: Path | None) -> str:
     """landmarks or image (see --family); landmarks needs a HaGRID root and the hand models."""
     from rnn_jax.errors import ConfigError
 
-    hagrid_root = data_path is not None and _is_hagrid_root(data_path)
+    # resolve_layout, not looks_like_hagrid: a folder that mixes layouts must say so, not fall to images
+    hagrid_root = data_path is not None and data_path.is_dir() and resolve_layout(data_path).kind != "folders"
     if args.family == "image" or (args.family == "auto" and not hagrid_root):
         return "image"
     if not hagrid_root:
-        raise ConfigError("--family landmarks needs a HaGRID root (crops_train/, photos_train/ or "
-                          "hagrid_annotations/); for your own photos use tools/extract_landmarks.py and "
-                          "python -m experiments.landmarks")
+        raise ConfigError("--family landmarks needs a HaGRID root (any layout: annotations/ or "
+                          "hagrid_annotations/, ann_train_val/, crops_train/ or photos_train/); for your own photos "
+                          "use tools/extract_landmarks.py and python -m experiments.landmarks")
     from rnn_jax.hands.models import models_present
 
     if not models_present():
@@ -94,28 +104,20 @@ def choose_family(args: argparse.Namespace, data_path: Path | None) -> str:
     return "landmarks"
 
 
-def _is_parts_root(path: Path) -> bool:
-    from rnn_jax.data.hagrid_parts import is_parts_root
-
-    return is_parts_root(path)
+def _layout_kind(path: Path) -> str:
+    return resolve_layout(path).kind
 
 
-def _is_hagrid_root(path: Path) -> bool:
-    from rnn_jax.data.hagrid_parts import is_parts_root
-
-    return is_parts_root(path) or (path.is_dir() and any((path / d).is_dir() for d in ("hagrid_annotations",)))
-
-
-def choose_preset(args: argparse.Namespace, data_path: Path | None) -> Preset:
-    """An explicit --preset always wins; otherwise the demo preset for the built-in data, else
-    the preset of the device JAX sees."""
+def choose_preset(args: argparse.Namespace, data_path: Path | None, family: str = "image") -> Preset:
+    """An explicit --preset always wins (for the landmark family, its landmark preset for that
+    device); otherwise the demo preset for the built-in data, else the device JAX sees."""
     if args.preset:
-        return PRESETS[args.preset]
+        return PRESETS[preset_name(family, args.preset)]
     if data_path is None:
         return PRESETS["demo"]
     import jax
 
-    return PRESETS["gpu" if jax.default_backend() == "gpu" else "cpu"]
+    return PRESETS[preset_name(family, "gpu" if jax.default_backend() == "gpu" else "cpu")]
 
 
 def apply_preset(args: argparse.Namespace, preset: Preset) -> None:
@@ -142,10 +144,16 @@ def build_data(args: argparse.Namespace):
 
 
 def build_landmark_data(args: argparse.Namespace):
-    """HaGRID parts -> landmark files (extracted once, cached), then the landmark Dataset."""
-    from rnn_jax.data.hagrid_parts import describe, prepare_landmarks
+    """Any HaGRID layout -> landmark files (extracted once, cached by content), then the landmark Dataset."""
+    from rnn_jax.data.hagrid.cli import engine_from_args
+    from rnn_jax.data.hagrid.prepare import describe, prepare_landmarks
 
-    folder = prepare_landmarks(find_data(args.data), progress=not args.no_progress)
+    engine = engine_from_args(args)
+    try:
+        folder = prepare_landmarks(find_data(args.data), seed=args.seed, no_gesture=True,
+                                   progress=not args.no_progress, engine=engine)
+    finally:
+        getattr(engine, "close", lambda: None)()
     print(describe(folder))
     spec = DataSpec("landmarks", path=str(folder), seed=args.seed, mirror_left=True)
     return spec, load_dataset(spec, progress=not args.no_progress)
@@ -158,14 +166,18 @@ def main(argv: list[str] | None = None) -> None:
     initialize_from_env()  # join a multi-host job before anything asks JAX for devices
     data_path = find_data(args.data)
     family = choose_family(args, data_path)
-    preset = PRESETS["landmarks"] if family == "landmarks" else choose_preset(args, data_path)
+    preset = choose_preset(args, data_path, family)
     apply_preset(args, preset)
+    if args.preset or family == "landmarks":
+        name = next(k for k, v in PRESETS.items() if v is preset)
+        print(f"preset: {name} ({preset.model}-{preset.size}, batch {preset.batch_size}, {preset.epochs} epochs; "
+              "explicit flags win)")
     if args.augment is None:  # strong won on HaGRID val for landmarks (docs/hagrid.md)
         args.augment = "strong" if family == "landmarks" else "basic"
     if family == "landmarks":
         args.no_flip = True  # left hands are mirrored by the feature rule instead
     else:
-        if data_path is not None and args.crop == "full" and _is_parts_root(data_path):
+        if data_path is not None and args.crop == "full" and _layout_kind(data_path) == "parts":
             print("HaGRID parts (hand crops, unannotated photos) train the image family on hand crops: --crop hand")
             args.crop = "hand"
         data_spec(args, data_path)  # the whole configuration is checked before the data is announced or loaded

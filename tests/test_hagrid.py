@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-from rnn_jax.data.hagrid import load_hagrid
-from rnn_jax.data.hagrid_annotations import detect_hagrid_layout
+from rnn_jax.data.hagrid.images import load_hagrid
+from rnn_jax.data.hagrid.layout import detect_hagrid_layout
 from rnn_jax.data.hand_crops import center_context_crop, hand_train_size, random_context_crop
 from rnn_jax.errors import DataError
 

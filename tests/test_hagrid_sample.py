@@ -1,5 +1,5 @@
 """HaGRID as the sample has it: crops, unannotated photos and annotated splits read together
-(rnn_jax.data.hagrid_parts), the second-look tiles of the hand finder, and experiments.hagrid's
+(rnn_jax.data.hagrid.prepare), the second-look tiles of the hand finder, and experiments.hagrid's
 model family. Fixtures are shaped like ../shared/data/hagrid-sample's three parts; the hand
 finder is replaced by a fake whose answers the tests choose, so each rule is checked exactly."""
 
@@ -14,7 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from rnn_jax.data import hagrid_parts, hagrid_parts_extract
+from rnn_jax.data.hagrid import extract, prepare
+from rnn_jax.data.hagrid.engines import LocalProcessEngine, SerialEngine
+from rnn_jax.data.hagrid.layout import resolve_layout
 from rnn_jax.data.landmark_files import load_landmarks
 from rnn_jax.errors import ConfigError, DataError
 from rnn_jax.hands.finder import FinderConfig, search_tiles
@@ -95,15 +97,15 @@ def fake(monkeypatch) -> FakeFinder:
     import rnn_jax.hands
 
     monkeypatch.setattr(rnn_jax.hands, "find_hands_in_image", finder.find_hands_in_image)
-    monkeypatch.setattr(hagrid_parts_extract, "second_look", finder.second_look)
+    monkeypatch.setattr(extract, "second_look", finder.second_look)
     return finder
 
 
 def test_parts_are_found_and_read_each_by_its_rule(tmp_path: Path, fake: FakeFinder) -> None:
     root = make_sample(tmp_path / "sample")
-    parts = hagrid_parts.find_parts(root)
-    assert parts.crops and parts.photos and list(parts.annotated) == ["val"]
-    out = hagrid_parts.prepare_landmarks(root, finder=fake, cache_dir=tmp_path / "cache", progress=False)
+    layout = resolve_layout(root)
+    assert layout.kind == "parts" and layout.crops and layout.photos and list(layout.pools) == ["val"]
+    out = prepare.prepare_landmarks(root, finder=fake, cache_dir=tmp_path / "cache", progress=False)
     train, val = load_landmarks(out / "train.npz"), load_landmarks(out / "val.npz")
     # every gesture the data has, no_gesture last
     assert train.class_names == ("four", "like", "no_gesture") == val.class_names
@@ -119,15 +121,16 @@ def test_parts_are_found_and_read_each_by_its_rule(tmp_path: Path, fake: FakeFin
     assert annotated["hands_kept"] == 8 and annotated["by_annotated_box"] == 8
     assert sorted(val.class_names[k] for k in val.labels) == sorted(["four"] * 2 + ["like"] * 2 + ["no_gesture"] * 4)
     assert set(val.person_ids) == {"user-like-0", "user-like-1", "user-four-0", "user-four-1"}
-    assert report["people_in_two_splits"] == 0
+    assert report["people_in_two_splits"] == {"train&val": 0}
     assert report["hands_per_class"]["train"] == {"four": 2, "like": 5, "no_gesture": 3}
-    assert "hands per class" in hagrid_parts.describe(out)
+    assert report["z"] == "kept"  # every hand came from the finder: its depth is kept
+    assert "hands per class" in prepare.describe(out)
 
 
 def test_extraction_is_cached_and_resumes_after_an_interruption(tmp_path: Path, fake: FakeFinder,
                                                                 monkeypatch) -> None:
     root = make_sample(tmp_path / "sample")
-    monkeypatch.setattr(hagrid_parts_extract, "CHUNK", 2)
+    monkeypatch.setattr(extract, "CHUNK", 2)
     real = fake.find_hands_in_image
     seen = []
 
@@ -141,35 +144,35 @@ def test_extraction_is_cached_and_resumes_after_an_interruption(tmp_path: Path, 
 
     monkeypatch.setattr(rnn_jax.hands, "find_hands_in_image", dies_after_five)
     with pytest.raises(KeyboardInterrupt):
-        hagrid_parts.prepare_landmarks(root, finder=fake, cache_dir=tmp_path / "cache", progress=False)
+        prepare.prepare_landmarks(root, finder=fake, cache_dir=tmp_path / "cache", progress=False)
     monkeypatch.setattr(rnn_jax.hands, "find_hands_in_image", real)
     fake.calls = 0
-    out = hagrid_parts.prepare_landmarks(root, finder=fake, cache_dir=tmp_path / "cache", progress=False)
+    out = prepare.prepare_landmarks(root, finder=fake, cache_dir=tmp_path / "cache", progress=False)
     # the two finished chunks of crops (4 crops) are not looked at again: 2 crops + 4 photos + 8 boxes
     assert fake.calls == 2 + 4 + 8
     report = json.loads((out / "parts.json").read_text())
     assert sum(report["hands_per_class"]["train"].values()) == 10  # 6 crops + 4 photos, all kept
     assert len(load_landmarks(out / "train.npz")) == 8  # balanced: like (5) cut to the median (3)
     fake.calls = 0
-    assert hagrid_parts.prepare_landmarks(root, finder=fake, cache_dir=tmp_path / "cache", progress=False) == out
+    assert prepare.prepare_landmarks(root, finder=fake, cache_dir=tmp_path / "cache", progress=False) == out
     assert fake.calls == 0  # a finished extraction is read back, nothing recomputed
 
 
 def test_a_root_without_parts_or_val_is_one_clear_error(tmp_path: Path, fake: FakeFinder) -> None:
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="holds no HaGRID part"):
-        hagrid_parts.find_parts(tmp_path / "empty")
+    with pytest.raises(DataError, match="is not a HaGRID layout"):
+        resolve_layout(tmp_path / "empty")
     root = make_sample(tmp_path / "sample")
     import shutil
 
     shutil.rmtree(root / "hagrid_annotations")
     with pytest.raises(DataError, match="no annotated val split"):
-        hagrid_parts.prepare_landmarks(root, finder=fake, cache_dir=tmp_path / "cache", progress=False)
+        prepare.prepare_landmarks(root, finder=fake, cache_dir=tmp_path / "cache", progress=False)
 
 
 def test_highest_hand_is_the_one_reaching_highest() -> None:
     low, high = _hand_at(10, 50), _hand_at(60, 3)
-    assert hagrid_parts.highest_hand([low, high]) is high
+    assert extract.highest_hand([low, high]) is high
 
 
 def test_search_tiles_cover_the_frame_with_overlap_middle_first() -> None:
@@ -252,9 +255,9 @@ def test_hagrid_root_trains_exports_and_stores_the_reject_rule(tmp_path: Path, f
     monkeypatch.setattr(rnn_jax.hands.models, "models_present", lambda *a, **k: True)
     root = make_sample(tmp_path / "sample")
     monkeypatch.setenv("RNN_JAX_CACHE", str(tmp_path / "cache" / "decoded"))
-    monkeypatch.setattr(hagrid_parts, "prepare_landmarks",
-                        lambda path, progress=True, _real=hagrid_parts.prepare_landmarks:
-                        _real(path, finder=fake, cache_dir=tmp_path / "cache", progress=False))
+    monkeypatch.setattr(prepare, "prepare_landmarks",
+                        lambda path, seed=0, no_gesture=True, progress=True, engine=None, _real=prepare.prepare_landmarks:
+                        _real(path, seed=seed, finder=fake, cache_dir=tmp_path / "cache", progress=False))
     hagrid.main(["--data", str(root), "--gens", "2", "--epochs", "2", "--batch-size", "4", "--no-progress",
                  "--out", str(tmp_path / "run")])
     record = json.loads((tmp_path / "run" / "lineage.json").read_text())
@@ -281,7 +284,7 @@ def test_second_look_tiles_find_more_small_hands_on_real_val_photos(hand_models:
     root = shared_data("hagrid-sample")
     from rnn_jax.hands import HandFinder, find_hands_in_image
 
-    items = hagrid_parts.annotated_items(*hagrid_parts.find_parts(root).annotated["val"])[:40]
+    items = prepare.annotated_photos(root, "val")[:40]
     finder = HandFinder.load(hand_models, threads=1)
     found = {True: 0, False: 0}
     for path, meta in items:
@@ -294,16 +297,17 @@ def test_second_look_tiles_find_more_small_hands_on_real_val_photos(hand_models:
     assert found[True] >= 0.95 * len(items)
 
 
-def test_balanced_repeats_rare_classes_and_cuts_the_largest() -> None:
-    rows = ([{"label": "rare"}] * 10 + [{"label": f"g{k}", "i": i} for k in range(3) for i in range(100)]
-            + [{"label": "no_gesture", "i": i} for i in range(700)])
-    out, factors = hagrid_parts.balanced(rows, share=0.5, cap=1.0, seed=0)
-    counts = {lab: sum(1 for r in out if r["label"] == lab) for lab in ("rare", "g0", "no_gesture")}
+def test_balanced_repeats_rare_classes_and_cuts_the_largest_with_the_runs_seed() -> None:
+    labels = np.asarray(["rare"] * 10 + [f"g{k}" for k in range(3) for _ in range(100)] + ["no_gesture"] * 700)
+    rows, factors = prepare.balanced(labels, share=0.5, cap=1.0, seed=0)
+    counts = {lab: int(np.sum(labels[rows] == lab)) for lab in ("rare", "g0", "no_gesture")}
     assert counts == {"rare": 50, "g0": 100, "no_gesture": 100}  # median 100: rare x5, no_gesture cut to 100
     assert factors == {"rare": 5, "no_gesture": round(100 / 700, 3)}
-    kept = [r["i"] for r in out if r["label"] == "no_gesture"]
-    assert len(set(kept)) == 100 and kept == sorted(kept)  # distinct hands, seeded, in order
-    assert hagrid_parts.balanced(rows, seed=0)[0] == out
+    kept = rows[labels[rows] == "no_gesture"]
+    assert len(set(kept.tolist())) == 100 and np.all(np.diff(kept) > 0)  # distinct hands, in order
+    np.testing.assert_array_equal(prepare.balanced(labels, seed=0)[0], rows)
+    other = prepare.balanced(labels, seed=1)[0]
+    assert set(other[labels[other] == "no_gesture"].tolist()) != set(kept.tolist())  # each seed its own subset
 
 
 def test_worker_processes_extract_the_same_rows(hand_models: Path, tmp_path: Path, monkeypatch) -> None:
@@ -318,12 +322,18 @@ def test_worker_processes_extract_the_same_rows(hand_models: Path, tmp_path: Pat
         (root / "crops_train" / c).mkdir(parents=True)
         for p in sorted((src / c).iterdir())[:3]:
             shutil.copy(p, root / "crops_train" / c / p.name)
-    monkeypatch.setattr(hagrid_parts_extract, "CHUNK", 2)
-    items = hagrid_parts_extract.class_folder_items(root / "crops_train")
+    monkeypatch.setattr(extract, "CHUNK", 2)
+    items = extract.class_folder_items(root / "crops_train", root)
     finder = HandFinder.load(hand_models, threads=1)
-    alone, counts = hagrid_parts_extract.extract_part("crops", items, finder, tmp_path / "one", progress=False)
-    pooled, counts2 = hagrid_parts_extract.extract_part("crops", items, None, tmp_path / "two", progress=False, workers=2,
-                                               hand_models=str(hand_models))
-    assert counts == counts2 and len(list((tmp_path / "two").glob("chunk_*.json"))) == 3
-    assert [r["source"] for r in alone] == [r["source"] for r in pooled]
-    np.testing.assert_allclose([r["lm"] for r in alone], [r["lm"] for r in pooled], atol=1e-3)
+    alone = extract.plan_chunks("crops", root, items, tmp_path / "one")
+    pooled = extract.plan_chunks("crops", root, items, tmp_path / "two")
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    extract.run_work_list(alone, root, SerialEngine(finder), progress=False)
+    extract.run_work_list(pooled, root, LocalProcessEngine(2, str(hand_models)), progress=False)
+    assert len(list((tmp_path / "two").glob("crops-*.npz"))) == 3
+    one = [extract.load_chunk(c) for c in alone]
+    two = [extract.load_chunk(c) for c in pooled]
+    for a, b in zip(one, two, strict=True):
+        assert a["source"].tolist() == b["source"].tolist() and a["how"].tolist() == b["how"].tolist()
+        np.testing.assert_allclose(a["landmarks"], b["landmarks"], atol=1e-4)

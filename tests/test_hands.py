@@ -222,7 +222,7 @@ def test_the_face_check_admits_small_hands_and_refuses_faces(hand_models: Path) 
     no face: two small val gesture hands (no face near them) are found only with the face model,
     and on Megamind's face close-up the same lower bar without the face check takes the face for a
     hand where the face check refuses it."""
-    from rnn_jax.data.hagrid_parts import annotated_items, find_parts
+    from rnn_jax.data.hagrid.prepare import annotated_photos
     from rnn_jax.hands import FinderConfig, HandFinder, find_hands_in_image
 
     with_face = HandFinder.load(hand_models, threads=1)
@@ -230,7 +230,7 @@ def test_the_face_check_admits_small_hands_and_refuses_faces(hand_models: Path) 
     without = HandFinder(with_face.palm_session, with_face.landmark_session, FinderConfig())
     lower_bar_only = HandFinder(with_face.palm_session, with_face.landmark_session, FinderConfig(min_presence_tile=0.85))
 
-    items = annotated_items(*find_parts(shared_data("hagrid-sample")).annotated["val"])
+    items = annotated_photos(shared_data("hagrid-sample"), "val")
     for index in (123, 148):  # a stop_inverted 22 px wide and a two_up 22 px wide in 640 px frames
         frame, (x0, y0, x1, y1) = gesture_frame(*items[index])
 
@@ -324,7 +324,7 @@ def _digits_folders(tmp_path: Path) -> Path:
 
 
 def test_crop_hand_on_class_folders_finds_boxes_once(hand_models: Path, tmp_path: Path) -> None:
-    from rnn_jax.data.hagrid import load_hagrid
+    from rnn_jax.data.hagrid.images import load_hagrid
     from rnn_jax.data.hand_crops import hand_train_size
 
     root = _digits_folders(tmp_path)
@@ -339,7 +339,7 @@ def test_crop_hand_on_class_folders_finds_boxes_once(hand_models: Path, tmp_path
 
 
 def test_crop_hand_on_class_folders_without_models_says_how_to_build(tmp_path: Path, monkeypatch) -> None:
-    from rnn_jax.data.hagrid import load_hagrid
+    from rnn_jax.data.hagrid.images import load_hagrid
 
     root = tmp_path / "data"
     for split in ("train", "val"):

@@ -113,7 +113,9 @@ def test_cli_bad_landmark_file_exits_2_with_one_line(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- HaGRID annotations
 def _hagrid_tree(root: Path) -> Path:
     """A HaGRIDv2 annotation tree in the real schema (landmarks normalised 0..1, [x, y] only) and
-    no image at all."""
+    blank 640x480 photos (only their headers are read: the landmarks need the photo's aspect)."""
+    import cv2
+
     data = builtin_landmarks(people=12, per_class=3, seed=3)
     names = list(data.class_names)[:4]
     for split, people in (("train", range(0, 9)), ("val", range(9, 12))):
@@ -126,36 +128,40 @@ def _hagrid_tree(root: Path) -> Path:
                 if person not in people:
                     continue
                 xy = (data.landmarks[i, :, :2] / np.array([640.0, 480.0])).round(4).tolist()
+                resting = (data.landmarks[i, ::-1, :2] / np.array([640.0, 480.0])).round(4).tolist()
                 anns[f"{gesture}-{i:05d}"] = {
                     "bboxes": [[0.2, 0.2, 0.3, 0.3], [0.6, 0.5, 0.1, 0.1]], "labels": [gesture, "no_gesture"],
-                    "user_id": f"user{person}", "hand_landmarks": [xy, []],
+                    "user_id": f"user{person}", "hand_landmarks": [xy, resting],
                     "leading_hand": "left" if data.handedness[i] == LEFT else "right", "leading_conf": 1.0,
                     "united_bbox": None, "united_label": None, "meta": {"age": [30], "gender": ["x"], "race": ["y"]}}
             (folder / f"{gesture}.json").write_text(json.dumps(anns))
-    (root / "hagrid_dataset").mkdir()
+            for image_id in anns:
+                (root / "hagrid_dataset" / gesture).mkdir(parents=True, exist_ok=True)
+                cv2.imwrite(str(root / "hagrid_dataset" / gesture / f"{image_id}.jpg"), np.zeros((480, 640, 3), np.uint8))
     return root
 
 
-def test_hagrid_annotations_train_a_lineage_without_reading_an_image(tmp_path: Path, monkeypatch) -> None:
+def test_hagrid_annotations_train_a_lineage_without_decoding_an_image(tmp_path: Path, monkeypatch) -> None:
     import cv2
 
     from experiments import landmarks as experiment
     from rnn_jax import preprocess
 
     def no_images(*_a, **_k):
-        raise AssertionError("an image was read")
+        raise AssertionError("an image was decoded")
 
+    root = _hagrid_tree(tmp_path / "hagrid")
+    monkeypatch.setenv("RNN_JAX_CACHE", str(tmp_path / "cache" / "decoded"))
     monkeypatch.setattr(cv2, "imread", no_images)
     monkeypatch.setattr(cv2, "imdecode", no_images)
     monkeypatch.setattr(preprocess, "read_image", no_images)
-    root = _hagrid_tree(tmp_path / "hagrid")
     out = tmp_path / "run"
     experiment.main(["--data", str(root), "--model", "lmlp", "--size", "tiny", "--gens", "2", "--epochs", "3",
                      "--batch-size", "16", "--out", str(out), "--no-progress"])
     record = json.loads((out / "lineage.json").read_text())
     assert [g["status"] for g in record["generations"]] == ["done", "done"]
     data = record["data"]
-    assert data["crop_mode"] == "landmarks" and data["image_shape"] == [1, 21, 3] and len(data["class_names"]) == 4
+    assert data["crop_mode"] == "landmarks" and data["image_shape"] == [1, 21, 3] and len(data["class_names"]) == 5
     assert data["notes"]["landmarks"]["features"]["use_z"] is False  # HaGRID has no z
     assert data["notes"]["landmarks"]["people_in_train_and_val"] == 0
 
@@ -410,22 +416,3 @@ def test_windows_of_video_frames_train_recurrent_models_through_time(tmp_path: P
                      "--batch-size", "16", "--out", str(out), "--no-progress"])
     record = json.loads((out / "lineage.json").read_text())
     assert record["data"]["image_shape"] == [4, 21, 3] and record["generations"][1]["status"] == "done"
-
-
-def test_hagrid_v1_mirror_pool_is_split_by_person_and_empty_landmarks_are_counted(tmp_path: Path) -> None:
-    from rnn_jax.data.landmark_hagrid import read_hagrid_landmarks
-
-    base = tmp_path / "hagrid-sample-30k-384p"
-    (base / "hagrid_30k").mkdir(parents=True)
-    (base / "ann_train_val").mkdir()
-    hand = (np.random.default_rng(0).random((21, 2))).round(4).tolist()
-    for gesture in ("like", "palm"):
-        anns = {f"{gesture}{i}": {"bboxes": [[0.1, 0.1, 0.2, 0.2]], "labels": [gesture], "user_id": f"u{i % 5}",
-                                  "landmarks": [hand if i % 4 else []], "leading_hand": "right"}
-                for i in range(20)}
-        (base / "ann_train_val" / f"{gesture}.json").write_text(json.dumps(anns))
-    sets = read_hagrid_landmarks(tmp_path)
-    assert set(sets) == {"train", "val"} and sets["train"].class_names == ("like", "palm")
-    assert not set(sets["train"].person_ids) & set(sets["val"].person_ids)
-    assert len(sets["train"]) + len(sets["val"]) == 30  # every 4th hand has no landmarks
-    assert sets["train"].notes["skipped"]["hand without 21 landmarks"] == 10

@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--photos", type=Path, help="class folders of photos")
     src.add_argument("--video", type=Path, help="one video file (all frames get --label)")
-    src.add_argument("--hagrid", type=Path, help="HaGRID root: landmarks from its annotations (no image read)")
+    src.add_argument("--hagrid", type=Path, help="HaGRID root: every hand of every layout (annotated landmarks where given, else the hand finder)")
     parser.add_argument("--out", type=Path, required=True,
                         help=".npz file to write (--hagrid: a folder for train/val/test.npz)")
     parser.add_argument("--label", default=None, help="--video: the class of every frame")
@@ -162,11 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress line")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     args = parser.parse_args(argv)
+    from rnn_jax.data.hagrid.prepare import hagrid_landmark_sets
     from rnn_jax.data.landmark_files import save_landmarks
-    from rnn_jax.data.landmark_hagrid import read_hagrid_landmarks
 
     if args.hagrid is not None:
-        for split, data in read_hagrid_landmarks(args.hagrid).items():
+        for split, data in hagrid_landmark_sets(args.hagrid, progress=not args.no_progress).items():
             path = save_landmarks(data, args.out / f"{split}.npz")
             print(f"{path}: {len(data)} hands, {len(np.unique(data.person_ids))} people, "
                   f"{len(data.class_names)} classes")

@@ -1,7 +1,7 @@
 """Landmark data in one format: arrays, labels, person ids, handedness, frame index (.npz).
 
 Why one format: landmarks come from three places (the hand finder on photos and videos,
-``tools/extract_landmarks.py``; HaGRID's annotations, read by :mod:`rnn_jax.data.landmark_hagrid` without decoding an image;
+``tools/extract_landmarks.py``; HaGRID in every layout, by :mod:`rnn_jax.data.hagrid.prepare` (annotated landmarks where given);
 a built-in synthetic set for demos and tests) and every model, tool and test reads the same
 validated arrays. A file holds one split:
 

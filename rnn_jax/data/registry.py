@@ -62,13 +62,14 @@ def load_dataset(spec: DataSpec, progress: bool = True) -> Dataset:
 
         return load_class_folders(spec.path, spec.image_size or 64, crop_mode=spec.crop if spec.crop != "hand" else "full",
                                   channels=spec.channels, seed=spec.seed, progress=progress)
-    from rnn_jax.data.hagrid_parts import is_parts_root
+    from rnn_jax.data.hagrid.layout import resolve_layout
 
-    if is_parts_root(spec.path):  # crops / unannotated photos: hands from the hand finder
-        from rnn_jax.data.hagrid_parts_images import parts_image_dataset
+    if resolve_layout(spec.path).kind == "parts":  # crops / unannotated photos: the landmark family's hands
+        from rnn_jax.data.hagrid.parts_images import parts_image_dataset
 
-        return parts_image_dataset(spec.path, spec.image_size or 64, channels=spec.channels, progress=progress)
-    from rnn_jax.data.hagrid import load_hagrid
+        return parts_image_dataset(spec.path, spec.image_size or 64, channels=spec.channels, progress=progress,
+                                   seed=spec.seed)
+    from rnn_jax.data.hagrid.images import load_hagrid
 
     return load_hagrid(spec.path, spec.image_size or 64, crop=spec.crop, no_gesture=spec.no_gesture,
                        channels=spec.channels, seed=spec.seed, progress=progress)

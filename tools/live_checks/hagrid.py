@@ -2,8 +2,13 @@
 
 Hands on. Per settled frame the hand inside the annotated gesture box must show that gesture
 (a frame where that hand is not found counts as wrong, and as "hand lost"), and every hand
-inside a ``no_gesture`` box must show no gesture (else a false trigger). Beside it, offline:
-the same ONNX file on each annotated box, with the same temperature and threshold.
+inside a ``no_gesture`` box must show no gesture (else a false trigger). A resting hand the
+finder does not find cannot trigger: it is counted apart ("resting hand lost"), and the
+false-trigger rate is over the resting hands that were found. Beside it, offline: the same
+ONNX file on each annotated box, with the same temperature and threshold.
+
+With ``halves`` every count is also kept per half of the split's people
+(:func:`tools.live_checks.halves.person_half`), for choices made on one half and reported on the other.
 """
 
 from __future__ import annotations
@@ -16,16 +21,14 @@ import numpy as np
 
 from rnn_jax.errors import DataError
 from rnn_jax.hands import HandFinder
+from tools.live_checks.halves import person_half
 
 
 def annotated_photos(root: Path, split: str) -> list[tuple[Path, dict]]:
     """(photo, {boxes, labels, user}) of one annotated split of a HaGRID root."""
-    from rnn_jax.data.hagrid_parts import annotated_items, find_parts
+    from rnn_jax.data.hagrid.prepare import annotated_photos as read_annotated
 
-    parts = find_parts(root)
-    if split not in parts.annotated:
-        raise DataError(f"{root} has no annotated '{split}' split (hagrid_annotations/{split}/*.json)")
-    items = annotated_items(*parts.annotated[split])
+    items = read_annotated(root, split)
     if not items:
         raise DataError(f"the '{split}' annotations under {root} match no photo on disk")
     return items
@@ -50,7 +53,7 @@ def _inside(hand, box, margin: float = 0.2) -> bool:
 def offline_annotated(predictor, items, hand_models: Path | None, threshold: float) -> list[list[str | None]]:
     """Per photo, per annotated box: the gesture the model shows (None = no gesture) on the box."""
     from rnn_jax.calibration import shown_gestures
-    from rnn_jax.data.hagrid_parts import second_look
+    from rnn_jax.data.hagrid.extract import second_look
     from rnn_jax.hands import hand_crop
     from rnn_jax.preprocess import read_image
     from rnn_jax.runtime.landmark_predictor import LandmarkPredictor
@@ -116,15 +119,24 @@ def _photo_video(items, frame_size: int, hold: int, video: Path) -> list[list[tu
     return frame_boxes
 
 
-def _score(stream, items, frame_boxes, hold: int, settle: int, known: set[str]) -> tuple[dict, dict]:
-    """Per settled frame: is the gesture box's hand shown right, wrong, lost; does a resting hand trigger."""
+def _zero_counts() -> dict:
+    return {"gesture_frames": 0, "gesture_right": 0, "gesture_lost": 0, "gesture_wrong": 0,
+            "resting_frames": 0, "resting_triggered": 0, "resting_lost": 0, "stray_gesture_frames": 0}
+
+
+def _score(stream, items, frame_boxes, hold: int, settle: int, known: set[str],
+           groups: list[str] | None = None) -> tuple[dict, dict, dict]:
+    """Per settled frame: is the gesture box's hand shown right, wrong, lost; does a resting hand
+    trigger (or is it lost). Returns (counts, per-class [right, frames], counts per group of
+    ``groups`` (one group name per photo; empty without))."""
     per_class: dict[str, list[int]] = {}
-    counts = {"gesture_frames": 0, "gesture_right": 0, "gesture_lost": 0, "gesture_wrong": 0,
-              "resting_frames": 0, "resting_triggered": 0, "resting_lost": 0, "stray_gesture_frames": 0}
+    counts = _zero_counts()
+    by_group = {g: _zero_counts() for g in sorted(set(groups or ()))}
     for record in stream:
         photo, offset = divmod(record.index, hold)
         if offset < settle or photo >= len(items):
             continue
+        targets = [counts] + ([by_group[groups[photo]]] if groups else [])
         hands = list(record.hands or ())
         used = set()
         for box, label in zip(frame_boxes[photo], items[photo][1]["labels"], strict=True):
@@ -133,38 +145,48 @@ def _score(stream, items, frame_boxes, hold: int, settle: int, known: set[str]) 
                 used.add(match)
             shown = None if match is None else hands[match].label
             if label == "no_gesture":
-                counts["resting_frames"] += 1
-                counts["resting_lost"] += match is None
-                counts["resting_triggered"] += shown is not None
+                for c in targets:
+                    c["resting_frames"] += 1
+                    c["resting_lost"] += match is None
+                    c["resting_triggered"] += shown is not None
                 continue
             if label not in known:
                 continue
-            counts["gesture_frames"] += 1
             right = shown == label
-            counts["gesture_right"] += right
-            counts["gesture_lost"] += match is None
-            counts["gesture_wrong"] += shown is not None and not right
+            for c in targets:
+                c["gesture_frames"] += 1
+                c["gesture_right"] += right
+                c["gesture_lost"] += match is None
+                c["gesture_wrong"] += shown is not None and not right
             per_class.setdefault(label, [0, 0])
             per_class[label][0] += right
             per_class[label][1] += 1
-        counts["stray_gesture_frames"] += any(h.label is not None for i, h in enumerate(hands) if i not in used)
-    return counts, per_class
+        stray = any(h.label is not None for i, h in enumerate(hands) if i not in used)
+        for c in targets:
+            c["stray_gesture_frames"] += stray
+    return counts, per_class, by_group
 
 
 def _rates(counts: dict) -> dict:
+    """Shares of gesture-hand frames; resting hands: triggered among those found, lost among all."""
     n_g, n_r = max(counts["gesture_frames"], 1), max(counts["resting_frames"], 1)
+    found = max(counts["resting_frames"] - counts["resting_lost"], 1)
     return {"live_gesture_right": counts["gesture_right"] / n_g, "live_gesture_lost": counts["gesture_lost"] / n_g,
             "live_gesture_wrong": counts["gesture_wrong"] / n_g,
-            "live_resting_triggered": counts["resting_triggered"] / n_r}
+            "live_resting_triggered": counts["resting_triggered"] / found,
+            "live_resting_lost": counts["resting_lost"] / n_r}
 
 
 def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoothing: str, threshold: float | None,
                stable_frames: int, frame_size: int, hand_models: Path | None = None,
-               sweep: tuple[float, ...] = ()) -> dict:
+               sweep: tuple[float, ...] = (), halves: bool = False, finder: ReplayFinder | None = None) -> dict:
     """Annotated HaGRID photos through the live loop with hands on (see the module docstring).
 
     ``sweep``: thresholds to replay the same frames at (hands found once, then played back):
-    the result's ``sweep`` row per threshold gives right / wrong / lost / resting triggered."""
+    the result's ``sweep`` row per threshold gives right / wrong / lost / resting triggered.
+    ``halves``: the same figures per half of the people (``by_half``, and in each sweep row).
+    ``finder``: a :class:`ReplayFinder` that already saw these frames (another model on the same
+    photos, same ``frame_size`` and ``hold``) plays its hands back instead of finding them again."""
     from rnn_jax.live import iter_predictions
     from rnn_jax.live.settings import make_finder, resolve_threshold
     from rnn_jax.runtime.landmark_predictor import load_predictor
@@ -174,22 +196,27 @@ def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoot
     items = annotated_photos(root, split)
     known = set(predictor.class_names)
     gestures = [next((lab for lab in m["labels"] if lab != "no_gesture"), None) for _, m in items]
+    groups = [person_half(m["user"]) for _, m in items] if halves else None
     offline = offline_annotated(predictor, items, hand_models, threshold)
-    finder = ReplayFinder(make_finder(True, predictor, hand_models))
+    if finder is None:
+        finder = ReplayFinder(make_finder(True, predictor, hand_models))
+    elif finder.frames:
+        finder.replay()
     sweep_rows = []
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "photos.avi"
         frame_boxes = _photo_video(items, frame_size, hold, video)
         with iter_predictions(predictor, video, smoothing=smoothing, threshold=threshold,
                               stable_frames=stable_frames, hands=finder) as stream:
-            counts, per_class = _score(stream, items, frame_boxes, hold, settle, known)
+            counts, per_class, by_group = _score(stream, items, frame_boxes, hold, settle, known, groups)
             summary = stream.summary()
         for candidate in sweep:
             finder.replay()
             with iter_predictions(predictor, video, smoothing=smoothing, threshold=candidate,
                                   stable_frames=stable_frames, hands=finder) as stream:
-                swept, _ = _score(stream, items, frame_boxes, hold, settle, known)
-            sweep_rows.append({"threshold": candidate, **_rates(swept)})
+                swept, _, swept_groups = _score(stream, items, frame_boxes, hold, settle, known, groups)
+            sweep_rows.append({"threshold": candidate, **_rates(swept),
+                               **({"by_half": {g: _rates(c) for g, c in swept_groups.items()}} if halves else {})})
     off_g = [(s, lab) for shown, (_, m) in zip(offline, items, strict=True) for s, lab in zip(shown, m["labels"],
                                                                                               strict=True)]
     gesture_rows = [(s, lab) for s, lab in off_g if lab != "no_gesture" and lab in known]
@@ -205,26 +232,39 @@ def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoot
             "per_class_live": {k: v[0] / v[1] for k, v in sorted(per_class.items())},
             "mean_fps": timing.get("mean_fps"), "model_latency_p50_ms": timing.get("latency_p50_ms"),
             "loop_p50_ms": timing.get("loop_p50_ms"), "hands_p50_ms": timing.get("hands_p50_ms"),
-            "sweep": sweep_rows}
+            "sweep": sweep_rows,
+            **({"by_half": {g: {**c, **_rates(c), "people": len({m["user"] for (_, m), h in zip(items, groups)
+                                                                 if h == g})}
+                            for g, c in by_group.items()}} if halves else {})}
 
 
 def store_threshold(onnx: Path, threshold: float) -> None:
-    """Write ``threshold`` into the model file's ``reject_threshold`` (what rnn_jax.live uses by default)."""
+    """Write ``threshold`` into the model file's ``reject_threshold`` (what rnn_jax.live uses by default).
+
+    Edits the file's metadata directly (:mod:`.onnx_props`): the base install has no ``onnx``."""
     import json
 
-    import onnx as onnx_lib
-
-    from rnn_jax.atomic import writing
-    from rnn_jax.export.files import save_single_file
     from rnn_jax.runtime.metadata import PREFIX
+    from tools.live_checks.onnx_props import set_props
 
-    proto = onnx_lib.load(str(onnx))
-    props = {p.key: p for p in proto.metadata_props}
-    if PREFIX + "reject_threshold" not in props:
-        raise DataError(f"{onnx} has no {PREFIX}reject_threshold metadata: export it with tools/export_onnx.py")
-    props[PREFIX + "reject_threshold"].value = json.dumps(round(float(threshold), 4))
-    with writing(onnx, ".onnx") as tmp:
-        save_single_file(proto, tmp)
+    set_props(onnx, {PREFIX + "reject_threshold": json.dumps(round(float(threshold), 4))})
+
+
+def cross_fitted(sweep_rows: list[dict], max_false_trigger: float) -> dict:
+    """Per half: the live threshold chosen on the *other* half's sweep rows (smallest within
+    ``max_false_trigger``) and this half's figures at it. None where no threshold keeps the rate."""
+    from rnn_jax.calibration import smallest_threshold_within
+    from tools.live_checks.halves import HALVES, other
+
+    out = {}
+    for half in HALVES:
+        rates = {row["threshold"]: row["by_half"][other(half)]["live_resting_triggered"] for row in sweep_rows
+                 if other(half) in row["by_half"]}
+        chosen = smallest_threshold_within(rates, max_false_trigger) if rates else None
+        row = next((r for r in sweep_rows if r["threshold"] == chosen), None)
+        out[half] = {"chosen_on": other(half), "threshold": chosen,
+                     **(row["by_half"].get(half, {}) if row is not None else {})}
+    return out
 
 
 def print_hagrid(result: dict) -> None:
@@ -236,18 +276,33 @@ def print_hagrid(result: dict) -> None:
           f"{result['offline_gesture_right'] or 0:>26.1%}")
     print(f"{'gesture hands shown wrong gesture':38}{result['live_gesture_wrong']:>20.1%}")
     print(f"{'gesture hand lost (not found)':38}{result['live_gesture_lost']:>20.1%}")
-    print(f"{'resting hands shown a gesture':38}{result['live_resting_triggered']:>20.1%}"
+    print(f"{'resting hands (found) shown a gesture':38}{result['live_resting_triggered']:>20.1%}"
           f"{result['offline_resting_triggered'] or 0:>26.1%}")
+    print(f"{'resting hand lost (not found)':38}{result['live_resting_lost']:>20.1%}")
     print(f"(frames: {result['gesture_frames']} gesture-hand, {result['resting_frames']} resting-hand; offline hands: "
           f"{result['offline_gesture_hands']} gesture, {result['offline_resting_hands']} resting; frames with a gesture "
           f"on a hand outside every box: {result['stray_gesture_frames']})")
     print("per class (live): " + ", ".join(f"{k} {v:.0%}" for k, v in result["per_class_live"].items()))
     if result.get("sweep"):
         print(f"\nthe same frames replayed (hands found once) at each threshold:\n{'threshold':>10}{'right':>9}"
-              f"{'wrong':>9}{'lost':>9}{'resting shown a gesture':>26}")
+              f"{'wrong':>9}{'lost':>9}{'resting (found) shown a gesture':>34}")
         for row in result["sweep"]:
             print(f"{row['threshold']:>10.2f}{row['live_gesture_right']:>9.1%}{row['live_gesture_wrong']:>9.1%}"
-                  f"{row['live_gesture_lost']:>9.1%}{row['live_resting_triggered']:>26.1%}")
+                  f"{row['live_gesture_lost']:>9.1%}{row['live_resting_triggered']:>34.1%}")
+    if result.get("by_half"):
+        print(f"\nper half of the people (fixed rule: tools/live_checks/halves.py), at threshold {result['threshold']:.2f}:")
+        for half, c in result["by_half"].items():
+            print(f"  {half}: {c['people']} people, right {c['live_gesture_right']:.1%}, wrong {c['live_gesture_wrong']:.1%}, "
+                  f"lost {c['live_gesture_lost']:.1%}; resting (found) shown a gesture {c['live_resting_triggered']:.1%}, "
+                  f"resting lost {c['live_resting_lost']:.1%} ({c['gesture_frames']} gesture / {c['resting_frames']} "
+                  "resting frames)")
+    for half, c in (result.get("cross_fitted") or {}).items():
+        if c["threshold"] is None:
+            print(f"  cross-fitted {half}: no threshold keeps half {c['chosen_on']}'s resting hands within the target")
+            continue
+        print(f"  cross-fitted {half}: threshold {c['threshold']:.2f} chosen on half {c['chosen_on']} -> on {half}: right "
+              f"{c['live_gesture_right']:.1%}, wrong {c['live_gesture_wrong']:.1%}, lost {c['live_gesture_lost']:.1%}; "
+              f"resting (found) shown a gesture {c['live_resting_triggered']:.1%}, resting lost {c['live_resting_lost']:.1%}")
     if result.get("mean_fps"):
         print(f"speed: {result['mean_fps']:.1f} frames/s; p50 per frame: model {result['model_latency_p50_ms']:.3f} ms, "
               f"hand finding {result['hands_p50_ms'] or 0:.2f} ms, whole loop {result['loop_p50_ms']:.2f} ms")

@@ -1,6 +1,6 @@
 """The image family on HaGRID parts: the very hands the landmark family uses, cut as square crops.
 
-Each hand kept by :mod:`rnn_jax.data.hagrid_parts` has a box (from the hand finder, a second
+Each hand kept by :mod:`rnn_jax.data.hagrid.prepare` has a box (from the hand finder, a second
 look or HaGRID's annotation); its crop is :func:`rnn_jax.preprocess.square_box` around that box,
 the rule the live loop applies to the hand finder's box (:func:`rnn_jax.hands.hand_crop`), so
 training and live see the same square. Crops from ``crops_train`` are tight: they are padded
@@ -11,13 +11,15 @@ annotated crops do (:data:`rnn_jax.data.hand_crops.HAND_TRAIN_SCALE`).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from rnn_jax.data.cache import ImageItem, SplitSpec, load_decoded
-from rnn_jax.data.hagrid_parts import CROP_DIRS, prepare_landmarks
+from rnn_jax.data.hagrid.layout import CROP_DIRS
+from rnn_jax.data.hagrid.prepare import prepare_landmarks
 from rnn_jax.data.hand_crops import (
     HAND_EVAL_SCALE,
     HAND_TRAIN_SCALE,
@@ -55,16 +57,18 @@ def decode_part_item(item: ImageItem, size: int, crop_mode: str, channels: int) 
 
 
 def parts_image_dataset(root: str | Path, image_size: int, channels: int = 3, cache_dir: str | Path | None = None,
-                        progress: bool = True) -> Dataset:
-    """Hand crops of every part under ``root`` (18 gestures + no_gesture), splits as the parts give them."""
-    folder = prepare_landmarks(root, no_gesture=True, progress=progress)
+                        progress: bool = True, seed: int = 0) -> Dataset:
+    """Hand crops of the very hands the landmark family trains on (every part under ``root``,
+    gestures + no_gesture), splits as the landmark preparation gives them (same seed, same hands)."""
+    folder = prepare_landmarks(root, seed=seed, no_gesture=True, progress=progress)
+    base = Path(json.loads((folder / "parts.json").read_text())["root"])
     sets = {s: load_landmarks(folder / f"{s}.npz") for s in ("train", "val", "test") if (folder / f"{s}.npz").is_file()}
     boxes = {s: np.load(folder / f"boxes_{s}.npy") for s in sets}
     stored = hand_train_size(image_size)
     specs = {}
     for split, data in sets.items():
         scale = HAND_TRAIN_SCALE if split == "train" else HAND_EVAL_SCALE
-        specs[split] = SplitSpec([ImageItem(Path(str(p)), tuple(float(v) for v in b), scale)
+        specs[split] = SplitSpec([ImageItem(base / str(p), tuple(float(v) for v in b), scale)
                                   for p, b in zip(data.sources, boxes[split], strict=True)],
                                  stored if split == "train" else image_size)
     decoded = load_decoded("hagrid-parts", specs, crop_mode="hand", channels=channels, cache_dir=cache_dir,

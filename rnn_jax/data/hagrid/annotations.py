@@ -1,22 +1,12 @@
-"""The one HaGRID annotation reader: layouts, annotation files, the image index and the JSON schema.
+"""The one HaGRID annotation schema: entries, boxes, landmarks in frame pixels, the image index.
 
-Why one: three readers use HaGRID's annotations (the image loader :mod:`rnn_jax.data.hagrid`,
-the landmark reader :mod:`rnn_jax.data.landmark_hagrid` and the parts reader
-:mod:`rnn_jax.data.hagrid_parts`), and they must agree on where the files are and what a
-valid entry is.
+Why one: the image loader (:mod:`.images`), the landmark preparation (:mod:`.prepare`) and the
+live check (``tools/live_checks``) read HaGRID's annotations and must agree on what a valid
+entry is. Where the files are is :mod:`.layout`'s job.
 
-Layouts (see docs on HaGRID layouts):
-
-- ``"v2"``: ``hagrid_dataset/<gesture>/<id>.jpg`` + ``hagrid_annotations/{train,val,test}/<gesture>.json``
-  (HaGRIDv2 and its 512p copy; the annotation folder may also be called ``annotations``);
-- ``"sample30k"``: ``hagrid-sample-30k-384p/hagrid_30k/train_val_<gesture>/<id>.jpg`` +
-  ``hagrid-sample-30k-384p/ann_train_val/<gesture>.json`` (outer or inner folder as root);
-- ``"v1"``: ``train_val_<gesture>/<id>.jpg``, ``ann_train_val/<gesture>.json`` and optionally
-  ``test/<gesture>/<id>.jpg`` + ``ann_test/<gesture>.json``;
-- ``"folders"``: plain class folders (no annotations).
-
-Images are matched to annotations by file stem (the image id), wherever they sit under the
-root, so archives that unpack one folder deeper still load.
+Landmarks (``hand_landmarks`` in v2, ``landmarks`` in v1 and the 30k mirror) are normalised
+like the boxes, to the photo's width and height: :func:`landmarks_in_pixels` puts them back
+in frame pixels with the photo's true aspect, the coordinates the live hand finder gives.
 """
 
 from __future__ import annotations
@@ -30,12 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rnn_jax.data.folders import IMAGE_EXTENSIONS, natural_key
+from rnn_jax.data.folders import IMAGE_EXTENSIONS
 from rnn_jax.errors import DataError
 
-LAYOUTS = ("v2", "sample30k", "v1", "folders")
 NO_GESTURE = "no_gesture"
-SAMPLE30K_DIR = "hagrid-sample-30k-384p"
 
 Box = tuple[float, float, float, float]
 
@@ -55,86 +43,7 @@ class HagridEntry:
     leading_hand: str | None = None
 
 
-# ----------------------------------------------------------------------------- layout
-
-
-def ann_dir_v2(root: Path) -> Path | None:
-    """The folder holding {train,val,test}/<gesture>.json (also when an archive nested it once)."""
-    tops = [root / name for name in ("hagrid_annotations", "annotations") if (root / name).is_dir()]
-    nested = [d for top in tops for d in sorted(top.iterdir()) if d.is_dir()]
-    for cand in tops + nested:
-        if any(next((cand / s).glob("*.json"), None) for s in ("train", "val", "test")
-               if (cand / s).is_dir()):
-            return cand
-    return None
-
-
-def resolve_layout(root: Path) -> tuple[str, Path]:
-    """(layout, the folder the layout is relative to)."""
-    if not root.is_dir():
-        raise DataError(f"HaGRID folder {root} does not exist; check the path or download it with "
-                        "`python tools/download_hagrid.py`")
-    candidates = [root, root / SAMPLE30K_DIR]
-    if root.name == "hagrid_30k":
-        candidates.append(root.parent)
-    for cand in candidates:
-        if (cand / "ann_train_val").is_dir():
-            return ("sample30k" if (cand / "hagrid_30k").is_dir() or cand.name == SAMPLE30K_DIR
-                    else "v1"), cand
-    if ann_dir_v2(root) is not None:
-        return "v2", root
-    if _looks_like_folders(root):
-        return "folders", root
-    raise DataError(f"{root} is not a HaGRID layout nor plain class folders: expected "
-                    "hagrid_dataset/ + hagrid_annotations/, ann_train_val/ + train_val_<gesture>/, "
-                    "or <class>/*.jpg folders")
-
-
-def _looks_like_folders(root: Path) -> bool:
-    for d in root.iterdir():
-        if d.is_dir() and not d.name.startswith("."):
-            if d.name.lower() in ("train", "training"):
-                return True
-            if any(p.suffix.lower() in IMAGE_EXTENSIONS for p in d.iterdir() if p.is_file()):
-                return True
-    return False
-
-
-def detect_hagrid_layout(root: str | Path) -> str:
-    """Which HaGRID layout ``root`` holds: "v2", "sample30k", "v1" or "folders" (DataError if none)."""
-    return resolve_layout(Path(root).expanduser())[0]
-
-
-def looks_like_hagrid(path: Path) -> bool:
-    """True when ``path`` holds HaGRID annotations (any layout but plain folders)."""
-    try:
-        return resolve_layout(path)[0] != "folders"
-    except DataError:
-        return False
-
-
 # ----------------------------------------------------------------------------- files
-
-
-def annotation_files(base: Path, layout: str) -> dict[str, list[Path]]:
-    """pool -> JSON files (hidden folders such as .ipynb_checkpoints are ignored)."""
-    if layout == "v2":
-        ann = ann_dir_v2(base)
-        assert ann is not None
-        pools = {s: ann / s for s in ("train", "val", "test")}
-    else:
-        pools = {"trainval": base / "ann_train_val", "test": base / "ann_test"}
-    out = {}
-    for pool, folder in pools.items():
-        if folder.is_dir():
-            files = sorted((p for p in folder.glob("*.json") if not p.name.startswith(".")),
-                           key=lambda p: natural_key(p.name))
-            if files:
-                out[pool] = files
-    if not out:
-        raise DataError(f"no annotation JSON files found under {base}; the HaGRID annotations "
-                        "archive is missing or unpacked elsewhere")
-    return out
 
 
 def index_images(base: Path, skip: Iterable[Path]) -> dict[str, list[str]]:
@@ -222,3 +131,37 @@ def gesture_box(e: HagridEntry) -> Box | None:
         if label == e.gesture:
             return box
     return None
+
+
+# ----------------------------------------------------------------------------- landmarks
+NUM_POINTS = 21
+
+
+def hand_points(value) -> np.ndarray | None:
+    """One hand's annotated landmarks, 21 [x, y] (or [x, y, z]) normalised points -> float64 [21, 2],
+    or None when absent, empty or malformed (that hand then goes to the hand finder)."""
+    try:
+        arr = np.asarray(value, np.float64)
+    except (TypeError, ValueError):
+        return None
+    if arr.ndim != 2 or arr.shape[0] != NUM_POINTS or arr.shape[1] not in (2, 3) or not np.isfinite(arr).all():
+        return None
+    return arr[:, :2]
+
+
+def box_landmarks(entry: HagridEntry) -> list[np.ndarray | None]:
+    """Each box's annotated landmarks (normalised [21, 2]) or None, in box order."""
+    raw = entry.hand_landmarks
+    hands = raw if isinstance(raw, list) else []
+    return [hand_points(hands[i]) if i < len(hands) else None for i in range(len(entry.boxes))]
+
+
+def landmarks_in_pixels(points: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Normalised [21, 2] -> [21, 3] frame pixels (x * width, y * height, z = 0: HaGRID gives no depth).
+
+    Why pixels: HaGRID normalises x by the width and y by the height, so in a 16:9 photo a hand
+    kept in 0..1 units is squeezed to 0.56x in x against what the live finder sees."""
+    out = np.zeros((NUM_POINTS, 3), np.float64)
+    out[:, 0] = points[:, 0] * width
+    out[:, 1] = points[:, 1] * height
+    return out

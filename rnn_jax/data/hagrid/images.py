@@ -1,7 +1,7 @@
 """HaGRID (v1, v2, the 30k/384p sample, or plain class folders) as a Dataset of full frames or hand crops.
 
-The layouts, annotation files and their schema are read by the one HaGRID reader
-(:mod:`rnn_jax.data.hagrid_annotations`, which lists the layouts); plain class folders go to
+The layouts are resolved by :mod:`rnn_jax.data.hagrid.layout` and the annotation schema read by
+:mod:`rnn_jax.data.hagrid.annotations`; plain class folders go to
 :func:`rnn_jax.data.folders.load_class_folders`. Splits are by ``user_id``: the given split
 when there is one, otherwise the one seeded person-split rule
 (:func:`rnn_jax.data.splits.split_people`), so no person is in two splits.
@@ -22,17 +22,16 @@ import numpy as np
 
 from rnn_jax.data.cache import ImageItem, SplitSpec, load_decoded
 from rnn_jax.data.folders import load_class_folders, natural_key, skipped_note
-from rnn_jax.data.hagrid_annotations import (
+from rnn_jax.data.hagrid.annotations import (
     NO_GESTURE,
     Box,
     HagridEntry,
-    annotation_files,
     folder_gesture,
     gesture_box,
     index_images,
     parse_file,
-    resolve_layout,
 )
+from rnn_jax.data.hagrid.layout import resolve_layout
 from rnn_jax.data.hand_crops import (
     HAND_EVAL_SCALE,
     HAND_TRAIN_SCALE,
@@ -79,8 +78,11 @@ def load_hagrid(root: str | Path, image_size: int, crop: str = "full", no_gestur
         raise DataError(f"crop must be 'full' or 'hand', got {crop!r}")
     if image_size < 4:
         raise DataError(f"image_size {image_size} is too small")
-    root_path = Path(root).expanduser().resolve()  # absolute: one cache slot whatever the cwd
-    layout, base = resolve_layout(root_path)
+    resolved = resolve_layout(root)
+    layout, base = resolved.kind, resolved.root
+    if layout == "parts":
+        raise DataError(f"{base} holds HaGRID parts (hand crops, unannotated photos): read it with "
+                        "rnn_jax.data.hagrid.parts_images.parts_image_dataset (crop='hand')")
     if layout == "folders":
         ds = load_class_folders(base, image_size, crop_mode=crop, channels=channels,
                                 cache_dir=cache_dir, val_fraction=val_fraction, seed=seed,
@@ -91,9 +93,8 @@ def load_hagrid(root: str | Path, image_size: int, crop: str = "full", no_gestur
                               "and no_gesture is just a folder name")
         return ds
 
-    ann_files = annotation_files(base, layout)
-    ann_dirs = {f.parent for files in ann_files.values() for f in files}
-    index = index_images(base, ann_dirs)
+    ann_files = resolved.pools
+    index = index_images(base, resolved.annotation_dirs)
     if not index:
         raise DataError(f"no images found under {base} (annotations are there); unpack the "
                         "gesture archives next to the annotations")
