@@ -71,8 +71,9 @@ def test_reject_rule_logs_one_line_and_old_or_broken_runs_have_none(run, tmp_pat
     out, names = run
     lines: list[str] = []
     rule = reject_rule(out, 0, names, None, log=lines.append)  # None = the default target
-    assert rule is not None and rule.max_false_trigger == TARGET and len(lines) == 1
+    assert rule is not None and rule.max_false_trigger == TARGET and len(lines) == 2
     assert f"threshold {rule.threshold:.2f}" in lines[0] and f"of {rule.resting_hands} resting hands" in lines[0]
+    assert lines[1] == f"calibration: {rule.calibration_line()}"
     assert run_reject_rule(out, 1, names) is None  # no such generation
     broken = tmp_path / "broken"
     shutil.copytree(out / "labels", broken / "labels")
@@ -100,3 +101,26 @@ def test_a_non_monotone_sweep_gets_the_smallest_threshold_within_the_target() ->
     assert smallest_threshold_within({0.9: 0.0, 0.2: 0.0}, TARGET) == 0.2  # order of the sweep does not matter
     with pytest.raises(ValueError, match="max_false_trigger"):
         smallest_threshold_within(rates, 1.0)
+
+
+def test_the_export_summary_reports_ece_before_and_after_the_stored_temperature(run, tmp_path: Path) -> None:
+    from rnn_jax.export.landmark_export import export_landmark_run
+    from rnn_jax.runtime.landmark_predictor import load_predictor
+
+    out, names = run
+    logits = np.load(out / "gen_0" / "val_logits.npy")
+    labels = np.load(out / "labels" / "val.npy")
+    report = export_landmark_run(out, out=tmp_path / "m.onnx", latency=False, parity_frames=16, log=lambda *_: None)
+    stored = load_predictor(tmp_path / "m.onnx").info.temperature
+    z = logits / stored
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    conf, right = p.max(1), p.argmax(1) == labels
+    bins = np.minimum((conf * 15).astype(int), 14)
+    ece_after = sum((bins == b).mean() * abs(right[bins == b].mean() - conf[bins == b].mean())
+                    for b in range(15) if (bins == b).any())
+    assert f"-> {ece_after:.3f}" in report["calibration"] and report["calibration"].startswith("val ECE ")
+    rule = report["reject_rule"]
+    assert rule["temperature"] == pytest.approx(stored, abs=1e-4) and rule["ece_after"] == pytest.approx(ece_after)
+    if rule["temperature_method"] == "none":
+        assert stored == 1.0 and rule["ece_after"] == rule["ece_before"]

@@ -230,6 +230,8 @@ def test_export_run_end_to_end(tiny_run: Path, tmp_path: Path) -> None:
     table = report.table()
     for needle in ("parameters", "GFLOPs", "file size", "p50 / p95", "max |Δlogit|", "speed-up"):
         assert needle in table
+    # the summary says what the stored temperature did to validation ECE (or why none is stored)
+    assert saved["calibration"] and f"calibration: {saved['calibration']}" in table
 
 
 @pytest.mark.slow

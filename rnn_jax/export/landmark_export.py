@@ -176,6 +176,7 @@ def export_landmark_run(run_dir: str | Path, gen: int | None = None, out: str | 
     """Export a landmark run's final student (or ``gen``); returns a report dict (also <out>.json)."""
     import rnn_jax
     from rnn_jax.calibration import reject_rule
+    from rnn_jax.export.run import calibration_summary
     from rnn_jax.lineage.handle import Lineage
     from rnn_jax.lineage.record import generation_entry
     from rnn_jax.models.registry import count_params
@@ -210,7 +211,8 @@ def export_landmark_run(run_dir: str | Path, gen: int | None = None, out: str | 
               "file_bytes": result.file_bytes, "parity_frames": result.parity.n,
               "parity_max_abs_logit_diff": result.parity.max_abs_logit_diff,
               "parity_top1_agreement": result.parity.top1_agreement, "tolerance": tolerance,
-              "val_acc": info.val_accuracy, "reject_rule": None if rule is None else rule.to_dict()}
+              "val_acc": info.val_accuracy, "calibration": calibration_summary(rule),
+              "reject_rule": None if rule is None else rule.to_dict()}
     if latency:
         report["latency_b1"] = measure_step_latency(result.path, frames[0])
     write_json_atomic(Path(str(result.path) + ".json"), report, indent=2, end="\n")

@@ -31,6 +31,7 @@ class ExportReport:
     latency: list[LatencyStats]
     int8: Int8Report | None = None  # when --int8
     timings_s: dict[str, float] = field(default_factory=dict)
+    calibration: str = ""  # val ECE before / after the stored temperature (rnn_jax.calibration)
 
     def to_dict(self) -> dict:
         out = asdict(self)  # recurses into the nested dataclasses
@@ -67,6 +68,8 @@ class ExportReport:
         lines.append(f"latency: batch 1, Predictor.predict (cast + onnxruntime + softmax), median of "
                      f"{self.latency[0].repeats} rounds x {self.latency[0].iters} calls after warm-up"
                      if self.latency else "latency: not measured")
+        if self.calibration:
+            lines.append(f"calibration: {self.calibration}")
         if int8 and int8.latency and all(a.p50_ms < b.p50_ms for a, b in zip(self.latency, int8.latency)):
             lines.append("note: int8 is slower than fp32 here (quantize/dequantize overhead outweighs the "
                          "int8 arithmetic on a model this small); ship the fp32 file")

@@ -31,6 +31,13 @@ def _sample(n_total: int, n: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n_total, n, replace=False))
 
 
+def calibration_summary(rule: Any) -> str:
+    """The export summary's calibration line (ECE before / after the stored temperature)."""
+    if rule is None:
+        return "no validation logits in the run: temperature 1, no reject threshold stored"
+    return rule.calibration_line()
+
+
 def build_model_info(record: dict, gen: int, image_shape: tuple[int, int, int], rule: Any = None) -> ModelInfo:
     """The metadata for generation ``gen`` of a run, from its lineage.json record."""
     import rnn_jax
@@ -92,8 +99,8 @@ def export_run(run_dir: str | Path, gen: int | None = None, out: str | Path = "s
     if gen not in finished:
         raise ExportError(f"generation {gen} of {run_dir} is not finished; finished: {finished}")
     image_shape = tuple(int(d) for d in record["data"]["image_shape"])
-    info = build_model_info(record, gen, image_shape,
-                            reject_rule(run_dir, gen, record["data"]["class_names"], max_false_trigger, log))
+    rule = reject_rule(run_dir, gen, record["data"]["class_names"], max_false_trigger, log)
+    info = build_model_info(record, gen, image_shape, rule)
     log(f"run {run_dir}: generation {gen} ({info.model_name}, val acc {info.val_accuracy:.4f}), "
         f"{image_shape[0]}px {info.channels}, {len(info.class_names)} classes")
     model = lineage.load_model(gen, dtype="float32")  # export float32 whatever the training dtype
@@ -136,6 +143,6 @@ def export_run(run_dir: str | Path, gen: int | None = None, out: str | Path = "s
     json_path = out.with_name(out.name + ".json")
     report = ExportReport(str(run_dir), int(gen), info.model_name, str(out), str(json_path), info, params,
                           gflops, result.file_bytes, result.parity, tolerance, result.value_info_dropped,
-                          latency, int8_report, timings)
+                          latency, int8_report, timings, calibration_summary(rule))
     write_json_report(report, json_path)
     return report
