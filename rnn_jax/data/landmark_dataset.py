@@ -4,7 +4,7 @@ The format, its files and its readers live beside this module, one job each:
 :mod:`rnn_jax.data.landmark_files` (``LandmarkSet``, .npz save/load),
 :mod:`rnn_jax.data.splits` (the one person-split rule), :mod:`rnn_jax.data.landmark_windows`
 (video frames -> windows), :mod:`rnn_jax.data.streams` (photos -> stream windows),
-:mod:`rnn_jax.data.landmark_hagrid` (HaGRID annotations, no image read) and
+:mod:`rnn_jax.data.hagrid.prepare` (HaGRID, every layout) and
 :mod:`rnn_jax.data.landmark_synthetic` (the built-in synthetic hands); import their names from there.
 """
 
@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rnn_jax.data.hagrid_annotations import looks_like_hagrid
+from rnn_jax.data.hagrid.layout import looks_like_hagrid
+from rnn_jax.data.hagrid.prepare import hagrid_landmark_sets
 from rnn_jax.data.landmark_files import (
     LandmarkSet,
     find_split_files,
     load_landmarks,
 )
-from rnn_jax.data.landmark_hagrid import read_hagrid_landmarks
 from rnn_jax.data.landmark_synthetic import builtin_landmarks
 from rnn_jax.data.landmark_windows import make_windows
 from rnn_jax.data.splits import split_by_person
@@ -73,7 +73,7 @@ def load_landmark_sets(path: str | Path | None, seed: int = 0) -> tuple[str, dic
                                 f"{list(names)}")
         return p.name, sets
     if looks_like_hagrid(p):
-        return f"hagrid-landmarks:{p.name}", read_hagrid_landmarks(p, seed=seed)
+        return f"hagrid-landmarks:{p.name}", hagrid_landmark_sets(p, seed=seed)
     raise DataError(f"{p} holds no train.npz/val.npz and no HaGRID annotations")
 
 
