@@ -116,3 +116,15 @@ def test_window_preview_with_a_fake_gui(video: Path, tmp_path: Path, monkeypatch
         stopped = capture_gestures(CaptureConfig(label="wave", out=tmp_path, count=10, countdown=0), src,
                                   show=True)
     assert len(stopped.saved) == 2 and not stopped.complete and not stopped.source_ended
+
+
+def test_the_old_module_name_still_captures(video: Path, tmp_path: Path) -> None:
+    """`python -m rnn_jax.record` (the README's older command) runs the same capture."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "rnn_jax.record", "--label", "ok", "--out", str(tmp_path),
+                           "--source", str(video), "--count", "2", "--countdown", "0", "--headless"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "train" / "ok").glob("*.jpg"))) == 2
