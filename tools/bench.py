@@ -18,6 +18,8 @@ machine. Sections:
   onnx        exported models at batch 1: p50/p95, fp32/int8, 1 and 2 threads
   live        live loop on a video file, headless: frames/s per onnxruntime setting
   hands       live loop with the hand finder (detect/track + crop + model), 1 thread: p50 ms, frames/s
+  budget      the hand finder alone, 1 core, frames at 30 fps: a6a6dc6 (before the tile search) vs
+              today on idle videos, Megamind, HaGRID photos held, tracked hand photos (issue 34)
   xla         XLA CPU options on the step        bf16     bfloat16 compute
   batch       batch-size effect                   widths   channel widths
   scan        lax.scan over an epoch vs the driver's loop

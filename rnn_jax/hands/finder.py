@@ -19,6 +19,9 @@ annotated box) into the classifier's input, for training and live alike.
 from __future__ import annotations
 
 import itertools
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from rnn_jax.hands.budget import SearchBudget, around, motion_image
 from rnn_jax.hands.crop import Box
 from rnn_jax.hands.geometry import (
     Palm,
@@ -111,6 +115,20 @@ class FinderConfig:
     # 162/167 with the 0.95 bar alone, 165/167 with the face check (docs/hagrid.md)
     min_presence_tile_off_face: float = 0.85
     max_face_overlap: float = 0.3  # a tile-only hand this much inside a face is the face
+    # ---- the live search budget (rnn_jax.hands.budget; tiles="turn" only: still pictures never use it,
+    # so these stay out of the repr that keys the HaGRID photo cache). Figures: docs/performance.md
+    # palm runs per frame on average while no hand is tracked (None = no budget: the palm search on
+    # every such frame, whole frame + tiles_per_search tiles, and every redetect_every-th frame while
+    # a hand is missing, as before the budget)
+    # (while some, not all, hands are tracked, the search for the missing one looks at one region
+    # every redetect_every-th frame, and at once around a hand just lost)
+    idle_palm_rate: float | None = field(default=0.2, repr=False)
+    palm_burst: float = field(default=4.0, repr=False)  # palm runs saved at most for the frames after a change
+    motion_threshold: float = field(default=0.01, repr=False)  # region unchanged below this share: no look
+    max_search_gap: int = field(default=30, repr=False)  # frames: the whole frame is looked at least this often
+    # frames between a palm search's frame and the frame its palms join (0 = same frame; >= 1 = the
+    # search runs on a worker thread beside the loop, and the loop waits for it only at that frame)
+    search_lag: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
         if self.tile_grid < 0 or not 0.1 <= self.tile_fraction <= 1.0:
@@ -123,6 +141,14 @@ class FinderConfig:
                              f"{self.min_presence_tile_off_face}, {self.min_presence_tile}")
         if not 0.0 < self.max_face_overlap <= 1.0:
             raise ValueError(f"max_face_overlap must be in (0, 1], got {self.max_face_overlap}")
+        if not (self.idle_palm_rate is None or 0.0 < self.idle_palm_rate <= 1.0) or self.palm_burst < 1.0:
+            raise ValueError(f"idle_palm_rate must be None or in (0, 1] and palm_burst >= 1, got "
+                             f"{self.idle_palm_rate}, {self.palm_burst}")
+        if self.redetect_every < 1:
+            raise ValueError(f"redetect_every must be >= 1, got {self.redetect_every}")
+        if not 0.0 <= self.motion_threshold < 1.0 or self.max_search_gap < 1 or self.search_lag < 0:
+            raise ValueError(f"need motion_threshold in [0, 1), max_search_gap >= 1, search_lag >= 0, got "
+                             f"{self.motion_threshold}, {self.max_search_gap}, {self.search_lag}")
 
 
 @dataclass
@@ -150,6 +176,13 @@ class HandFinder:
         self._ids = itertools.count()
         self._next_tile = 0
         self.stats = _Timing()
+        self._budget = self._fresh_budget()
+        self._pending: tuple[int, Future] | None = None  # (frame its palms join, the worker's search)
+        self._executor: ThreadPoolExecutor | None = None
+
+    def _fresh_budget(self) -> SearchBudget:
+        cfg = self.config
+        return SearchBudget(cfg.palm_burst, cfg.motion_threshold, cfg.max_search_gap)
 
     @classmethod
     def load(cls, model_dir: str | Path | None = None, threads: int | None = 1,
@@ -162,6 +195,17 @@ class HandFinder:
         """Forget tracked hands (next frame starts with a palm search, at the middle tile)."""
         self._tracked = []
         self._next_tile = 0
+        if self._pending is not None:
+            self._pending[1].result()  # let the worker finish; its palms belong to another video
+            self._pending = None
+        self._budget = self._fresh_budget()
+
+    def close(self) -> None:
+        """Stop the search worker thread (if ``search_lag`` started one)."""
+        self.reset()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
 
     # ------------------------------------------------------------------ models
     def detect_palms(self, frame_rgb: np.ndarray, tiles: str = "turn") -> list[tuple[Palm, bool]]:
@@ -246,14 +290,19 @@ class HandFinder:
         self.stats.frames += 1
         candidates: list[tuple[Rect, int, bool, bool]] = [  # rect, track id, tracked, a tile's palm only
             (rect_from_landmarks(h.landmarks), h.track_id, True, False) for h in self._tracked]
-        search = not self._tracked or (
-            len(self._tracked) < cfg.max_hands and self.stats.frames % cfg.redetect_every == 0)
-        if search:
-            tracked_boxes = [np.array(_cxcywh(h.box)) for h in self._tracked]
-            for palm, tiles_only in self.detect_palms(rgb, tiles):
-                if any(iou_cxcywh(palm.box, b[None])[0] > cfg.same_hand_iou for b in tracked_boxes):
-                    continue
-                candidates.append((rect_from_palm(palm), -1, False, tiles_only))
+        budgeted = tiles == "turn" and cfg.idle_palm_rate is not None
+        if budgeted:
+            palms = self._due_palms()
+            palms += self._budgeted_search(rgb)
+        else:
+            search = not self._tracked or (
+                len(self._tracked) < cfg.max_hands and self.stats.frames % cfg.redetect_every == 0)
+            palms = self.detect_palms(rgb, tiles) if search else []
+        tracked_boxes = [np.array(_cxcywh(h.box)) for h in self._tracked]
+        for palm, tiles_only in palms:
+            if any(iou_cxcywh(palm.box, b[None])[0] > cfg.same_hand_iou for b in tracked_boxes):
+                continue
+            candidates.append((rect_from_palm(palm), -1, False, tiles_only))
         hands: list[Hand] = []
         faces: list[np.ndarray] | None = None
         for rect, track_id, tracked, tiles_only in candidates:
@@ -274,10 +323,68 @@ class HandFinder:
             if any(iou_cxcywh(box, np.array(_cxcywh(o.box))[None])[0] > cfg.same_hand_iou for o in hands):
                 continue  # two squares converged on one hand
             hands.append(hand)
-        if len(hands) < len(self._tracked):
-            self._next_tile = 0  # a hand was lost: look for it (or the next one) from the middle again
+        lost = [h for h in self._tracked if all(h.track_id != o.track_id for o in hands)]
         self._tracked = hands
+        if lost:
+            self._next_tile = 0  # a hand was lost: look for it (or the next one) from the middle again
+            side = round(cfg.tile_fraction * max(height, width))
+            self._budget.restart([around(h.box, rgb.shape, side) for h in lost])
+            if budgeted and cfg.search_lag > 0:
+                self._budgeted_search(rgb)  # beside the loop: the look around it joins the next frame
         return hands
+
+    # ------------------------------------------------------------ live budget
+    def _due_palms(self) -> list[tuple[Palm, bool]]:
+        """The palms of the search started ``search_lag`` frames ago (waits for it only if it is due)."""
+        if self._pending is None or self._pending[0] > self.stats.frames:
+            return []
+        palms = self._pending[1].result()
+        self._pending = None
+        return palms
+
+    def _budgeted_search(self, rgb: np.ndarray) -> list[tuple[Palm, bool]]:
+        """The live palm search under the budget (:mod:`rnn_jax.hands.budget`): at most one palm run,
+        on one region; its palms now (``search_lag`` 0) or started on a worker thread (returns [])."""
+        cfg, frame = self.config, self.stats.frames
+        if not self._tracked:
+            self._budget.earn(cfg.idle_palm_rate)
+        elif len(self._tracked) >= cfg.max_hands:
+            return []
+        elif frame % cfg.redetect_every == 0:
+            self._budget.earn(1.0)  # a hand is missing beside tracked ones: one look this frame
+        elif not (self._budget.focus or self._budget.tokens >= 2.0):  # (a hand just lost; a new scene)
+            return []
+        if self._pending is not None:
+            return []
+        grid = search_tiles(rgb.shape, cfg.tile_grid, cfg.tile_fraction)
+        look = self._budget.plan(motion_image(rgb), grid, frame)
+        if look is None:
+            return []
+        kind, area = look
+        if cfg.search_lag == 0:
+            return self._palms_of(rgb, area)
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, "palm-search", initializer=_lower_priority)
+        self._pending = (frame + cfg.search_lag, self._executor.submit(self._palms_of, rgb.copy(), area))
+        return []
+
+    def _palms_of(self, rgb: np.ndarray, area: tuple[int, int, int] | None) -> list[tuple[Palm, bool]]:
+        """Palms in the whole frame (area None) or in one tile (then marked tile-only)."""
+        cfg = self.config
+        if area is None:
+            found = self._palms_in(rgb, 0, 0)
+        else:
+            x, y, side = area
+            found = self._palms_in(rgb[y : y + side, x : x + side], x, y)
+        return [(palm, area is not None) for palm in weighted_nms(found, cfg.nms_iou, max_out=cfg.max_hands)]
+
+
+def _lower_priority() -> None:
+    """The search worker yields to the loop's thread on a busy core (Linux: per-thread nice)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not Linux, or not allowed: same priority, still correct
+        pass
 
 
 def _unit_nchw(image_rgb: np.ndarray) -> np.ndarray:

@@ -6,7 +6,8 @@ average is written next to every figure. The sections live in themed modules:
 :mod:`~tools.benchkit.step_sections` (one train step and its inputs),
 :mod:`~tools.benchkit.run_sections` (whole runs in fresh processes),
 :mod:`~tools.benchkit.deploy_sections` (the exported model), :mod:`~tools.benchkit.candidate_sections`
-(candidate speed-ups) and :mod:`~tools.benchkit.profile`; what they share is in
+(candidate speed-ups), :mod:`~tools.benchkit.live_budget` (the hand finder's search budget)
+and :mod:`~tools.benchkit.profile`; what they share is in
 :mod:`~tools.benchkit.context`.
 """
 
@@ -24,6 +25,7 @@ from tools.benchkit.candidate_sections import (
 from tools.benchkit.context import CPU_PRESET, LIVE_MODEL, Context, torch_available
 from tools.benchkit.deploy_sections import section_live, section_onnx
 from tools.benchkit.hands_sections import section_hands
+from tools.benchkit.live_budget import section_budget
 from tools.benchkit.profile import section_parts, section_profile
 from tools.benchkit.report import Section
 from tools.benchkit.run_sections import (
@@ -43,7 +45,7 @@ SECTIONS: dict[str, Callable[[Context], Section]] = {
     "bf16": section_bf16, "batch": section_batch, "widths": section_widths, "scan": section_scan,
     "startup": section_startup, "devices": section_devices, "allocator": section_allocator,
     "profile": section_profile, "parts": section_parts, "presets": section_presets,
-    "hands": section_hands,
+    "hands": section_hands, "budget": section_budget,
 }
 # what --quick runs unless --only names sections: every row issue #7 asks for, in < 3 minutes
 QUICK_SECTIONS = ("peak", "train", "teacher", "data", "generation", "onnx", "live", "hands")
