@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,3 +125,20 @@ def test_program_fingerprints_ignore_where_the_code_came_from():
         assert build_step(spec, 8, 4, compiler_options={}).fingerprint == plain
     with _call_replaced(nnx.BatchNorm, _batchnorm_as_affine):
         assert build_step(spec, 8, 4, compiler_options={}).fingerprint != plain
+
+
+def test_budget_section_counts_entries_and_summarises_passes(tmp_path):
+    """The budget section's pure parts: how soon a held photo's hand is found, medians over rounds."""
+    from tools.benchkit.live_budget import entry_frames, summarise
+
+    hands = [0, 0, 1, 1] + [0, 0, 0, 0] + [2, 1, 1, 1]
+    assert entry_frames(hands, 4) == [2, None, 0]
+    passes = [{"ms": [1.0, 2.0, 3.0, 40.0], "hands": hands[:4], "cpu_s": 0.04, "frames": 4, "palm_runs": 2,
+               "landmark_runs": 3}, {"ms": [1.0, 1.0, 1.0, 1.0], "hands": hands[:4], "cpu_s": 0.02, "frames": 4,
+                                     "palm_runs": 1, "landmark_runs": 1}]
+    rec = summarise(passes, 4)
+    assert rec["palm_per_frame"] == pytest.approx(0.375) and rec["rounds"] == 2
+    assert rec["cpu_s_per_video_s"] == pytest.approx(np.median([0.04 / (4 / 30), 0.02 / (4 / 30)]))
+    assert rec["entry_p50_ms"] == pytest.approx(2 * 1000 / 30) and rec["found_within_200ms_share"] == 1.0
+    assert "budget" in subprocess.run([sys.executable, str(BENCH), "--help"], capture_output=True, text=True,
+                                      check=True).stdout

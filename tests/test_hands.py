@@ -349,3 +349,105 @@ def test_crop_hand_on_class_folders_without_models_says_how_to_build(tmp_path: P
     monkeypatch.setenv("RNN_JAX_HANDS", str(tmp_path / "no-models"))
     with pytest.raises(HandModelsMissing, match="build_hand_models.py"):
         load_hagrid(root, 16, crop="hand", cache_dir=tmp_path / "cache", progress=False)
+
+
+# --------------------------------------------------------------------------- the live search budget
+def _scene(seed: int = 0) -> np.ndarray:
+    """A smooth random 640x480 picture (blobs tens of pixels wide, like a room, not pixel noise)."""
+    coarse = np.random.default_rng(seed).integers(0, 255, (12, 16, 3), dtype=np.uint8)
+    return cv2.resize(coarse, (640, 480), interpolation=cv2.INTER_CUBIC)
+
+
+def test_search_budget_looks_only_where_the_picture_changed() -> None:
+    """A still scene costs one look per region, then nothing; a change in one tile is looked at (the
+    whole frame first when the change is big enough there too); a new scene earns a look at every
+    region; a lost hand's surroundings come first."""
+    from rnn_jax.hands.budget import SearchBudget, motion_image
+    from rnn_jax.hands.finder import search_tiles
+
+    tiles = search_tiles((480, 640), 3, 0.5)
+    budget = SearchBudget(burst=4.0, motion_threshold=0.01, max_gap=1000, tokens=1.0)
+    scene = _scene()
+    small = motion_image(scene)
+    looks = []
+    for frame in range(60):
+        budget.earn(1.0)
+        looks.append(budget.plan(small, tiles, frame))
+    assert looks[0] == ("whole", None)
+    assert [look[1] for look in looks[1:10]] == tiles  # every tile once, from the middle
+    assert looks[10:] == [None] * 50  # nothing changed: no palm run
+    assert budget.tokens == 4.0  # saved up to the burst
+    moved = scene.copy()
+    x, y, side = tiles[-1]  # a corner tile: 1/9 of the frame
+    moved[y : y + side // 2, x : x + side // 2] = 255 - moved[y : y + side // 2, x : x + side // 2]
+    assert budget.plan(motion_image(moved), tiles, 60) == ("whole", None)  # the whole frame changed too
+    assert budget.plan(motion_image(moved), tiles, 61)[0] == "tile"
+    budget.restart([(10, 20, 100)])
+    assert budget.plan(motion_image(moved), tiles, 62) == ("focus", (10, 20, 100))
+    budget.tokens = 0.0
+    other = motion_image(_scene(1))  # a new scene: every region is worth a look, focus dropped
+    budget.restart([(10, 20, 100)])
+    budget.tokens = 0.0
+    assert budget.plan(other, tiles, 63) == ("whole", None) and budget.tokens == len(tiles)
+
+
+def test_search_budget_spends_its_rate_on_a_scene_that_never_stops_moving() -> None:
+    from rnn_jax.hands.budget import SearchBudget, motion_image
+    from rnn_jax.hands.finder import search_tiles
+
+    tiles = search_tiles((480, 640), 3, 0.5)
+    budget = SearchBudget(burst=4.0, motion_threshold=0.01, max_gap=30, tokens=1.0)
+    base = _scene()
+    looks = 0
+    for frame in range(300):
+        walking = base.copy()  # someone crossing the room, 8 px a frame, forever: never a new scene
+        x = (8 * frame) % 560
+        walking[200:440, x : x + 80] = 20
+        budget.earn(0.2)
+        looks += budget.plan(motion_image(walking), tiles, frame) is not None
+    assert 58 <= looks <= 61  # 0.2 palm runs per frame (+ the first look)
+
+
+def test_budgeted_finder_on_real_photos(hand_models: Path) -> None:
+    """Idle frames under the budget cost a fraction of a palm run; a search beside the loop
+    (search_lag 1) finds the same hand one frame later; the still-photo path is untouched."""
+    from rnn_jax.hands import FinderConfig, HandFinder, find_hands_in_image
+    from rnn_jax.live.settings import HAND_SEARCH, finder_config
+
+    photo = sorted(shared_data("sign-language-digits", "val", "5").iterdir())[0]
+    image = pad_for_detection(cv2.imread(str(photo)))
+    now = HandFinder.load(hand_models)  # budget on, search_lag 0
+    beside = HandFinder(now.palm_session, now.landmark_session, finder_config("balanced"), now.face_session)
+    unbudgeted = HandFinder(now.palm_session, now.landmark_session, FinderConfig(idle_palm_rate=None),
+                            now.face_session)
+    empty = np.zeros_like(image)
+    for finder in (now, beside, unbudgeted):
+        for _ in range(60):
+            assert finder.find(empty) == []
+    # a still empty scene: one look at each region (whole + 9 tiles), then the whole frame every 30 frames
+    assert now.stats.palm_runs <= 12 and beside.stats.palm_runs <= 12
+    assert unbudgeted.stats.palm_runs >= 60 * 3  # as before: whole frame + 2 tiles on every frame
+    now.reset()
+    beside.reset()
+    (hand,) = now.find(image)
+    assert beside.find(image) == []  # its palm search runs beside the loop...
+    (later,) = beside.find(image)  # ... and joins the next frame
+    np.testing.assert_allclose(later.box, hand.box, atol=3)
+    beside.close()
+    assert set(HAND_SEARCH) == {"light", "balanced", "thorough", "every-frame"}
+    still = [h.box for h in find_hands_in_image(now, image)]
+    assert still == [h.box for h in find_hands_in_image(unbudgeted, image)]  # photos: every tile, no budget
+
+
+def test_hand_search_mode_is_checked_before_the_camera_opens() -> None:
+    from rnn_jax.errors import ConfigError
+    from rnn_jax.live.settings import finder_config
+
+    assert finder_config("light").idle_palm_rate < finder_config("balanced").idle_palm_rate
+    assert finder_config("every-frame").idle_palm_rate is None
+    with pytest.raises(ConfigError, match="hand search must be one of"):
+        finder_config("fastest")
+    with pytest.raises(ValueError, match="idle_palm_rate"):
+        from rnn_jax.hands import FinderConfig
+
+        FinderConfig(idle_palm_rate=0.0)

@@ -36,7 +36,9 @@ from rnn_jax.live.motion import (
 from rnn_jax.live.overlay import KEY_LEGEND, draw_overlay
 from rnn_jax.live.results import FrameRecord
 from rnn_jax.live.settings import (
+    DEFAULT_HAND_SEARCH,
     DEFAULT_THRESHOLD,
+    HAND_SEARCH,
     HANDS_CHOICES,
     LiveConfig,
     default_live_threads,
@@ -124,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "build them with `python tools/build_hand_models.py`)")
     h.add_argument("--max-hands", type=_positive_int, default=2, metavar="N",
                    help="most hands followed at once (default: 2)")
+    h.add_argument("--hand-search", choices=tuple(HAND_SEARCH), default=DEFAULT_HAND_SEARCH,
+                   help="how much the hand finder spends looking for new hands (tracked hands cost one "
+                        "landmark run each): light, balanced (default), thorough, or every-frame (a palm "
+                        "search on every frame without a hand, as before the budget); figures in "
+                        "docs/performance.md")
     h.add_argument("--motion", type=Path, metavar="PATH",
                    help="a motion model (python -m experiments.motion) beside the static one: dynamic "
                         "gestures (swipes, zoom, circles) per hand, events marked \"dynamic\"; needs hands on")
@@ -296,7 +303,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     if runner is not None:
         check_gestures(runner.actions, predictor.class_names + (motion.gestures if motion else ()))
     finder = make_finder("on" if motion is not None and args.hands == "auto" else args.hands,
-                         predictor, args.hand_models, args.max_hands)
+                         predictor, args.hand_models, args.max_hands, hand_search=args.hand_search)
     with contextlib.ExitStack() as stack:
         jsonl: IO[str] | None = None
         if args.jsonl:
@@ -311,7 +318,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         what = (f"landmarks, state {info.state_size}" if info.crop_mode == "landmarks"
                 else f"{info.input_size}px {info.channels}, crop_mode {info.crop_mode}")
         print(f"model: {args.onnx} ({len(info.class_names)} classes, {what}) | source: {source.description} | "
-              f"hands: {'on' if finder else 'off'} | "
+              f"hands: {f'on ({args.hand_search} search)' if finder else 'off'} | "
               f"roi: {'on' if stream.roi_enabled else 'off'} | smoothing {config.gesture.smoothing}, "
               f"threshold {config.gesture.threshold:g} ({threshold_origin(args.threshold, info)}), "
               f"stable {config.gesture.stable_frames} | threads {threads}", file=err, flush=True)

@@ -29,6 +29,7 @@ from rnn_jax.live.classifiers import FrameClassifier, make_classifier
 from rnn_jax.live.hand_tracks import TRAIL_FRAMES, TRAIL_POINT, HandTracks
 from rnn_jax.live.results import NO_HAND, FrameRecord, HandRecord, RunStats, RunSummary
 from rnn_jax.live.settings import (
+    DEFAULT_HAND_SEARCH,
     DEFAULT_THRESHOLD,
     HANDS_CHOICES,
     LiveConfig,
@@ -218,6 +219,7 @@ def iter_predictions(
     hands: str | bool | HandFinder = "auto",
     hand_models: str | Path | None = None,
     max_hands: int = 2,
+    hand_search: str = DEFAULT_HAND_SEARCH,
     on_gesture: Callable[[GestureEvent], object] | Mapping[str, object] | None = None,
     actions: str | Path | None = None,
     dry_run: bool = False,
@@ -230,7 +232,8 @@ def iter_predictions(
     ``model`` is an ONNX path (loaded with ``threads``, default :func:`default_live_threads`)
     or a loaded :class:`Predictor`. ``hands``: "auto" (on when the hand models are built and
     the model was trained on hand crops), "on"/True, "off"/False, or a loaded
-    :class:`rnn_jax.hands.HandFinder`. ``threshold`` None = the model file's ``reject_threshold``
+    :class:`rnn_jax.hands.HandFinder`; ``hand_search`` its search budget (``--hand-search``:
+    light, balanced, thorough, every-frame). ``threshold`` None = the model file's ``reject_threshold``
     when it has one, else 0.6.
 
     Actions (:mod:`rnn_jax.live.actions`): ``on_gesture`` is a callable called with the
@@ -263,7 +266,7 @@ def iter_predictions(
                           cooldown_s=action_cooldown, known_gestures=known)
     if motion is not None and hands == "auto":
         hands = "on"
-    finder = make_finder(hands, predictor, hand_models, max_hands)
+    finder = make_finder(hands, predictor, hand_models, max_hands, hand_search=hand_search)
     owns = not isinstance(source, FrameSource)
     frames = open_source(source, width, height) if owns else source
     return PredictionStream(predictor, frames, config, owns_source=owns, finder=finder, actions=runner,

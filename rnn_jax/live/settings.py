@@ -20,6 +20,17 @@ if TYPE_CHECKING:
 
 DEFAULT_THRESHOLD = 0.6  # the live threshold when neither the user nor the model file gives one
 HANDS_CHOICES = ("auto", "on", "off")
+# --hand-search: how much the hand finder may spend looking for hands it does not track yet
+# (rnn_jax.hands.FinderConfig fields; measured trade-offs in docs/performance.md, "Live search budget").
+# All but every-frame search beside the loop (search_lag 1): a frame never waits for a palm run
+# started on an earlier frame, and the result is the same whatever the machine's speed.
+HAND_SEARCH: dict[str, dict[str, object]] = {
+    "light": {"idle_palm_rate": 0.125, "redetect_every": 6, "search_lag": 1},
+    "balanced": {"idle_palm_rate": 0.2, "redetect_every": 3, "search_lag": 1},
+    "thorough": {"idle_palm_rate": 0.34, "redetect_every": 1, "search_lag": 1},
+    "every-frame": {"idle_palm_rate": None, "search_lag": 0},  # no budget: as before issue 34
+}
+DEFAULT_HAND_SEARCH = "balanced"
 
 
 def resolve_threshold(threshold: float | None, info: object) -> float:
@@ -84,15 +95,26 @@ def hands_wanted(hands: str | bool, predictor: Predictor, hand_models: str | Pat
     return hands == "on"
 
 
+def finder_config(hand_search: str = DEFAULT_HAND_SEARCH, max_hands: int = 2):
+    """The :class:`rnn_jax.hands.FinderConfig` of a ``--hand-search`` mode."""
+    from rnn_jax.hands import FinderConfig
+
+    if hand_search not in HAND_SEARCH:
+        raise ConfigError(f"hand search must be one of {', '.join(HAND_SEARCH)}, got {hand_search!r}")
+    if max_hands < 1:
+        raise ConfigError(f"max hands must be >= 1, got {max_hands}")
+    return FinderConfig(max_hands=max_hands, **HAND_SEARCH[hand_search])
+
+
 def make_finder(hands: str | bool | HandFinder, predictor: Predictor, hand_models: str | Path | None = None,
-                max_hands: int = 2, threads: int | None = 1) -> HandFinder | None:
+                max_hands: int = 2, threads: int | None = 1,
+                hand_search: str = DEFAULT_HAND_SEARCH) -> HandFinder | None:
     """A :class:`rnn_jax.hands.HandFinder` when ``hands`` resolves to on, else None."""
-    from rnn_jax.hands import FinderConfig, HandFinder
+    from rnn_jax.hands import HandFinder
 
     if isinstance(hands, HandFinder):
         return hands
-    if max_hands < 1:
-        raise ConfigError(f"max hands must be >= 1, got {max_hands}")
+    config = finder_config(hand_search, max_hands)
     if not hands_wanted(hands, predictor, hand_models):
         return None
-    return HandFinder.load(hand_models, threads=threads, config=FinderConfig(max_hands=max_hands))
+    return HandFinder.load(hand_models, threads=threads, config=config)
