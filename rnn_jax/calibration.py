@@ -111,7 +111,7 @@ def choose_temperature(logits: np.ndarray, labels: np.ndarray, folds: int = TEMP
                 t = _FITS[m](logits[fit_rows], labels[fit_rows])
                 total += test_rows.sum() * expected_calibration_error(
                     softmax(logits[test_rows], temperature=t), labels[test_rows])
-            heldout[m] = total / n
+            heldout[m] = float(total / n)
         best = min(TEMPERATURE_METHODS, key=lambda m: (heldout[m], m != "none"))
         method = best if heldout[best] < heldout["none"] else "none"
     temperature = _FITS[method](logits, labels)
