@@ -16,7 +16,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 from rnn_jax.errors import ModelFileError
-from rnn_jax.ort_options import session_options
+from rnn_jax.ort_options import hand_model_providers, session_options
 
 ENV_VAR = "RNN_JAX_HANDS"
 BUILD_COMMAND = "python tools/build_hand_models.py"
@@ -69,7 +69,7 @@ def _session(path: Path, threads: int | None) -> ort.InferenceSession:
             f"(or point ${ENV_VAR} / --hand-models at the folder holding them)")
     options = session_options(threads)
     try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), sess_options=options, providers=hand_model_providers())
     except Exception as exc:  # onnxruntime raises several pybind types; all mean "bad file"
         raise ModelFileError(f"hand model {path} is corrupt or not an ONNX model "
                              f"({' '.join(str(exc).split())[:160]}); rebuild it with "

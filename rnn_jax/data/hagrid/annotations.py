@@ -11,7 +11,9 @@ in frame pixels with the photo's true aspect, the coordinates the live hand find
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 from collections import defaultdict
 from collections.abc import Iterable
@@ -75,15 +77,23 @@ def as_box(value) -> Box | None:
         box = tuple(float(v) for v in value)
     except (TypeError, ValueError):
         return None
-    if len(box) != 4 or box[2] <= 0 or box[3] <= 0 or not all(np.isfinite(box)):
+    if len(box) != 4 or box[2] <= 0 or box[3] <= 0 or not all(map(math.isfinite, box)):
         return None
     return box  # type: ignore[return-value]
 
 
 def parse_file(path: Path, pool: str) -> tuple[list[HagridEntry], int]:
     """Entries of one gesture JSON, and how many entries were malformed."""
+    return parse_file_with_digest(path, pool)[:2]
+
+
+def parse_file_with_digest(path: Path, pool: str) -> tuple[list[HagridEntry], int, str]:
+    """:func:`parse_file` and the SHA-256 of the file's bytes (what extraction keys its chunks by:
+    hashing the bytes once is far cheaper than serialising a million entries again)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+        digest = hashlib.sha256(raw).hexdigest()
+        data = json.loads(raw.decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"annotation file {path} is not valid JSON ({exc}); re-download or "
                         "re-extract the HaGRID annotations") from exc
@@ -110,7 +120,7 @@ def parse_file(path: Path, pool: str) -> tuple[list[HagridEntry], int]:
     if data and not entries:
         raise DataError(f"annotation file {path} has no entry in HaGRID's schema "
                         "({id: {bboxes, labels, user_id}}); re-download the annotations")
-    return entries, bad
+    return entries, bad, digest
 
 
 def united_box(ann: dict, gesture: str) -> Box | None:
@@ -137,30 +147,36 @@ def gesture_box(e: HagridEntry) -> Box | None:
 NUM_POINTS = 21
 
 
-def hand_points(value) -> np.ndarray | None:
-    """One hand's annotated landmarks, 21 [x, y] (or [x, y, z]) normalised points -> float64 [21, 2],
-    or None when absent, empty or malformed (that hand then goes to the hand finder)."""
-    try:
-        arr = np.asarray(value, np.float64)
-    except (TypeError, ValueError):
+def hand_points(value) -> list | None:
+    """One hand's annotated landmarks, 21 [x, y] (or [x, y, z]) normalised points -> 21 [x, y] lists,
+    or None when absent, empty or malformed (that hand then goes to the hand finder). Plain
+    Python: a million hands are checked in seconds, no array made per hand."""
+    if not isinstance(value, list) or len(value) != NUM_POINTS:
         return None
-    if arr.ndim != 2 or arr.shape[0] != NUM_POINTS or arr.shape[1] not in (2, 3) or not np.isfinite(arr).all():
-        return None
-    return arr[:, :2]
+    out = []
+    for point in value:
+        if not isinstance(point, list) or len(point) not in (2, 3):
+            return None
+        x, y = point[0], point[1]
+        if not (isinstance(x, (int, float)) and isinstance(y, (int, float))) or not (math.isfinite(x) and math.isfinite(y)):
+            return None
+        out.append([x, y])
+    return out
 
 
-def box_landmarks(entry: HagridEntry) -> list[np.ndarray | None]:
-    """Each box's annotated landmarks (normalised [21, 2]) or None, in box order."""
+def box_landmarks(entry: HagridEntry) -> list[list | None]:
+    """Each box's annotated landmarks (21 normalised [x, y]) or None, in box order."""
     raw = entry.hand_landmarks
     hands = raw if isinstance(raw, list) else []
     return [hand_points(hands[i]) if i < len(hands) else None for i in range(len(entry.boxes))]
 
 
-def landmarks_in_pixels(points: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Normalised [21, 2] -> [21, 3] frame pixels (x * width, y * height, z = 0: HaGRID gives no depth).
+def landmarks_in_pixels(points, width: int, height: int) -> np.ndarray:
+    """Normalised 21 [x, y] -> [21, 3] frame pixels (x * width, y * height, z = 0: HaGRID gives no depth).
 
     Why pixels: HaGRID normalises x by the width and y by the height, so in a 16:9 photo a hand
     kept in 0..1 units is squeezed to 0.56x in x against what the live finder sees."""
+    points = np.asarray(points, np.float64)
     out = np.zeros((NUM_POINTS, 3), np.float64)
     out[:, 0] = points[:, 0] * width
     out[:, 1] = points[:, 1] * height

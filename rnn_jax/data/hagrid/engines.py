@@ -30,6 +30,7 @@ class SerialEngine:
 
     finder: object = None
     hand_models: str | None = None
+    capacity: int = 1
 
     def run(self, chunks: Sequence[Chunk], root: Path) -> Iterator[tuple[Chunk, dict]]:
         for chunk in chunks:
@@ -42,6 +43,10 @@ class LocalProcessEngine:
 
     workers: int
     hand_models: str | None = None
+
+    @property
+    def capacity(self) -> int:
+        return self.workers
 
     def run(self, chunks: Sequence[Chunk], root: Path) -> Iterator[tuple[Chunk, dict]]:
         if self.workers <= 1 or len(chunks) <= 1:
@@ -80,6 +85,10 @@ class DaskEngine:
     @property
     def worker_count(self) -> int:
         return len(self.client.scheduler_info().get("workers", {}))
+
+    @property
+    def capacity(self) -> int:
+        return max(1, sum(w.get("nthreads", 1) for w in self.client.scheduler_info().get("workers", {}).values()))
 
     def run(self, chunks: Sequence[Chunk], root: Path) -> Iterator[tuple[Chunk, dict]]:
         from distributed import as_completed

@@ -29,7 +29,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +84,10 @@ def highest_hand(hands):
     return min(hands, key=lambda h: float(h.landmarks[:, 1].min()))
 
 
+def picture_exists(path: Path) -> bool:
+    return path.is_file()
+
+
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) as :func:`rnn_jax.preprocess.read_image` would decode it, from the header
     only (Pillow; EXIF rotations by 90 degrees swap the sides, as OpenCV's decode does)."""
@@ -117,7 +121,7 @@ def extract_picture(get_finder: Callable, kind: str, root: Path, item: Item) -> 
     from rnn_jax.preprocess import read_image
 
     path = root / item.path
-    if not path.is_file():
+    if not picture_exists(path):
         return MISSING
     ann = item.annotation
     if kind == "annotated" and ann is not None and all(lm is not None for lm in ann["landmarks"]):
@@ -231,34 +235,51 @@ class Chunk:
     items: tuple[Item, ...]
     key: str
     path: Path
+    size: int = 0  # pictures in the chunk (kept when the items are dropped)
 
     @property
     def claim(self) -> Path:
         return self.path.with_suffix(".claim")
 
+    def done(self) -> Chunk:
+        """The same chunk without its items (what a merge needs; a 1M-photo plan stays small)."""
+        return replace(self, items=())
 
-def chunk_key(kind: str, root: Path, items: Sequence[Item]) -> str:
+
+def chunk_key(kind: str, root: Path, items: Sequence[Item], annotations: str | None = None) -> str:
     """Content key of one chunk: rule version, the finder's settings where the rule searches with
-    tiles (photos), and each picture's relative path, size and annotation (no absolute path, no
-    file time: a cache moves between machines)."""
+    tiles (photos), each picture's relative path and size, and what is known of it: its label, or
+    for annotated photos the SHA-256 of the annotation file they come from (``annotations``; an
+    edited file re-extracts its gesture). No absolute path, no file time: a cache moves between
+    machines."""
     from rnn_jax.hands.finder import FinderConfig
 
     finder = f"|{FinderConfig()!r}" if kind == "photos" else ""
-    digest = hashlib.sha256(f"{kind}|{RULES_VERSION}{finder}".encode())
+    digest = hashlib.sha256(f"{kind}|{RULES_VERSION}{finder}|{annotations}".encode())
+    base = str(root) + os.sep
     for item in items:
-        path = root / item.path
-        size = path.stat().st_size if path.is_file() else -1
-        digest.update(f"|{item.path}|{size}|{item.digest()}".encode())
+        known = item.label if annotations else item.digest()
+        digest.update(f"|{item.path}|{picture_size_bytes(base + item.path)}|{known}".encode())
     return digest.hexdigest()[:20]
 
 
-def plan_chunks(kind: str, root: Path, items: Sequence[Item], cache: Path) -> list[Chunk]:
-    """The part's pictures cut into chunks of ``CHUNK``, each with its content key and file."""
+def picture_size_bytes(path: str | Path) -> int:
+    """The file's size for the content key (-1 when absent: a later download changes the key)."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return -1
+
+
+def plan_chunks(kind: str, root: Path, items: Sequence[Item], cache: Path,
+                annotations: str | None = None) -> list[Chunk]:
+    """The part's pictures cut into chunks of ``CHUNK``, each with its content key and file
+    (``annotations``: the digest of the annotation file the items come from)."""
     chunks = []
     for k, start in enumerate(range(0, len(items), CHUNK)):
         part = tuple(items[start : start + CHUNK])
-        key = chunk_key(kind, root, part)
-        chunks.append(Chunk(kind, k, part, key, cache / f"{kind}-{key}.npz"))
+        key = chunk_key(kind, root, part, annotations)
+        chunks.append(Chunk(kind, k, part, key, cache / f"{kind}-{key}.npz", len(part)))
     return chunks
 
 
@@ -349,27 +370,35 @@ def run_work_list(chunks: Sequence[Chunk], root: Path, engine, progress: bool = 
     ``engine`` runs chunks (:mod:`.engines`). With ``wait``, chunks claimed by another run are
     waited for (and taken over when their claim goes stale), so on return every chunk is on
     disk; without it (a shard job) they are left to their owner. Returns counts for the report."""
-    total = sum(len(c.items) for c in chunks)
+    total = sum(c.size for c in chunks)
     done_chunks = [c for c in chunks if c.path.is_file()]
-    bar = Progress(total, sum(len(c.items) for c in done_chunks), what, progress)
+    bar = Progress(total, sum(c.size for c in done_chunks), what, progress)
     pending = [c for c in chunks if not c.path.is_file()]
     counts = {"chunks": len(chunks), "cached": len(done_chunks), "extracted_here": 0, "by_others": 0}
     try:
+        batch = max(1, 2 * int(getattr(engine, "capacity", 1)))  # claim what the engine can start soon
         while pending:
-            mine = [c for c in pending if try_claim(c, timeout_s)]
+            mine: list[Chunk] = []
+            for c in pending:  # claim a batch at a time: a second run on the cache gets the rest
+                if len(mine) == batch:
+                    break
+                if try_claim(c, timeout_s):
+                    mine.append(c)
             if mine:
                 for chunk, arrays in engine.run(mine, root):
                     save_chunk(chunk, arrays)
                     counts["extracted_here"] += 1
-                    bar.add(len(chunk.items))
-            others = [c for c in pending if c not in mine and not c.path.is_file()]
-            counts["by_others"] += sum(1 for c in pending if c not in mine and c.path.is_file())
+                    bar.add(chunk.size)
+                pending = [c for c in pending if c not in mine]
+                continue
+            others = [c for c in pending if not c.path.is_file()]
+            counts["by_others"] += sum(1 for c in pending if c.path.is_file())
             if not others or not wait:
                 break
             time.sleep(poll_s)
             finished = [c for c in others if c.path.is_file()]
             counts["by_others"] += len(finished)
-            bar.add(sum(len(c.items) for c in finished))
+            bar.add(sum(c.size for c in finished))
             pending = [c for c in others if not c.path.is_file()]
     except BaseException:
         for c in pending:  # release what this run claimed but did not finish (others may take it)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from rnn_jax.data.hagrid.annotations import (
     box_landmarks,
     folder_gesture,
     index_images,
-    parse_file,
+    parse_file_with_digest,
 )
 from rnn_jax.data.hagrid.extract import (
     RULES_VERSION,
@@ -109,33 +110,36 @@ class AnnotatedReader:
 
     def items(self, pool: str) -> Iterator[list[Item]]:
         """One list of items per gesture file of ``pool``."""
-        root = self.layout.root
+        for _digest, items in self.files(pool):
+            yield items
+
+    def files(self, pool: str) -> Iterator[tuple[str, list[Item]]]:
+        """(the file's SHA-256, its items) per gesture file of ``pool``; annotation items carry the
+        boxes, labels, person, landmarks (lists, None where a box has none) and handedness."""
+        base = str(self.layout.root) + os.sep
         for path in self.layout.pools[pool]:
-            entries, bad = parse_file(path, pool)
+            entries, bad, digest = parse_file_with_digest(path, pool)
             self.counts["malformed_entries"] += bad
-            found = []
+            items, missing = [], 0
             for e in entries:
                 paths = self.index.get(e.image_id)
                 if not paths:
+                    missing += 1
                     continue
-                best = next((p for p in paths if folder_gesture(p) == e.gesture), paths[0])
-                found.append((e, best))
-            if entries and not found:
-                self.counts["gesture_files_without_images"] += 1  # an archive not downloaded: not "missing"
-                continue
-            self.counts["missing_on_disk"] += len(entries) - len(found)
-            items = []
-            for e, picture in found:
+                picture = next((p for p in paths if folder_gesture(p) == e.gesture), paths[0])
                 landmarks = box_landmarks(e)
                 self.counts["boxes"] += len(e.boxes)
                 self.counts["boxes_with_landmarks"] += sum(lm is not None for lm in landmarks)
                 self.counts["two_handed_photos"] += e.united is not None
                 hands = [e.leading_hand or "" if label == e.gesture else "" for label in e.labels]
-                items.append(Item(str(Path(picture).relative_to(root)), e.gesture, {
-                    "boxes": [list(b) for b in e.boxes], "labels": list(e.labels), "user": e.user,
-                    "landmarks": [None if lm is None else np.round(lm, 5).tolist() for lm in landmarks],
-                    "hands": hands}))
-            yield items
+                relative = picture[len(base):] if picture.startswith(base) else os.path.relpath(picture, base)
+                items.append(Item(relative, e.gesture, {"boxes": [list(b) for b in e.boxes], "labels": list(e.labels),
+                                                        "user": e.user, "landmarks": landmarks, "hands": hands}))
+            if entries and not items:
+                self.counts["gesture_files_without_images"] += 1  # an archive not downloaded: not "missing"
+                continue
+            self.counts["missing_on_disk"] += missing
+            yield digest, items
 
 
 def extraction_chunks(layout: HagridLayout, cache: Path, reader: AnnotatedReader | None = None
@@ -150,8 +154,8 @@ def extraction_chunks(layout: HagridLayout, cache: Path, reader: AnnotatedReader
             yield part, plan_chunks(part.kind, layout.root, class_folder_items(folder, layout.root), cache)
         else:
             assert reader is not None
-            for items in reader.items(part.pool):
-                yield part, plan_chunks("annotated", layout.root, items, cache)
+            for digest, items in reader.files(part.pool):
+                yield part, plan_chunks("annotated", layout.root, items, cache, annotations=digest)
 
 
 def extract_layout(layout: HagridLayout, cache: Path, engine, shard: tuple[int, int] | None = None,
@@ -164,12 +168,12 @@ def extract_layout(layout: HagridLayout, cache: Path, engine, shard: tuple[int, 
     totals: Counter = Counter()
     number = 0
     for part, chunks in extraction_chunks(layout, cache, reader):
-        plan.append((part, chunks))
         mine = [c for c in chunks if in_shard(number + c.index, shard)]
         number += len(chunks)
         if mine:
             totals.update(run_work_list(mine, layout.root, engine, progress=progress, wait=shard is None,
                                         what=f"{part.kind} ({part.pool})"))
+        plan.append((part, [c.done() for c in chunks]))  # items dropped: memory stays one gesture file
     return plan, {**dict(totals), **(dict(reader.counts) if reader else {})}
 
 
@@ -192,7 +196,9 @@ def merge_chunks(plan: list[tuple[Part, list[Chunk]]]) -> dict[str, np.ndarray]:
             pieces.append(arrays)
     if not pieces:
         raise DataError("this HaGRID root has no pictures to extract")
-    table = {key: np.concatenate([p[key] for p in pieces]) for key in pieces[0]}
+    table = {}
+    for key in list(pieces[0]):  # field by field, freeing the pieces: peak memory ~ the table plus one field
+        table[key] = np.concatenate([p.pop(key) for p in pieces])
     table["statuses"] = np.asarray(json.dumps(dict(statuses)))
     return table
 
@@ -287,16 +293,17 @@ def prepare_landmarks(root: str | Path, seed: int = 0, no_gesture: bool = True, 
                     "seed": seed, "class_names": list(class_names), "z": "zeroed (annotated landmarks have no depth)"
                     if zero_z else "kept", "counts": counts, "statuses": json.loads(str(table["statuses"])),
                     "parts": [], "hands_per_class": {}, "people": {}}
+    pictures: Counter = Counter()
     for part, chunks in plan:
+        pictures[part] += sum(c.size for c in chunks)
+    for part, count in pictures.items():  # one entry per part (a part spans many gesture files)
         rows = np.flatnonzero((table["pool"] == part.pool) & (table["kind"] == part.kind))
         hows = Counter(table["how"][rows].tolist())
-        entry = {"split": part.pool, "part": part.kind, "path": part.source,
-                 "pictures": sum(len(c.items) for c in chunks), "hands_kept": int(len(rows)),
-                 **{f"by_{k}": v for k, v in sorted(hows.items())}}
+        entry = {"split": part.pool, "part": part.kind, "path": part.source, "pictures": count,
+                 "hands_kept": int(len(rows)), **{f"by_{k}": v for k, v in sorted(hows.items())}}
         if part.kind == "photos":
             entry["photos_with_other_hands"] = int(np.sum(table["others"][rows] > 0))
-        if not any(p["part"] == part.kind and p["split"] == part.pool for p in report["parts"]):
-            report["parts"].append(entry)
+        report["parts"].append(entry)
     out.mkdir(parents=True, exist_ok=True)
     notes = {"hagrid": str(layout.root), "layout": layout.kind}
     for split, rows in splits.items():
