@@ -8,7 +8,8 @@ as the live program), and prints the per-frame accuracy of the smoothed top clas
 smoothing has settled (the first --settle frames of each photo are skipped) next to the
 offline accuracy of the same ONNX file on the same photos, plus how often the stable
 gesture (threshold + steady frames) is shown and how often it is right when shown.
-JAX-free: needs only onnxruntime and OpenCV.
+JAX-free: runs on the base install (numpy, onnxruntime, OpenCV; ``--store`` edits the model
+file's metadata itself, without the ``onnx`` package).
 
 Landmark models (from ``experiments.landmarks``) always use the hand finder: offline is the
 model on each padded photo's landmarks from a zero state, live carries the state frame to frame.
@@ -17,7 +18,9 @@ HaGRID's annotated photos (``--hagrid ROOT``, default split val): each whole pho
 letterboxed into a --frame x --frame frame (what a webcam shows) and held --hold frames; the
 live loop runs with hands on. Per settled frame the hand inside the annotated gesture box must
 show that gesture (a frame where that hand is not found counts as wrong, and as "hand lost"),
-and every hand inside a ``no_gesture`` box must show no gesture (else a false trigger). Beside
+and every hand inside a ``no_gesture`` box must show no gesture (else a false trigger; a resting
+hand the finder misses is counted apart as "lost", and the false-trigger rate is over the
+resting hands found). Beside
 it, offline: the same ONNX file on each annotated box (landmarks from the landmark model looking
 at the box, or the box's hand crop), with the same temperature and threshold.
 
@@ -27,6 +30,11 @@ at the box, or the box's hand crop), with the same temperature and threshold.
 prints right / wrong / lost / resting-triggered for each; with ``--store`` the smallest
 threshold whose live resting-hand false-trigger rate is at most ``--max-false-trigger`` is
 written into the model file's reject threshold, which rnn_jax.live uses by default.
+
+``--halves`` splits the split's people in two by a fixed rule (SHA-256 of the ``user_id``, even:
+half A, odd: B; tools/live_checks/halves.py) and reports each half; with ``--sweep`` the live
+threshold chosen on each half is reported on the other (cross-fitted: no figure is scored on
+the photos its threshold was chosen on). ``--store`` still stores the threshold chosen on all of them.
 
 With ``--hands on`` the live loop finds the hand in each frame (rnn_jax.hands) and classifies
 its crop. Each photo is then padded with a replicated border (as ``--crop hand`` training
@@ -47,7 +55,12 @@ from rnn_jax.atomic import write_json_atomic  # noqa: E402
 from rnn_jax.calibration import smallest_threshold_within  # noqa: E402
 from rnn_jax.errors import main_guard  # noqa: E402
 from tools.live_checks.folders import print_result, run  # noqa: E402
-from tools.live_checks.hagrid import print_hagrid, run_hagrid, store_threshold  # noqa: E402
+from tools.live_checks.hagrid import (  # noqa: E402
+    cross_fitted,
+    print_hagrid,
+    run_hagrid,
+    store_threshold,
+)
 
 __all__ = ["main", "print_hagrid", "print_result", "run", "run_hagrid"]  # run/run_hagrid: the tests' API
 
@@ -79,14 +92,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="--sweep: resting-hand frames allowed to show a gesture (default %(default)s)")
     parser.add_argument("--store", action="store_true",
                         help="--sweep: write the smallest threshold within --max-false-trigger into the ONNX file")
+    parser.add_argument("--halves", action="store_true",
+                        help="--hagrid: report each half of the people; with --sweep, choose the threshold on "
+                             "one half and report it on the other (cross-fitted)")
     args = parser.parse_args(argv)
     hagrid = args.hagrid is not None
     args.hold = args.hold if args.hold is not None else (12 if hagrid else 15)
     args.settle = args.settle if args.settle is not None else (6 if hagrid else 8)
     if args.settle >= args.hold:
         parser.error("--settle must be smaller than --hold")
-    if (args.sweep or args.store) and not hagrid:
-        parser.error("--sweep and --store need --hagrid")
+    if (args.sweep or args.store or args.halves) and not hagrid:
+        parser.error("--sweep, --store and --halves need --hagrid")
     if args.store and not args.sweep:
         parser.error("--store needs --sweep")
     if not 0.0 <= args.max_false_trigger < 1.0:
@@ -94,11 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     sweep = tuple(round(0.30 + 0.05 * k, 2) for k in range(13)) if args.sweep else ()
     if hagrid:
         result = run_hagrid(Path(args.onnx), args.hagrid, args.split, args.hold, args.settle, args.smoothing,
-                            args.threshold, args.stable_frames, args.frame, args.hand_models, sweep)
+                            args.threshold, args.stable_frames, args.frame, args.hand_models, sweep, args.halves)
         if sweep:
             rates = {row["threshold"]: row["live_resting_triggered"] for row in result["sweep"]}
             chosen = smallest_threshold_within(rates, args.max_false_trigger)
             result["chosen_threshold"] = chosen
+            if args.halves:
+                result["cross_fitted"] = cross_fitted(result["sweep"], args.max_false_trigger)
             if args.store and chosen is not None:
                 store_threshold(Path(args.onnx), chosen)
         print_hagrid(result)
