@@ -18,6 +18,7 @@ from typing import IO, TextIO
 
 import cv2
 
+from rnn_jax.bundled import bundled_model
 from rnn_jax.errors import RnnJaxError, exit_code
 from rnn_jax.live.actions import (
     DEFAULT_COOLDOWN_S,
@@ -97,8 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Recognise hand gestures in real time with an exported rnn-jax ONNX model "
                     "(numpy + OpenCV + onnxruntime only; no JAX needed).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--onnx", required=True, metavar="PATH",
-                   help="exported model; its metadata gives labels, input size and crop mode")
+    p.add_argument("--onnx", default=str(bundled_model()), metavar="PATH",
+                   help="exported model; its metadata gives labels, input size and crop mode (default: the "
+                        "HaGRID landmark model bundled with rnn-jax, rnn_jax/bundled/)")
     src = p.add_argument_group("source")
     src.add_argument("--source", default="0", metavar="SRC",
                      help="camera index (0, 1, ...), video file, folder of images (natural sort), "
