@@ -447,7 +447,11 @@ def test_hand_search_mode_is_checked_before_the_camera_opens() -> None:
     assert finder_config("every-frame").idle_palm_rate is None
     with pytest.raises(ConfigError, match="hand search must be one of"):
         finder_config("fastest")
-    with pytest.raises(ValueError, match="idle_palm_rate"):
-        from rnn_jax.hands import FinderConfig
+    from rnn_jax.hands import FinderConfig
 
+    with pytest.raises(ValueError, match="idle_palm_rate"):
         FinderConfig(idle_palm_rate=0.0)
+    with pytest.raises(ValueError, match="reject_memory"):
+        FinderConfig(reject_memory=-1)
+    # the budget's fields stay out of the repr that keys the HaGRID photo cache (photos never use them)
+    assert repr(FinderConfig()) == repr(FinderConfig(idle_palm_rate=None, search_lag=1, reject_memory=0))

@@ -3,12 +3,13 @@
 Why: on one laptop core a palm run costs ~22 ms and a landmark run ~10 ms, and most webcam
 frames show no hand. Searching every frame (whole frame + two tiles) spent ~3 palm runs on
 every idle frame. Here a search spends tokens: ``rate`` palm runs per frame on average (the
-state decides the rate: no hand tracked, or a hand missing beside tracked ones), at most one
-palm run per frame (the cost is spread over frames), up to ``burst`` saved while nothing
-needed a look. A region is looked at again only when its picture changed since its last
+finder decides when a search is wanted), one region per frame (the cost is spread over
+frames), up to ``burst`` saved while nothing needed a look. A region is looked at again only when its picture changed since its last
 look (frame differencing on a grey picture ``MOTION_SCALE`` times smaller than the frame,
 ~0.1 ms): a still scene costs nothing after one look at each region; a hand that enters
-changes the whole frame, which has priority, and finds saved tokens. ``max_gap`` frames
+changes the whole frame, which has priority, and finds saved tokens. A new scene (most of
+the picture changed at once) earns a look at every region, which the finder may take a few
+per frame. ``max_gap`` frames
 without a look at the whole frame force one (slow changes stay under the threshold).
 Pure bookkeeping: the finder runs the palm model.
 """
@@ -64,7 +65,9 @@ class SearchBudget:
 
     def earn(self, rate: float) -> None:
         """One frame passes: ``rate`` palm runs' worth of tokens (capped at ``burst``)."""
-        self.tokens = min(max(self.burst, 1.0), self.tokens + rate)
+        cap = max(self.burst, 1.0)
+        if self.tokens < cap:  # (a new scene's grant above the cap is kept until spent)
+            self.tokens = min(cap, self.tokens + rate)
 
     def restart(self, lost: list[Region] | None = None) -> None:
         """A hand was lost (or the finder reset): every region is looked at afresh, tiles from the middle.

@@ -34,12 +34,13 @@ PROBE = Path(__file__).with_name("finder_probe.py")
 SAMPLES_ENV = "RNN_JAX_OPENCV_SAMPLES"  # OpenCV's sample data (Debian opencv-doc: .../examples/data)
 SAMPLES_DEFAULT = Path("/usr/share/doc/opencv-doc/examples/data")
 MEGAMIND_NO_HAND = ((98, 153), (200, 269))  # the man alone, then the face close-up (tests/test_hands.py)
-# finders measured: label -> (tree, FinderConfig fields as JSON); "" tree = this checkout
-FINDERS = {
-    f"{BASELINE} (before tiles)": ("baseline", {}),
-    "main before the budget": ("", {"idle_palm_rate": None, "search_lag": 0}),
-    "today": ("", {}),
-}
+def finders() -> dict[str, tuple[str, dict]]:
+    """label -> ("baseline" or "" for this checkout, FinderConfig fields): the live modes of today."""
+    from rnn_jax.live.settings import DEFAULT_HAND_SEARCH, HAND_SEARCH
+
+    return {f"{BASELINE} (before tiles)": ("baseline", {}),
+            "today --hand-search every-frame": ("", HAND_SEARCH["every-frame"]),
+            f"today --hand-search {DEFAULT_HAND_SEARCH}": ("", HAND_SEARCH[DEFAULT_HAND_SEARCH])}
 
 
 def _writer(path: Path, size: tuple[int, int]):
@@ -217,7 +218,7 @@ def section_budget(ctx: Context) -> Section:
     tmp = Path(tempfile.mkdtemp(prefix="rnn_jax_budget_"))
     try:
         base = baseline_tree(tmp / "baseline")
-        finders = {k: v for k, v in FINDERS.items() if v[0] != "baseline" or base is not None}
+        candidates = {k: v for k, v in finders().items() if v[0] != "baseline" or base is not None}
         if base is None:
             sec.notes.append(f"{BASELINE} is not in this checkout's history: today's code only")
         videos = make_videos(ctx, tmp)
@@ -226,12 +227,12 @@ def section_budget(ctx: Context) -> Section:
             return sec
         rounds = 1 if ctx.quick else max(2, min(ctx.rounds, 3))
         passes: dict[tuple[str, str], list[dict]] = {}
-        labels = list(finders)
+        labels = list(candidates)
         for r in range(rounds):
             for name, (video, _) in videos.items():
                 order = labels if r % 2 == 0 else labels[::-1]  # alternate who goes first
                 for label in order:
-                    where, fields = finders[label]
+                    where, fields = candidates[label]
                     tree = base if where == "baseline" else REPO
                     progress(f"budget: round {r + 1}/{rounds}, {name}, {label}")
                     passes.setdefault((name, label), []).append(
