@@ -202,15 +202,17 @@ def crossfit_live(run: Path, root: Path, out: Path, offline: dict, hand_models: 
         result = run_hagrid(model, root, "val", 12, 6, "ema:0.5", None, 5, 640, hand_models, SWEEP, halves=True,
                             finder=finder)
         if name == "same data":
-            rates = {row["threshold"]: row["live_resting_triggered"] for row in result["sweep"]}
+            rates = {row["threshold"]: row["live_resting_triggered"] for row in result["sweep"]
+                     if row["live_resting_triggered"] is not None}
             scored = {k: result[k] for k in LIVE_KEYS}
             sweep_rows, scored_on = result["sweep"], None
         else:  # choices made on the other half, scored on this one
             scored = {k: result["by_half"][name][k] for k in LIVE_KEYS}
             rates = {row["threshold"]: row["by_half"][picked["chosen_on"]]["live_resting_triggered"]
-                     for row in result["sweep"]}
+                     for row in result["sweep"]
+                     if row["by_half"][picked["chosen_on"]]["live_resting_triggered"] is not None}
             sweep_rows, scored_on = result["sweep"], name
-        chosen = smallest_threshold_within(rates, max_false_trigger)
+        chosen = smallest_threshold_within(rates, max_false_trigger) if rates else None
         row = next((r for r in sweep_rows if r["threshold"] == chosen), None)
         at_live = None if row is None else (row if scored_on is None else row["by_half"][scored_on])
         live[name] = {"model": str(model), "at_offline_threshold": scored, "live_threshold": chosen,
@@ -233,9 +235,10 @@ def pooled_live(live: dict) -> dict:
         found = sum(frames["resting_frames"] - frames["resting_lost"] for _, frames in parts)
         pooled = {k: sum(p[k] * f["gesture_frames"] for p, f in parts) / g
                   for k in ("live_gesture_right", "live_gesture_wrong", "live_gesture_lost")}
-        pooled["live_resting_triggered"] = (sum(p["live_resting_triggered"] * (f["resting_frames"] - f["resting_lost"])
+        pooled["live_resting_triggered"] = (sum((p["live_resting_triggered"] or 0.0) * (f["resting_frames"] - f["resting_lost"])
                                                 for p, f in parts) / found) if found else None
-        pooled["live_resting_lost"] = sum(p["live_resting_lost"] * f["resting_frames"] for p, f in parts) / r if r else None
+        pooled["live_resting_lost"] = (sum((p["live_resting_lost"] or 0.0) * f["resting_frames"] for p, f in parts) / r
+                                       if r else None)
         out[which] = pooled
     return out
 

@@ -112,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         result = run_hagrid(Path(args.onnx), args.hagrid, args.split, args.hold, args.settle, args.smoothing,
                             args.threshold, args.stable_frames, args.frame, args.hand_models, sweep, args.halves)
         if sweep:
-            rates = {row["threshold"]: row["live_resting_triggered"] for row in result["sweep"]}
-            chosen = smallest_threshold_within(rates, args.max_false_trigger)
+            rates = {row["threshold"]: row["live_resting_triggered"] for row in result["sweep"]
+                     if row["live_resting_triggered"] is not None}  # None: no resting hand found
+            chosen = smallest_threshold_within(rates, args.max_false_trigger) if rates else None
             result["chosen_threshold"] = chosen
             if args.halves:
                 result["cross_fitted"] = cross_fitted(result["sweep"], args.max_false_trigger)
@@ -122,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         print_hagrid(result)
         if sweep:
             chosen = result["chosen_threshold"]
-            what = ("none of the thresholds keeps" if chosen is None else f"smallest threshold {chosen:.2f} keeps")
+            what = ("no resting hand was found, so nothing" if not any(
+                row["live_resting_triggered"] is not None for row in result["sweep"])
+                else "none of the thresholds keeps" if chosen is None else f"smallest threshold {chosen:.2f} keeps")
             print(f"{what} resting hands shown a gesture at or under {args.max_false_trigger:.0%} of frames"
                   + (f"; stored in {args.onnx}" if args.store and chosen is not None else ""))
         if args.json:

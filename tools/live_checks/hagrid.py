@@ -169,12 +169,13 @@ def _score(stream, items, frame_boxes, hold: int, settle: int, known: set[str],
 
 def _rates(counts: dict) -> dict:
     """Shares of gesture-hand frames; resting hands: triggered among those found, lost among all."""
-    n_g, n_r = max(counts["gesture_frames"], 1), max(counts["resting_frames"], 1)
-    found = max(counts["resting_frames"] - counts["resting_lost"], 1)
+    n_g, n_r = max(counts["gesture_frames"], 1), counts["resting_frames"]
+    found = n_r - counts["resting_lost"]
     return {"live_gesture_right": counts["gesture_right"] / n_g, "live_gesture_lost": counts["gesture_lost"] / n_g,
             "live_gesture_wrong": counts["gesture_wrong"] / n_g,
-            "live_resting_triggered": counts["resting_triggered"] / found,
-            "live_resting_lost": counts["resting_lost"] / n_r}
+            # None: no resting hand was found, so no false-trigger rate (and nothing to choose a threshold on)
+            "live_resting_triggered": counts["resting_triggered"] / found if found else None,
+            "live_resting_lost": counts["resting_lost"] / n_r if n_r else None}
 
 
 def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoothing: str, threshold: float | None,
@@ -259,12 +260,18 @@ def cross_fitted(sweep_rows: list[dict], max_false_trigger: float) -> dict:
     out = {}
     for half in HALVES:
         rates = {row["threshold"]: row["by_half"][other(half)]["live_resting_triggered"] for row in sweep_rows
-                 if other(half) in row["by_half"]}
+                 if other(half) in row["by_half"] and row["by_half"][other(half)]["live_resting_triggered"] is not None}
         chosen = smallest_threshold_within(rates, max_false_trigger) if rates else None
         row = next((r for r in sweep_rows if r["threshold"] == chosen), None)
         out[half] = {"chosen_on": other(half), "threshold": chosen,
+                     "why_none": None if chosen is not None else ("no resting hand found there" if not rates
+                                                                  else "no threshold keeps the target there"),
                      **(row["by_half"].get(half, {}) if row is not None else {})}
     return out
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1%}"
 
 
 def print_hagrid(result: dict) -> None:
@@ -276,9 +283,9 @@ def print_hagrid(result: dict) -> None:
           f"{result['offline_gesture_right'] or 0:>26.1%}")
     print(f"{'gesture hands shown wrong gesture':38}{result['live_gesture_wrong']:>20.1%}")
     print(f"{'gesture hand lost (not found)':38}{result['live_gesture_lost']:>20.1%}")
-    print(f"{'resting hands (found) shown a gesture':38}{result['live_resting_triggered']:>20.1%}"
+    print(f"{'resting hands (found) shown a gesture':38}{_pct(result['live_resting_triggered']):>20}"
           f"{result['offline_resting_triggered'] or 0:>26.1%}")
-    print(f"{'resting hand lost (not found)':38}{result['live_resting_lost']:>20.1%}")
+    print(f"{'resting hand lost (not found)':38}{_pct(result['live_resting_lost']):>20}")
     print(f"(frames: {result['gesture_frames']} gesture-hand, {result['resting_frames']} resting-hand; offline hands: "
           f"{result['offline_gesture_hands']} gesture, {result['offline_resting_hands']} resting; frames with a gesture "
           f"on a hand outside every box: {result['stray_gesture_frames']})")
@@ -288,21 +295,21 @@ def print_hagrid(result: dict) -> None:
               f"{'wrong':>9}{'lost':>9}{'resting (found) shown a gesture':>34}")
         for row in result["sweep"]:
             print(f"{row['threshold']:>10.2f}{row['live_gesture_right']:>9.1%}{row['live_gesture_wrong']:>9.1%}"
-                  f"{row['live_gesture_lost']:>9.1%}{row['live_resting_triggered']:>34.1%}")
+                  f"{row['live_gesture_lost']:>9.1%}{_pct(row['live_resting_triggered']):>34}")
     if result.get("by_half"):
         print(f"\nper half of the people (fixed rule: tools/live_checks/halves.py), at threshold {result['threshold']:.2f}:")
         for half, c in result["by_half"].items():
             print(f"  {half}: {c['people']} people, right {c['live_gesture_right']:.1%}, wrong {c['live_gesture_wrong']:.1%}, "
-                  f"lost {c['live_gesture_lost']:.1%}; resting (found) shown a gesture {c['live_resting_triggered']:.1%}, "
-                  f"resting lost {c['live_resting_lost']:.1%} ({c['gesture_frames']} gesture / {c['resting_frames']} "
+                  f"lost {c['live_gesture_lost']:.1%}; resting (found) shown a gesture {_pct(c['live_resting_triggered'])}, "
+                  f"resting lost {_pct(c['live_resting_lost'])} ({c['gesture_frames']} gesture / {c['resting_frames']} "
                   "resting frames)")
     for half, c in (result.get("cross_fitted") or {}).items():
         if c["threshold"] is None:
-            print(f"  cross-fitted {half}: no threshold keeps half {c['chosen_on']}'s resting hands within the target")
+            print(f"  cross-fitted {half}: no threshold chosen on half {c['chosen_on']} ({c['why_none']})")
             continue
         print(f"  cross-fitted {half}: threshold {c['threshold']:.2f} chosen on half {c['chosen_on']} -> on {half}: right "
               f"{c['live_gesture_right']:.1%}, wrong {c['live_gesture_wrong']:.1%}, lost {c['live_gesture_lost']:.1%}; "
-              f"resting (found) shown a gesture {c['live_resting_triggered']:.1%}, resting lost {c['live_resting_lost']:.1%}")
+              f"resting (found) shown a gesture {_pct(c['live_resting_triggered'])}, resting lost {_pct(c['live_resting_lost'])}")
     if result.get("mean_fps"):
         print(f"speed: {result['mean_fps']:.1f} frames/s; p50 per frame: model {result['model_latency_p50_ms']:.3f} ms, "
               f"hand finding {result['hands_p50_ms'] or 0:.2f} ms, whole loop {result['loop_p50_ms']:.2f} ms")
