@@ -62,6 +62,7 @@ class SearchBudget:
     looks: dict[int, tuple[np.ndarray, int]] = field(default_factory=dict)  # region -> (small picture, frame)
     focus: list[Region] = field(default_factory=list)  # around hands just lost: looked at first
     prev: np.ndarray | None = None  # the small picture of the last frame planned for
+    cut_at: int = -1  # the frame the last new scene was seen on
 
     def earn(self, rate: float) -> None:
         """One frame passes: ``rate`` palm runs' worth of tokens (capped at ``burst``)."""
@@ -99,6 +100,7 @@ class SearchBudget:
             changed_fraction(small, self.prev, None) >= CUT_FRACTION)
         self.prev = small
         if cut:  # a new scene: the lost hand is not where it was, and every region deserves a look
+            self.cut_at = frame
             self.focus.clear()
             self.tokens = max(self.tokens, 1.0 + len(tiles))
         if self.tokens < 1.0:

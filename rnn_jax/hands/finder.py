@@ -132,7 +132,9 @@ class FinderConfig:
     motion_threshold: float = field(default=0.01, repr=False)  # region unchanged below this share: no look
     max_search_gap: int = field(default=30, repr=False)  # frames: the whole frame is looked at least this often
     # frames between a palm search's frame and the frame its palms join (0 = same frame; >= 1 = the
-    # search runs on a worker thread beside the loop, and the loop waits for it only at that frame)
+    # search runs on a worker thread beside the loop, and the loop waits for it only at that frame;
+    # a new scene's first looks are taken on its first frame all the same: HaGRID val live 95.3% right
+    # with them beside the loop too, 95.7% before the budget)
     search_lag: int = field(default=0, repr=False)
     # frames a palm the landmark model turned down is remembered: a palm found again at the same place
     # (IoU > same_hand_iou) gets no landmark run (a face in an idle scene is found again and again).
@@ -362,7 +364,7 @@ class HandFinder:
             side = round(cfg.tile_fraction * max(height, width))
             self._budget.restart([around(h.box, rgb.shape, side) for h in lost])
             if budgeted and cfg.search_lag > 0:
-                self._budgeted_search(rgb)  # beside the loop: the look around it joins the next frame
+                self._budgeted_search(rgb, in_frame=False)  # beside the loop: joins the next frame
         return hands
 
     # ------------------------------------------------------------ live budget
@@ -374,7 +376,7 @@ class HandFinder:
         self._pending = None
         return palms
 
-    def _budgeted_search(self, rgb: np.ndarray) -> list[tuple[Palm, bool]]:
+    def _budgeted_search(self, rgb: np.ndarray, in_frame: bool = True) -> list[tuple[Palm, bool]]:
         """The live palm search under the budget (:mod:`rnn_jax.hands.budget`): at most one palm run,
         on one region; its palms now (``search_lag`` 0) or started on a worker thread (returns [])."""
         cfg, frame = self.config, self.stats.frames
@@ -398,7 +400,7 @@ class HandFinder:
             areas.append(look[1])
         if not areas:
             return []
-        if cfg.search_lag == 0:
+        if cfg.search_lag == 0 or (in_frame and self._budget.cut_at == frame):  # a new scene's first looks
             return self._palms_of(rgb, areas)
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, "palm-search", initializer=_lower_priority)
