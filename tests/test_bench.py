@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -142,3 +143,22 @@ def test_budget_section_counts_entries_and_summarises_passes(tmp_path):
     assert rec["entry_p50_ms"] == pytest.approx(2 * 1000 / 30) and rec["found_within_200ms_share"] == 1.0
     assert "budget" in subprocess.run([sys.executable, str(BENCH), "--help"], capture_output=True, text=True,
                                       check=True).stdout
+
+
+def test_finder_probe_times_a_video_with_this_checkouts_finder(tmp_path, hand_models):
+    """The budget section's probe: one pass over a small video, in its own process, its figures as JSON."""
+    import cv2
+
+    video = tmp_path / "still.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (160, 120))
+    for _ in range(12):
+        writer.write(np.full((120, 160, 3), 90, np.uint8))
+    writer.release()
+    out = tmp_path / "probe.json"
+    subprocess.run([sys.executable, str(REPO / "tools" / "benchkit" / "finder_probe.py"), "--tree", str(REPO),
+                    "--video", str(video), "--json", str(out), "--warmup", "2",
+                    "--config", json.dumps({"idle_palm_rate": 0.2, "search_lag": 1})], check=True,
+                   env={**os.environ, "RNN_JAX_HANDS": str(hand_models)})
+    got = json.loads(out.read_text())
+    assert got["frames"] == 12 and len(got["ms"]) == 12 and got["hands"] == [0] * 12
+    assert 1 <= got["palm_runs"] <= 12 and got["cpu_s"] > 0  # a still grey scene: a look per region at most
