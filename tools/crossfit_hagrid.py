@@ -21,7 +21,8 @@ val (what the export and ``--sweep --store`` do). Writes ``OUT/crossfit.json``.
 ``--study``: every finished seed of a tools/multi_seed.py folder, offline only: per seed the final
 student chosen on each half and scored on the other, against the same seed's generation 0 on all
 of val, paired over seeds (mean and 95% interval), with the headroom of the seeds' generation-0
-models beside it. Writes ``STUDY/crossfit.json``.
+models beside it ("gen on A/B": the generation half A was scored with, chosen on B, and B's, chosen on A).
+Writes ``STUDY/crossfit.json``.
 """
 
 from __future__ import annotations
@@ -315,7 +316,7 @@ def print_study(result: dict) -> None:
     from rnn_jax.lineage.headroom import format_headroom
     from rnn_jax.lineage.seeds import format_paired
 
-    print(f"{'seed':<10}{'gen 0':>8}{'final (cross-fitted)':>22}{'gens chosen A/B':>17}{'final (same data)':>19}")
+    print(f"{'seed':<10}{'gen 0':>8}{'final (cross-fitted)':>22}{'gen on A/B':>17}{'final (same data)':>19}")
     for r in result["seeds"]:
         print(f"{r['seed']:<10}{_pct(r['gen0']):>8}{_pct(r['final_cross_fitted']):>22}"
               f"{r['final_gens']['A']:>8}/{r['final_gens']['B']:<8}{_pct(r['final_same_data']):>19}")
