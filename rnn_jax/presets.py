@@ -35,10 +35,10 @@ PRESETS: dict[str, Preset] = {
     "gpu": Preset("resnet18", "default", 224, 15, 128, 2e-3),
     "demo": Preset("resnet", "small", 32, 16, 32, 2e-3, student_epochs=16),
     # landmarks: experiments.hagrid's default family on HaGRID (21 landmarks per hand, docs/hagrid.md):
-    # the per-frame MLP (17k parameters, ~0.02 ms a hand on one thread); image_size is unused.
+    # the per-frame MLP (18,067 parameters with 19 classes, ~0.02 ms a hand on one thread); image_size is unused.
     "landmarks": Preset("lmlp", "small", 0, 30, 64, 3e-3),
     # landmarks-gpu: the same family for full HaGRID (~1M hands) on a GPU: at batch 64 an epoch of
-    # 1M hands is 15.6k steps of a 17k-parameter MLP, which a GPU runs at its launch rate, not its
+    # 1M hands is 15.6k steps of an 18k-parameter MLP, which a GPU runs at its launch rate, not its
     # arithmetic; batch 1024 makes it ~1k steps, and the medium MLP (~50k parameters) has the data to
     # use its width. lr scaled with the batch's square root (x4). Not yet run on a GPU (docs/hagrid.md
     # has the CPU timing of an epoch of 1M simulated hands for both presets).

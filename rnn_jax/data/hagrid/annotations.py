@@ -164,11 +164,18 @@ def hand_points(value) -> list | None:
     return out
 
 
-def box_landmarks(entry: HagridEntry) -> list[list | None]:
-    """Each box's annotated landmarks (21 normalised [x, y]) or None, in box order."""
+def raw_box_landmarks(entry: HagridEntry) -> list:
+    """Each box's annotated landmarks as the JSON gives them (None where absent), in box order;
+    :func:`box_landmarks` checks them."""
     raw = entry.hand_landmarks
     hands = raw if isinstance(raw, list) else []
-    return [hand_points(hands[i]) if i < len(hands) else None for i in range(len(entry.boxes))]
+    return [hands[i] if i < len(hands) else None for i in range(len(entry.boxes))]
+
+
+def box_landmarks(entry_or_raw) -> list[list | None]:
+    """Each box's annotated landmarks (21 normalised [x, y]) or None where absent or malformed."""
+    raw = raw_box_landmarks(entry_or_raw) if isinstance(entry_or_raw, HagridEntry) else entry_or_raw
+    return [hand_points(value) for value in raw]
 
 
 def landmarks_in_pixels(points, width: int, height: int) -> np.ndarray:

@@ -36,7 +36,7 @@ import numpy as np
 
 from rnn_jax.atomic import writing
 from rnn_jax.data.folders import is_image, natural_key
-from rnn_jax.data.hagrid.annotations import landmarks_in_pixels
+from rnn_jax.data.hagrid.annotations import box_landmarks, landmarks_in_pixels
 from rnn_jax.errors import DataError
 
 RULES_VERSION = 2  # bump when a rule below changes: every chunk key changes with it
@@ -124,6 +124,8 @@ def extract_picture(get_finder: Callable, kind: str, root: Path, item: Item) -> 
     if not picture_exists(path):
         return MISSING
     ann = item.annotation
+    if ann is not None:
+        ann = {**ann, "landmarks": box_landmarks(ann["landmarks"])}  # None where absent or malformed
     if kind == "annotated" and ann is not None and all(lm is not None for lm in ann["landmarks"]):
         try:  # every box has annotated landmarks: only the header is read
             w, h = image_size(path)

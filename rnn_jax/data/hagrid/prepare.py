@@ -37,10 +37,10 @@ from rnn_jax.atomic import save_npy_atomic, write_json_atomic
 from rnn_jax.data.cache import default_cache_dir
 from rnn_jax.data.hagrid.annotations import (
     NO_GESTURE,
-    box_landmarks,
     folder_gesture,
     index_images,
     parse_file_with_digest,
+    raw_box_landmarks,
 )
 from rnn_jax.data.hagrid.extract import (
     RULES_VERSION,
@@ -127,9 +127,8 @@ class AnnotatedReader:
                     missing += 1
                     continue
                 picture = next((p for p in paths if folder_gesture(p) == e.gesture), paths[0])
-                landmarks = box_landmarks(e)
+                landmarks = raw_box_landmarks(e)  # checked where they are used: a cached chunk never needs it
                 self.counts["boxes"] += len(e.boxes)
-                self.counts["boxes_with_landmarks"] += sum(lm is not None for lm in landmarks)
                 self.counts["two_handed_photos"] += e.united is not None
                 hands = [e.leading_hand or "" if label == e.gesture else "" for label in e.labels]
                 relative = picture[len(base):] if picture.startswith(base) else os.path.relpath(picture, base)
