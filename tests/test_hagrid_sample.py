@@ -204,7 +204,8 @@ def test_the_tile_turn_starts_at_the_middle_again_when_a_hand_is_lost() -> None:
 
     no_hand = _Session(np.zeros((1, 63), np.float32), np.zeros((1, 1), np.float32),
                        np.ones((1, 1), np.float32), np.zeros((1, 63), np.float32))
-    finder = HandFinder(_Session(), no_hand, FinderConfig(tiles_per_search=2))
+    # the every-frame search (no budget): the tile order itself; the budget has its own tests (test_hands.py)
+    finder = HandFinder(_Session(), no_hand, FinderConfig(tiles_per_search=2, idle_palm_rate=None))
     looked: list[tuple[int, int]] = []
     finder._palms_in = lambda region, x0, y0: looked.append((x0, y0)) or []  # record where the palm model looks
     frame = np.zeros((480, 640, 3), np.uint8)
