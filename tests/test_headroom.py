@@ -72,3 +72,21 @@ def test_the_study_table_shows_the_headroom_beside_the_final_student(tmp_path):
     assert row["gen-0 ensemble"] == "+25.00 (of 3)" and row["right in any gen 0"] == "+50.00"
     header = format_markdown([row]).splitlines()[0]
     assert header.index("final student Δ") < header.index("gen-0 ensemble") < header.index("right in any gen 0")
+
+
+def test_runs_whose_split_is_drawn_with_the_seed_are_refused_though_their_labels_match(tmp_path):
+    """Equal stored labels do not prove equal examples: with verify, each run's data is reloaded
+    (here the built-in drawn set, which draws every split with the seed) and compared."""
+    runs = []
+    for i, (p, data_seed) in enumerate(zip(P_RIGHT, (0, 0, 1), strict=True)):
+        run = _run(tmp_path / f"seed_{i}", p)
+        spec = {"kind": "builtin", "image_size": 8, "seed": data_seed}
+        (run / "lineage.json").write_text(json.dumps({"data": {"fingerprint": "x"}, "data_spec": spec}))
+        runs.append(run)
+    same = seed_headroom(runs[:2], "val", verify=True)
+    assert same["comparable"] and same["same_examples"] == "verified"  # seeds 0 and 0: one drawn set
+    refused = seed_headroom(runs, "val", verify=True)
+    assert not refused["comparable"] and "seed_2" in refused["reason"] and "drawn with the seed" in refused["reason"]
+    unverified = seed_headroom(runs, "val", verify=False)
+    assert unverified["comparable"] and unverified["same_examples"] == "labels only"
+    assert "not verified" in format_headroom(unverified)

@@ -34,9 +34,11 @@ def test_multi_seed_reports_paired_differences_and_a_compute_matched_baseline(tm
         diff = lineage["generations"][1]["test_acc"] - lineage["generations"][0]["test_acc"]
         assert comparisons["gen 1 - gen 0"]["diffs"][seed] == pytest.approx(diff)
     assert "95% interval" in result.stdout and (out / "paired.csv").is_file()
-    room = summary["headroom"]  # the two seeds' generation-0 models on the paired split
-    assert room["comparable"] and room["models"] == 2 and room["runs"] == ["seed_0", "seed_1"]
-    assert room["single_best"] <= room["right_in_any"] and "headroom on" in result.stdout
+    # the built-in set draws every split with the run's seed: the two generation-0 models scored
+    # other examples, so there is no headroom to compute (and the summary says why)
+    room = summary["headroom"]
+    assert room is not None and not room["comparable"] and "seed_1" in room["reason"]
+    assert "headroom: not computed" in result.stdout
 
 
 def test_multi_seed_refuses_bad_seeds_in_one_line(tmp_path):

@@ -275,7 +275,7 @@ def crossfit_study(folder: Path, root: Path, max_false_trigger: float) -> dict:
             "final_cross_fitted_vs_gen0": paired_difference([r["final_cross_fitted"] for r in rows], gen0),
             "final_same_data_vs_gen0": paired_difference([r["final_same_data"] for r in rows], gen0),
             "last_gen_vs_gen0": paired_difference([r["last_gen"] for r in rows], gen0),
-            "headroom": seed_headroom([folder / r["seed"] for r in rows], "val")}
+            "headroom": seed_headroom([folder / r["seed"] for r in rows], "val", verify=True)}
 
 
 # --------------------------------------------------------------------------- printing

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
                                         out / f"seed_{seed}-{name}"))
     rows = aggregate(records)
     paired = paired_rows(records, baselines or None)
-    room = seed_headroom([out / f"seed_{seed}" for seed in seeds], split_of(records))
+    room = seed_headroom([out / f"seed_{seed}" for seed in seeds], split_of(records), verify=True)
     print("\n" + format_rows(rows))
     print("\n" + format_paired(paired))
     print("\n" + format_headroom(room))

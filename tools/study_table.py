@@ -82,7 +82,7 @@ def setting_row(folder: Path, final_by: str = "recorded") -> dict | None:
 
 def headroom_cells(runs: list[Path], split: str) -> dict:
     """The two headroom columns (points over the mean single generation 0; "-" when not computable)."""
-    room = seed_headroom(runs, split)
+    room = seed_headroom(runs, split, verify=True)
     if room is None or not room["comparable"]:
         return {"gen-0 ensemble": "-", "right in any gen 0": "-"}
     return {"gen-0 ensemble": f"{100 * room['ensemble_gain']:+.2f} (of {room['models']})",

@@ -11,11 +11,15 @@ is no better than one of them and no student distilled from them has anything to
 
 Both are reported beside the mean single model, in points, on the split the lineage reports
 (test when every run has one, else val). Computed from the runs' stored logits
-(``gen_0/<split>_logits.npy``) and labels (``labels/<split>.npy``): no data is loaded, no model run.
+(``gen_0/<split>_logits.npy``) and labels (``labels/<split>.npy``); no model is run. The runs must
+have scored the same examples: equal stored labels are necessary but not enough (a split drawn
+with the seed can have the same labels in the same order), so with ``verify`` each run's data is
+reloaded as its ``lineage.json`` says and the split's content compared.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from collections.abc import Sequence
@@ -38,6 +42,29 @@ def _fingerprint(run: Path) -> str | None:
         return json.loads((run / "lineage.json").read_text())["data"].get("fingerprint")
     except (OSError, ValueError, KeyError):
         return None
+
+
+def split_digest(images: np.ndarray, labels: np.ndarray) -> str:
+    """A short hash of a split's content (shape, every label, a strided sample of the inputs)."""
+    h = hashlib.sha1(repr(tuple(images.shape)).encode())
+    h.update(np.ascontiguousarray(labels, np.int64).tobytes())
+    h.update(np.ascontiguousarray(images[:: max(1, len(images) // 256)]).tobytes())
+    return h.hexdigest()[:16]
+
+
+def run_split_digest(run: Path, split: str) -> str | None:
+    """:func:`split_digest` of ``split`` in a run's data, reloaded as its lineage.json's ``data_spec``
+    says (None when the record has no data spec or the data has no such split)."""
+    try:
+        spec = json.loads((Path(run) / "lineage.json").read_text()).get("data_spec")
+    except (OSError, ValueError):
+        return None
+    if not spec:
+        return None
+    from rnn_jax.data.registry import DataSpec, load_dataset
+
+    data = load_dataset(DataSpec(**spec), progress=False).splits().get(split)
+    return None if data is None else split_digest(np.asarray(data.images), np.asarray(data.labels))
 
 
 def headroom(members: Sequence[np.ndarray], labels: np.ndarray, max_subsets: int = 256) -> dict:
@@ -64,12 +91,14 @@ def headroom(members: Sequence[np.ndarray], labels: np.ndarray, max_subsets: int
             "ensemble_by_size": by_size}
 
 
-def seed_headroom(run_dirs: Sequence[str | Path], split: str, gen: int = 0) -> dict | None:
+def seed_headroom(run_dirs: Sequence[str | Path], split: str, gen: int = 0, verify: bool = False) -> dict | None:
     """:func:`headroom` of generation ``gen`` over the seeds' run folders, on ``split``.
 
     None when fewer than two runs store that split's logits and labels. The runs must have scored
-    the same examples: when their stored labels differ (another order or subset, e.g. a split
-    drawn with the seed) the result says so (``comparable`` False) instead of a number."""
+    the same examples: when their stored labels differ, or (``verify``) their reloaded split's
+    content differs (e.g. a split drawn with the seed), the result says so (``comparable`` False)
+    instead of a number. ``same_examples``: "verified", or "labels only" without ``verify`` or
+    when a run does not record how its data was loaded."""
     members, labels, used, fingerprints = [], None, [], set()
     for run in map(Path, run_dirs):
         loaded = _load(run, split, gen)
@@ -85,7 +114,18 @@ def seed_headroom(run_dirs: Sequence[str | Path], split: str, gen: int = 0) -> d
         fingerprints.add(_fingerprint(run))
     if len(members) < 2:
         return None
-    return {"split": split, "gen": gen, "comparable": True, "runs": used,
+    same = "labels only"
+    if verify:
+        runs = {Path(r).name: Path(r) for r in run_dirs}
+        digests = {name: run_split_digest(runs[name], split) for name in used}
+        if None not in digests.values():
+            if len(set(digests.values())) > 1:
+                odd = next(n for n in used if digests[n] != digests[used[0]])
+                return {"split": split, "gen": gen, "comparable": False,
+                        "reason": f"{odd} scored other {split} examples than {used[0]} (same labels, other "
+                                  "content: the split is drawn with the seed)"}
+            same = "verified"
+    return {"split": split, "gen": gen, "comparable": True, "runs": used, "same_examples": same,
             "same_data_fingerprint": len(fingerprints) == 1, **headroom(members, labels)}
 
 
@@ -101,4 +141,4 @@ def format_headroom(result: dict | None, scale: float = 100.0) -> str:
             f"(best {result['single_best'] * scale:.2f}); ensemble of {result['models']} "
             f"{result['ensemble'] * scale:.2f} ({result['ensemble_gain'] * scale:+.2f}); right in any "
             f"{result['right_in_any'] * scale:.2f} ({result['right_in_any_gain'] * scale:+.2f})"
-            + ("" if result["same_data_fingerprint"] else "  [the runs' data fingerprints differ (e.g. a training subset drawn per seed); the scored labels match]"))
+            + ("" if result.get("same_examples") == "verified" else "  [same labels; the examples themselves not verified]"))
