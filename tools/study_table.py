@@ -97,6 +97,9 @@ def _interval(row: dict) -> str:
 
 def columns(rows: list[dict]) -> list[str]:
     order = ["setting", "seeds", "gen 0 %"]
+    gens = sorted({k for row in rows for k in row if k.startswith("gen ") and k.endswith(" - gen 0")},
+                  key=lambda k: int(k.split()[1]))  # every generation's column first, whichever row has it
+    order += gens
     for row in rows:
         order += [k for k in row if k not in order and k not in ("metric", "final gen per seed")]
     return order + ["final gen per seed"]
