@@ -377,8 +377,9 @@ class HandFinder:
         return palms
 
     def _budgeted_search(self, rgb: np.ndarray, in_frame: bool = True) -> list[tuple[Palm, bool]]:
-        """The live palm search under the budget (:mod:`rnn_jax.hands.budget`): at most one palm run,
-        on one region; its palms now (``search_lag`` 0) or started on a worker thread (returns [])."""
+        """The live palm search under the budget (:mod:`rnn_jax.hands.budget`): one region (up to
+        ``scene_looks_per_frame`` while a new scene's looks last); its palms now (``search_lag`` 0, a
+        new scene's first frame, ``in_frame``) or started on the worker thread (returns [])."""
         cfg, frame = self.config, self.stats.frames
         if not self._tracked:
             self._budget.earn(cfg.idle_palm_rate)
