@@ -13,6 +13,19 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+# Python source that makes the training libraries (and onnx) unimportable, then puts the checkout
+# first on sys.path: prefix it to a `python -c` program to check that a base install suffices.
+BLOCK_TRAINING_IMPORTS = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('onnx', 'jax', 'jaxlib', 'flax', 'tensorflow'):
+            raise ImportError('blocked: ' + name)
+sys.meta_path.insert(0, Block())
+sys.path.insert(0, {str(REPO)!r})
+"""
+
+
 def shared_data(*parts: str) -> Path:
     """Path under ../shared/data, or skip the test with the reason when it is absent."""
     path = SHARED_DATA.joinpath(*parts)

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from rnn_jax.bundled import ATTRIBUTION_FILE, CARD_FILE, bundled_model
-from tests.conftest import REPO
+from tests.conftest import BLOCK_TRAINING_IMPORTS, REPO
 
 
 def test_the_bundled_model_loads_as_an_18_gesture_landmark_model_with_its_reject_rule():
@@ -43,14 +43,7 @@ def test_every_bundled_file_is_package_data():
 def test_live_without_onnx_uses_the_bundled_model_and_no_jax():
     """`python -m rnn_jax.live` with no --onnx: the parser's model is the bundled file, and loading
     it imports neither JAX, Flax nor onnx (the base install has none of them)."""
-    code = f"""
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('onnx', 'jax', 'jaxlib', 'flax', 'tensorflow'):
-            raise ImportError('blocked: ' + name)
-sys.meta_path.insert(0, Block())
-sys.path.insert(0, {str(REPO)!r})
+    code = BLOCK_TRAINING_IMPORTS + """
 from rnn_jax.live.cli import build_parser
 from rnn_jax.runtime.landmark_predictor import load_predictor
 path = build_parser().parse_args([]).onnx

@@ -11,7 +11,7 @@ import onnx
 import pytest
 
 from rnn_jax.errors import ModelFileError
-from tests.conftest import REPO
+from tests.conftest import BLOCK_TRAINING_IMPORTS
 from tests.onnx_fixtures import make_fixture_info, write_fixture_onnx
 from tools.live_checks.onnx_props import read_props, replace_props, set_props
 
@@ -58,14 +58,7 @@ def test_a_key_the_file_lacks_or_a_file_that_is_not_onnx_is_refused(tmp_path):
 def test_storing_a_threshold_needs_neither_onnx_nor_jax(tmp_path):
     """tools/live_accuracy.py's --store on a base install: onnx, JAX and Flax cannot be imported."""
     path = write_fixture_onnx(tmp_path / "m.onnx", info=make_fixture_info(reject_threshold=0.7))
-    code = f"""
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('onnx', 'jax', 'jaxlib', 'flax', 'tensorflow'):
-            raise ImportError('blocked: ' + name)
-sys.meta_path.insert(0, Block())
-sys.path.insert(0, {str(REPO)!r})
+    code = BLOCK_TRAINING_IMPORTS + f"""
 from tools.live_checks.hagrid import store_threshold
 from rnn_jax.runtime.predictor import Predictor
 store_threshold({str(path)!r}, 0.55)
