@@ -45,7 +45,6 @@ MAX_WORKERS = 8  # local extraction processes (one per core, one onnxruntime thr
 BOX_SQUARE = 1.5  # second look: landmark square side / annotated box's longer side
 CLAIM_TIMEOUT_S = 900.0  # a claim this old is abandoned (a chunk takes ~30 s on one core)
 NO_HAND, UNREADABLE, MISSING = "no_hand", "unreadable", "missing"
-ROW_FIELDS = ("landmarks", "label", "person", "hand", "how", "box", "source", "presence", "z_known", "others")
 
 
 @dataclass(frozen=True)
