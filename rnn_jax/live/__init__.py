@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rnn_jax.live.loop import PredictionStream, iter_predictions
-    from rnn_jax.live.results import FrameRecord, RunSummary
+    from rnn_jax.live.results import FrameResult, RunSummary
     from rnn_jax.live.settings import LiveConfig, default_live_threads
     from rnn_jax.live.smoothing import (
         GestureConfig,
@@ -27,14 +27,14 @@ if TYPE_CHECKING:
     from rnn_jax.live.sources import FrameSource, open_source
 
 _EXPORTS = {
-    "iter_predictions": "loop", "PredictionStream": "loop", "FrameRecord": "records",
+    "iter_predictions": "loop", "PredictionStream": "loop", "FrameResult": "records",
     "LiveConfig": "settings", "RunSummary": "records", "default_live_threads": "settings",
     "GestureConfig": "smoothing", "GestureEvent": "smoothing", "GestureState": "smoothing",
     "GestureTracker": "smoothing", "SmoothingConfig": "smoothing",
     "FrameSource": "sources", "open_source": "sources",
 }
 __all__ = [
-    "FrameRecord", "FrameSource", "GestureConfig", "GestureEvent", "GestureState",
+    "FrameResult", "FrameSource", "GestureConfig", "GestureEvent", "GestureState",
     "GestureTracker", "LiveConfig", "PredictionStream", "RunSummary", "SmoothingConfig",
     "default_live_threads", "iter_predictions", "open_source",
 ]

@@ -35,7 +35,7 @@ from rnn_jax.live.motion import (
     check_motion_model,
 )
 from rnn_jax.live.overlay import KEY_LEGEND, draw_overlay
-from rnn_jax.live.results import FrameRecord
+from rnn_jax.live.results import FrameResult
 from rnn_jax.live.settings import (
     DEFAULT_HAND_SEARCH,
     DEFAULT_THRESHOLD,
@@ -224,7 +224,7 @@ class _WindowUI:
         self.period_s = 1.0 / fps if fps and not stream.source.live else 0.0
         self.last_shown = time.perf_counter()
 
-    def show(self, rec: FrameRecord) -> bool:
+    def show(self, rec: FrameResult) -> bool:
         """Display ``rec`` and handle keys; False = the user wants to quit."""
         if rec.loop_ms > 0:  # a smoothed FPS reads better than a flickering per-frame one
             fps = 1000.0 / rec.loop_ms

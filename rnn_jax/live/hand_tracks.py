@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rnn_jax.live.results import HandRecord
+from rnn_jax.live.results import HandResult
 from rnn_jax.live.smoothing import GestureConfig, GestureEvent, GestureTracker
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class HandTracks:
         self.motion_trackers: dict[int, GestureTracker] = {}
 
     def update(self, results: list[tuple[Hand, np.ndarray]], motion_all: np.ndarray | None, index: int,
-               frame_shape: tuple[int, ...]) -> tuple[list[HandRecord], list[GestureEvent]]:
+               frame_shape: tuple[int, ...]) -> tuple[list[HandResult], list[GestureEvent]]:
         """Smooth each hand's probabilities (and its motion model's), end the hands no longer seen."""
         from rnn_jax.hands.crop import crop_square_of
 
@@ -58,7 +58,7 @@ class HandTracks:
             if motion_all is not None:
                 motion, motion_events = self._motion(hand.track_id, motion_all[i], index)
                 events += motion_events
-            records.append(HandRecord(hand, state.label, state.top_label, state.confidence,
+            records.append(HandResult(hand, state.label, state.top_label, state.confidence,
                                       state.probabilities, crop_square_of(frame_shape, hand),
                                       trail=np.stack(trail), **motion))
         for track_id in [t for t in self.trackers if t not in seen]:
@@ -71,7 +71,7 @@ class HandTracks:
         return records, events
 
     def _motion(self, track_id: int, probs: np.ndarray, index: int) -> tuple[dict[str, Any], list[GestureEvent]]:
-        """One hand's motion fields for its :class:`HandRecord`, and its motion events."""
+        """One hand's motion fields for its :class:`HandResult`, and its motion events."""
         assert self.motion is not None
         if not self.motion.old_enough(track_id):  # tracked for fewer than min_track_age frames: no event yet
             top = int(np.argmax(probs))

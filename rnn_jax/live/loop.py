@@ -9,7 +9,7 @@
 Each frame: read -> (find/track hands, :mod:`rnn_jax.hands`) -> the mode's classifier
 (:mod:`rnn_jax.live.classifiers`: the frame or its ROI, each hand's crop, or each hand's
 landmarks with its own state) -> smoothing/threshold/stability (:mod:`rnn_jax.live.smoothing`;
-per hand with hands on, :mod:`rnn_jax.live.hand_tracks`) -> actions -> one :class:`FrameRecord`
+per hand with hands on, :mod:`rnn_jax.live.hand_tracks`) -> actions -> one :class:`FrameResult`
 (:mod:`rnn_jax.live.results`). With hands on, no hand in view = no gesture.
 """
 
@@ -27,7 +27,7 @@ from rnn_jax.errors import ConfigError
 from rnn_jax.live.actions import DEFAULT_COOLDOWN_S, DEFAULT_TIMEOUT_S, ActionRunner, build_runner
 from rnn_jax.live.classifiers import FrameClassifier, make_classifier
 from rnn_jax.live.hand_tracks import TRAIL_FRAMES, TRAIL_POINT, HandTracks
-from rnn_jax.live.results import NO_HAND, FrameRecord, HandRecord, RunStats, RunSummary
+from rnn_jax.live.results import NO_HAND, FrameResult, HandResult, RunStats, RunSummary
 from rnn_jax.live.settings import (
     DEFAULT_HAND_SEARCH,
     DEFAULT_THRESHOLD,
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from rnn_jax.live.motion import MotionModel
 
 __all__ = [  # the loop's names, and those that lived here before the split (still importable from here)
-    "DEFAULT_THRESHOLD", "HANDS_CHOICES", "NO_HAND", "TRAIL_FRAMES", "TRAIL_POINT", "FrameRecord", "HandRecord",
+    "DEFAULT_THRESHOLD", "HANDS_CHOICES", "NO_HAND", "TRAIL_FRAMES", "TRAIL_POINT", "FrameResult", "HandResult",
     "LiveConfig", "PredictionStream", "RunStats", "RunSummary", "default_live_threads", "hands_wanted",
     "iter_predictions", "make_finder", "resolve_threshold", "threshold_origin",
 ]
@@ -67,7 +67,7 @@ class _Headline:
 
 
 class PredictionStream:
-    """Iterator of :class:`FrameRecord` over a source; also owns the loop clock and stats.
+    """Iterator of :class:`FrameResult` over a source; also owns the loop clock and stats.
 
     Use as a context manager (or call :meth:`close`) so the camera is released.
     """
@@ -104,7 +104,7 @@ class PredictionStream:
     def __iter__(self) -> PredictionStream:
         return self
 
-    def __next__(self) -> FrameRecord:
+    def __next__(self) -> FrameResult:
         if self._done or (self.config.max_frames is not None and self._index >= self.config.max_frames):
             self._done = True
             raise StopIteration
@@ -136,7 +136,7 @@ class PredictionStream:
             head = self._primary(hand_records, out.results)
             records = tuple(hand_records)
         end = time.perf_counter()
-        rec = FrameRecord(
+        rec = FrameResult(
             frame=frame, index=self._index, label=head.label, top_label=head.top_label,
             confidence=head.confidence, probabilities=head.probabilities, raw_probabilities=head.raw,
             latency_ms=latency_ms, loop_ms=(end - self._clock) * 1000.0, time_s=end - self._start,
@@ -147,7 +147,7 @@ class PredictionStream:
         self.stats.add(rec)
         return rec
 
-    def _primary(self, records: list[HandRecord], results: list) -> _Headline:
+    def _primary(self, records: list[HandResult], results: list) -> _Headline:
         """The frame's headline: a hand showing a gesture (most confident), else the most confident hand."""
         primary = max(records, key=lambda r: (r.label is not None, r.confidence), default=None)
         if primary is None:

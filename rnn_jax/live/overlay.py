@@ -62,7 +62,7 @@ def draw_overlay(
 
     ``mirror`` flips the picture (a selfie view) and the ROI with it; the model always
     sees the unflipped frame, like the frames ``rnn_jax.capture`` saves for training.
-    ``hands`` (:class:`rnn_jax.live.results.HandRecord` items) draws each hand's crop square and
+    ``hands`` (:class:`rnn_jax.live.results.HandResult` items) draws each hand's crop square and
     label, and its 21-landmark skeleton when ``skeleton`` is on; ``()`` means no hand in view.
     Each hand's ``trail`` (the tracked point on its last frames) is drawn as a fading line and its
     active dynamic gesture (``motion``) under its box; ``banner`` (the dynamic gesture that just

@@ -20,7 +20,7 @@ NO_HAND = "no hand"  # top_label of a frame without a hand (hands on)
 
 
 @dataclass(frozen=True, eq=False)
-class HandRecord:
+class HandResult:
     """One hand on one frame (hands on): where it is and what its crop was classified as."""
 
     hand: Hand
@@ -44,7 +44,7 @@ class HandRecord:
 
 
 @dataclass(frozen=True, eq=False)
-class FrameRecord:
+class FrameResult:
     """One processed frame."""
 
     frame: np.ndarray  # the BGR frame as read from the source (not mirrored)
@@ -60,7 +60,7 @@ class FrameRecord:
     events: tuple[GestureEvent, ...]  # gesture started/ended on this frame (usually empty)
     roi: tuple[int, int, int] | None  # (left, top, side) classified, None = whole frame
     class_names: tuple[str, ...]
-    hands: tuple[HandRecord, ...] | None = None  # None = hands off; () = no hand in view
+    hands: tuple[HandResult, ...] | None = None  # None = hands off; () = no hand in view
     hands_ms: float = 0.0  # hand finding (palm/landmark models, tracking) on this frame
     actions: tuple[dict[str, Any], ...] | None = None  # None = no actions mapped; fired/skipped/finished
 
@@ -144,7 +144,7 @@ class RunStats:
         self.hand_frames: int | None = None
         self.hands_ms: list[float] = []
 
-    def add(self, rec: FrameRecord) -> None:
+    def add(self, rec: FrameResult) -> None:
         self.latency_ms.append(rec.latency_ms)
         self.loop_ms.append(rec.loop_ms)
         if rec.hands is not None:
