@@ -46,6 +46,13 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+def default_image_size(kind: str) -> int:
+    """The input side of a data source whose spec names none: the demo preset's for the built-in
+    drawn gestures, the cpu preset's for photos (class folders, HaGRID). Read from ``PRESETS`` so
+    the registry never keeps a second copy of either size."""
+    return PRESETS["demo" if kind == "builtin" else "cpu"].image_size
+
+
 def preset_name(family: str, device: str) -> str:
     """The preset a family uses on a device ("cpu" or "gpu"): no silent swap between families."""
     if family == "landmarks":

@@ -152,3 +152,29 @@ def test_main_guard_turns_errors_and_codes_into_exit_codes(capsys):
     assert "Traceback" in capsys.readouterr().err
     assert exit_code(lambda: interrupted(None), debug=False, interrupted=None) == 130
     assert capsys.readouterr().err == ""
+
+
+# ------------------------------------------------ one source for each default (issue 36 part 3)
+@pytest.mark.parametrize(("kind", "module", "loader", "preset"), [
+    ("builtin", "rnn_jax.data.builtin", "make_builtin_gestures", "demo"),
+    ("folders", "rnn_jax.data.folders", "load_class_folders", "cpu"),
+])
+def test_a_spec_without_an_image_size_takes_the_presets(monkeypatch, kind, module, loader, preset):
+    """The registry has no size of its own: change the preset and the loaded size follows."""
+    import dataclasses
+    import importlib
+
+    from rnn_jax import presets
+    from rnn_jax.data.registry import DataSpec, load_dataset
+
+    seen = {}
+
+    def fake(*args, **kwargs):
+        seen["size"] = kwargs.get("image_size", args[1] if len(args) > 1 else None)
+        return "data"
+
+    monkeypatch.setattr(importlib.import_module(module), loader, fake)
+    monkeypatch.setitem(presets.PRESETS, preset, dataclasses.replace(presets.PRESETS[preset], image_size=40))
+    assert load_dataset(DataSpec(kind, path="/nowhere")) == "data"
+    assert seen["size"] == 40
+    assert load_dataset(DataSpec(kind, path="/nowhere", image_size=24)) == "data" and seen["size"] == 24

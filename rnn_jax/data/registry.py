@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from rnn_jax.data.types import Dataset
 from rnn_jax.errors import ConfigError
+from rnn_jax.presets import default_image_size
 
 KINDS = ("builtin", "idx", "folders", "hagrid", "tfds", "landmarks")
 
@@ -19,7 +20,7 @@ class DataSpec:
     kind: str
     path: str | None = None
     name: str = ""
-    image_size: int | None = None
+    image_size: int | None = None  # None: rnn_jax.presets.default_image_size(kind)
     crop: str = "full"
     channels: int = 3
     no_gesture: bool = False
@@ -56,20 +57,20 @@ def load_dataset(spec: DataSpec, progress: bool = True) -> Dataset:
     if spec.kind == "builtin":
         from rnn_jax.data.builtin import make_builtin_gestures
 
-        return make_builtin_gestures(image_size=spec.image_size or 32, seed=spec.seed)
+        return make_builtin_gestures(image_size=spec.image_size or default_image_size(spec.kind), seed=spec.seed)
     if spec.kind == "folders":
         from rnn_jax.data.folders import load_class_folders
 
-        return load_class_folders(spec.path, spec.image_size or 64, crop_mode=spec.crop if spec.crop != "hand" else "full",
+        return load_class_folders(spec.path, spec.image_size or default_image_size(spec.kind), crop_mode=spec.crop if spec.crop != "hand" else "full",
                                   channels=spec.channels, seed=spec.seed, progress=progress)
     from rnn_jax.data.hagrid.layout import resolve_layout
 
     if resolve_layout(spec.path).kind == "parts":  # crops / unannotated photos: the landmark family's hands
         from rnn_jax.data.hagrid.parts_images import parts_image_dataset
 
-        return parts_image_dataset(spec.path, spec.image_size or 64, channels=spec.channels, progress=progress,
+        return parts_image_dataset(spec.path, spec.image_size or default_image_size(spec.kind), channels=spec.channels, progress=progress,
                                    seed=spec.seed)
     from rnn_jax.data.hagrid.images import load_hagrid
 
-    return load_hagrid(spec.path, spec.image_size or 64, crop=spec.crop, no_gesture=spec.no_gesture,
+    return load_hagrid(spec.path, spec.image_size or default_image_size(spec.kind), crop=spec.crop, no_gesture=spec.no_gesture,
                        channels=spec.channels, seed=spec.seed, progress=progress)
