@@ -92,6 +92,16 @@ _positive_int = _int_at_least(1)
 _non_negative_int = _int_at_least(0)
 
 
+def _non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m rnn_jax.live",
@@ -135,15 +145,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "docs/performance.md")
     h.add_argument("--motion", type=Path, metavar="PATH",
                    help="a motion model (python -m experiments.motion) beside the static one: dynamic "
-                        "gestures (swipes, zoom, circles) per hand, events marked \"dynamic\"; needs hands on")
+                        "gestures (swipes, zoom, drag/drop, taps, circles) per hand, events marked \"dynamic\"; needs hands on")
     h.add_argument("--motion-threshold", type=float, metavar="P",
                    help="the motion model's threshold (default: its file's reject_threshold, else 0.6)")
     h.add_argument("--motion-stable-frames", type=_positive_int, metavar="N",
                    help=f"frames a dynamic gesture must stay on top before it starts (default: "
                         f"{DEFAULT_MOTION_GESTURE.stable_frames})")
-    h.add_argument("--motion-min-age", type=_non_negative_int, metavar="N",
-                   help=f"frames a hand must have been tracked before its motion may start an event "
-                        f"(default: {DEFAULT_MIN_TRACK_AGE}; stops short-lived false hands, docs/motion.md)")
+    h.add_argument("--motion-min-age", type=_non_negative_seconds, metavar="S",
+                   help=f"seconds a hand must have been tracked before its motion may start an event "
+                        f"(default: {DEFAULT_MIN_TRACK_AGE:g}; stops short-lived false hands, docs/motion.md)")
     h.add_argument("--skeleton", action=argparse.BooleanOptionalAction, default=True,
                    help="draw the 21-landmark skeleton (key k toggles it; default: on)")
 
