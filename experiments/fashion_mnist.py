@@ -3,7 +3,8 @@
     python -m experiments.fashion_mnist --gens 3 --epochs 1 --max-train 5000 \
         --data ../shared/data/fashion-mnist --out /tmp/r
 
-Defaults are the recipe that won the distillation study on this data (docs/distillation.md).
+Defaults are the recipe that won the distillation study on this data (docs/distillation.md),
+kept in rnn_jax/presets.py (RECIPES["fashion_mnist"]).
 
 Without --data the tensorflow-datasets copy is used (it must be prepared or downloadable).
 """
@@ -17,6 +18,7 @@ from experiments.common import run_experiment
 from experiments.flags import add_common_flags
 from rnn_jax.data.registry import DataSpec, load_dataset
 from rnn_jax.errors import main_guard
+from rnn_jax.presets import RECIPES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,11 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", default=None,
                         help="folder with the four IDX files (default: tensorflow-datasets 'fashion_mnist')")
     parser.add_argument("--tfds-dir", default=None, help="tensorflow-datasets data_dir (when --data is absent)")
-    # the distillation study's winner (docs/distillation.md): a plain CNN that fits its training
-    # set in 10 epochs, mixup 0.2 on every generation, students twice as long, taught by the
-    # ensemble of earlier generations run on the very mixed batch (consistent), 4 generations
-    add_common_flags(parser, gens=4, epochs=10, model="cnn", batch_size=64, augment="none", mixup=0.2,
-                     teacher="consistent")
+    add_common_flags(parser, **RECIPES["fashion_mnist"])  # the study's winner (rnn_jax/presets.py)
     return parser
 
 

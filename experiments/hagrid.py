@@ -34,7 +34,7 @@ from experiments.flags import add_common_flags
 from rnn_jax.data.hagrid.layout import resolve_layout
 from rnn_jax.data.registry import DataSpec, load_dataset
 from rnn_jax.errors import main_guard
-from rnn_jax.presets import PRESETS, Preset, preset_name
+from rnn_jax.presets import PRESETS, RECIPES, Preset, preset_name
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "around the gesture box (HaGRID annotations; plain class folders: boxes found once by "
                            "rnn_jax.hands, see README 'Finding the hand'; live uses --hands)")
     data.add_argument("--image-size", type=int, default=None, help="square input side (default from --preset)")
-    data.add_argument("--no-gesture", action="store_true", help="add HaGRID's no_gesture hands as a class")
+    data.add_argument("--no-gesture", nargs="?", choices=("auto", "on", "off"), default="auto", const="on",
+                      help="HaGRID's no_gesture (resting) hands as a class: on (also plain --no-gesture) or off; "
+                           "auto (default): on for the landmark family and for parts roots (crops/photos), off for "
+                           "the image family on annotated photos")
     gpu, cpu = PRESETS["gpu"], PRESETS["cpu"]
     lm, lm_gpu = PRESETS["landmarks"], PRESETS["landmarks-gpu"]
     data.add_argument("--preset", choices=("cpu", "gpu"), default=None,
@@ -67,11 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_extraction_flags(parser)
     data.add_argument("--init-from", default=None, metavar="RUN",
                       help="start generation 0 from a finished run's student (fine-tune to your own hands)")
-    # None: from the preset; augment by family: basic for images, strong (+ dropped points) for landmarks
-    add_common_flags(parser, gens=5, epochs=None, model=None, size=None, batch_size=None, lr=None, augment=None,
+    # None: from the preset (augment by family: basic for images, strong (+ dropped points) for landmarks)
+    add_common_flags(parser, **RECIPES["hagrid"],
                      help={"augment": "augmentation: basic = shift+flip (landmarks: rotation, scale, jitter), strong "
-                                      "= + colour + cutout (landmarks: + dropped points) (default: basic for images, "
-                                      "strong for landmarks)"})
+                                      "= + colour + cutout (landmarks: + dropped points) (default from --preset: "
+                                      f"{cpu.augment} for images, {lm.augment} for landmarks)"})
     return parser
 
 
@@ -122,12 +125,30 @@ def choose_preset(args: argparse.Namespace, data_path: Path | None, family: str 
 
 def apply_preset(args: argparse.Namespace, preset: Preset) -> None:
     """Fill every flag the user left out from the preset (explicit flags win; an explicit --epochs
-    keeps the students' default of twice that)."""
+    keeps the students' default of twice that). A preset without flips (the landmark family's: the
+    feature rule mirrors left hands) turns them off whatever the flags say."""
     if args.epochs is None and args.student_epochs is None:
         args.student_epochs = preset.student_epochs
-    for key in ("model", "size", "image_size", "epochs", "batch_size", "lr"):
+    for key in ("model", "size", "image_size", "epochs", "batch_size", "lr", "augment"):
         if getattr(args, key) is None:
             setattr(args, key, getattr(preset, key))
+    if not preset.flip:
+        args.no_flip = True
+
+
+def wants_no_gesture(args: argparse.Namespace, family: str, path: Path | None) -> bool:
+    """Resolve --no-gesture (see its help). The image family on a parts root always has the class
+    (rnn_jax/data/hagrid/parts_images.py builds its images from the landmark sets' hands), so
+    ``off`` there is refused rather than ignored."""
+    from rnn_jax.errors import ConfigError
+
+    parts = path is not None and path.is_dir() and _layout_kind(path) == "parts"
+    if args.no_gesture != "auto":
+        if args.no_gesture == "off" and parts and family == "image":
+            raise ConfigError("--no-gesture off: the image family on a parts root (crops/photos) always keeps "
+                              "no_gesture hands; use the landmark family (the default) to leave them out")
+        return args.no_gesture == "on"
+    return family == "landmarks" or parts
 
 
 def data_spec(args: argparse.Namespace, path: Path | None) -> DataSpec:
@@ -135,7 +156,7 @@ def data_spec(args: argparse.Namespace, path: Path | None) -> DataSpec:
     if path is None:
         return DataSpec("builtin", image_size=args.image_size, seed=args.seed)
     return DataSpec("hagrid", path=str(path.resolve()), image_size=args.image_size, crop=args.crop,
-                    no_gesture=args.no_gesture, seed=args.seed)
+                    no_gesture=wants_no_gesture(args, "image", path), seed=args.seed)
 
 
 def build_data(args: argparse.Namespace):
@@ -150,7 +171,8 @@ def build_landmark_data(args: argparse.Namespace):
 
     engine = engine_from_args(args)
     try:
-        folder = prepare_landmarks(find_data(args.data), seed=args.seed, no_gesture=True,
+        path = find_data(args.data)
+        folder = prepare_landmarks(path, seed=args.seed, no_gesture=wants_no_gesture(args, "landmarks", path),
                                    progress=not args.no_progress, engine=engine)
     finally:
         getattr(engine, "close", lambda: None)()
@@ -172,11 +194,7 @@ def main(argv: list[str] | None = None) -> None:
         name = next(k for k, v in PRESETS.items() if v is preset)
         print(f"preset: {name} ({preset.model}-{preset.size}, batch {preset.batch_size}, {preset.epochs} epochs; "
               "explicit flags win)")
-    if args.augment is None:  # strong won on HaGRID val for landmarks (docs/hagrid.md)
-        args.augment = "strong" if family == "landmarks" else "basic"
-    if family == "landmarks":
-        args.no_flip = True  # left hands are mirrored by the feature rule instead
-    else:
+    if family != "landmarks":
         if data_path is not None and args.crop == "full" and _layout_kind(data_path) == "parts":
             print("HaGRID parts (hand crops, unannotated photos) train the image family on hand crops: --crop hand")
             args.crop = "hand"

@@ -29,6 +29,7 @@ from experiments.flags import add_common_flags, add_field_flag, run_config_from_
 from rnn_jax.data.registry import DataSpec, load_dataset
 from rnn_jax.data.streams import StreamLayout
 from rnn_jax.errors import main_guard
+from rnn_jax.presets import RECIPES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--stream-settle", type=int, default=StreamLayout.settle, metavar="F",
                       help="--streams: frames after a change without a loss (default %(default)s)")
     add_field_flag(data, "distill.teacher_heads")
-    add_common_flags(parser, epochs=40, model="trm", batch_size=64, no_flip=True)
+    add_common_flags(parser, **RECIPES["landmarks"])  # defaults: rnn_jax/presets.py
     return parser
 
 

@@ -1,5 +1,10 @@
-"""Training settings per device, chosen by measurement: what ``experiments.hagrid``, the
-notebook and the benchmark all mean by "the cpu preset"."""
+"""Every experiment's training defaults, in one place (issue 36: one source for each default).
+
+``PRESETS``: settings per device, chosen by measurement: what ``experiments.hagrid``, the
+notebook and the benchmark all mean by "the cpu preset" (with the landmark family's
+augmentation and no-flip rule). ``RECIPES``: the other experiments' own defaults, as flag
+values; each experiment's parser takes them from here. A field neither names keeps its
+``rnn_jax/config.py`` default."""
 
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ class Preset:
     lr: float
     # epochs of every generation after 0 (None: twice ``epochs``, the recipe of docs/distillation.md)
     student_epochs: int | None = None
+    augment: str = "basic"  # images: shift + flip; landmarks: rotation, scale, jitter (rnn_jax.data.augment)
+    flip: bool = True  # random horizontal flips (off where the features mirror left hands instead)
 
 
 # cpu: chosen by accuracy per second of training on Sign Language Digits (python tools/bench.py
@@ -36,13 +43,31 @@ PRESETS: dict[str, Preset] = {
     "demo": Preset("resnet", "small", 32, 16, 32, 2e-3, student_epochs=16),
     # landmarks: experiments.hagrid's default family on HaGRID (21 landmarks per hand, docs/hagrid.md):
     # the per-frame MLP (18,067 parameters with 19 classes, ~0.02 ms a hand on one thread); image_size is unused.
-    "landmarks": Preset("lmlp", "small", 0, 30, 64, 3e-3),
+    # Augmentation strong (+ dropped points) won on HaGRID val (docs/hagrid.md); no flips: the feature
+    # rule mirrors left hands to right ones (rnn_jax/hands/features.py).
+    "landmarks": Preset("lmlp", "small", 0, 30, 64, 3e-3, augment="strong", flip=False),
     # landmarks-gpu: the same family for full HaGRID (~1M hands) on a GPU: at batch 64 an epoch of
     # 1M hands is 15.6k steps of an 18k-parameter MLP, which a GPU runs at its launch rate, not its
     # arithmetic; batch 1024 makes it ~1k steps, and the medium MLP (~50k parameters) has the data to
     # use its width. lr scaled with the batch's square root (x4). Not yet run on a GPU (docs/hagrid.md
     # has the CPU timing of an epoch of 1M simulated hands for both presets).
-    "landmarks-gpu": Preset("lmlp", "medium", 0, 30, 1024, 1.2e-2),
+    "landmarks-gpu": Preset("lmlp", "medium", 0, 30, 1024, 1.2e-2, augment="strong", flip=False),
+}
+
+# Each experiment's own defaults, by flag name (experiments/flags.py add_common_flags: None = from
+# the experiment's --preset). experiments/motion.py keeps its own (another module owns it).
+RECIPES: dict[str, dict[str, object]] = {
+    # the distillation study's winner (docs/distillation.md): a plain CNN that fits its training
+    # set in 10 epochs, mixup 0.2 on every generation, students twice as long, taught by the
+    # ensemble of earlier generations run on the very mixed batch (consistent), 4 generations
+    "fashion_mnist": {"gens": 4, "epochs": 10, "model": "cnn", "batch_size": 64, "augment": "none",
+                      "mixup": 0.2, "teacher": "consistent"},
+    # landmark files: the stateful TRM (docs/landmarks.md), 40 epochs at batch 64; no flips (as the
+    # landmark presets: left hands are mirrored by the feature rule; --flip turns them on)
+    "landmarks": {"epochs": 40, "model": "trm", "batch_size": 64, "no_flip": True},
+    # HaGRID and photo folders: model, size, epochs, batch, lr and augmentation from PRESETS
+    "hagrid": {"gens": 5, "epochs": None, "model": None, "size": None, "batch_size": None, "lr": None,
+               "augment": None},
 }
 
 

@@ -178,3 +178,20 @@ def test_a_spec_without_an_image_size_takes_the_presets(monkeypatch, kind, modul
     assert load_dataset(DataSpec(kind, path="/nowhere")) == "data"
     assert seen["size"] == 40
     assert load_dataset(DataSpec(kind, path="/nowhere", image_size=24)) == "data" and seen["size"] == 24
+
+
+@pytest.mark.parametrize(("experiment", "key", "value"), [
+    ("fashion_mnist", "epochs", 7), ("fashion_mnist", "mixup", 0.3), ("fashion_mnist", "teacher", "cached"),
+    ("fashion_mnist", "gens", 2), ("landmarks", "epochs", 9), ("landmarks", "model", "lstm"),
+    ("landmarks", "batch_size", 16), ("hagrid", "gens", 3),
+])
+def test_each_experiments_defaults_come_from_its_recipe(monkeypatch, experiment, key, value):
+    """Change the recipe in rnn_jax/presets.py and the experiment's parser follows: no second copy."""
+    import importlib
+
+    from rnn_jax import presets
+
+    module = importlib.import_module(f"experiments.{experiment}")
+    assert getattr(module.build_parser().parse_args([]), key) == presets.RECIPES[experiment][key]
+    monkeypatch.setitem(presets.RECIPES, experiment, {**presets.RECIPES[experiment], key: value})
+    assert getattr(module.build_parser().parse_args([]), key) == value

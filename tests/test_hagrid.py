@@ -310,3 +310,66 @@ def test_explicit_presets_and_flags_win_with_the_built_in_data(argv, expected):
     assert preset == PRESETS[expected[0]]
     assert (args.epochs, args.student_epochs) == expected[1:]
     assert (args.model, args.image_size) == (preset.model, preset.image_size)
+
+
+# ------------------------------------------------ --no-gesture on every root (issue 36 part 3)
+@pytest.mark.parametrize(("flag", "family", "parts", "expected"), [
+    ([], "landmarks", False, True), ([], "landmarks", True, True), ([], "image", True, True),
+    ([], "image", False, False), (["--no-gesture"], "image", False, True),
+    (["--no-gesture", "off"], "landmarks", True, False), (["--no-gesture", "off"], "landmarks", False, False),
+    (["--no-gesture", "on"], "image", True, True),
+])
+def test_no_gesture_flag_resolves_on_every_root(tmp_path, monkeypatch, flag, family, parts, expected):
+    from experiments import hagrid as cli
+
+    monkeypatch.setattr(cli, "_layout_kind", lambda path: "parts" if parts else "v2")
+    args = cli.build_parser().parse_args(flag)
+    assert cli.wants_no_gesture(args, family, tmp_path) is expected
+
+
+def test_no_gesture_off_is_refused_where_it_cannot_be_honoured(tmp_path, monkeypatch):
+    """The image family on a parts root always has the class: say so instead of ignoring the flag."""
+    from experiments import hagrid as cli
+    from rnn_jax.errors import ConfigError
+
+    monkeypatch.setattr(cli, "_layout_kind", lambda path: "parts")
+    with pytest.raises(ConfigError, match="--no-gesture off"):
+        cli.wants_no_gesture(cli.build_parser().parse_args(["--no-gesture", "off"]), "image", tmp_path)
+
+
+@pytest.mark.parametrize(("flag", "has_class"), [([], True), (["--no-gesture", "off"], False)])
+def test_no_gesture_flag_reaches_the_landmark_sets(tmp_path, monkeypatch, flag, has_class):
+    """experiments.hagrid's landmark data with and without the class, on an annotated fixture
+    (the landmark family: the one every HaGRID layout, parts included, trains by default)."""
+    from test_hagrid_layouts import NoFinder, make_layout
+
+    from experiments import hagrid as cli
+    from rnn_jax.data.hagrid import prepare
+
+    root = make_layout(tmp_path / "v2", "v2")
+    real = prepare.prepare_landmarks
+    monkeypatch.setattr(prepare, "prepare_landmarks", lambda *a, **k: real(
+        *a, **{**k, "finder": NoFinder(), "cache_dir": tmp_path / "cache", "engine": None}))
+    args = cli.build_parser().parse_args(["--data", str(root), "--no-progress", *flag])
+    _, data = cli.build_landmark_data(args)
+    assert ("no_gesture" in data.class_names) is has_class
+    assert set(data.class_names) - {"no_gesture"} == {"like", "palm", "peace"}
+
+
+@pytest.mark.parametrize(("augment", "flip"), [("strong", False), ("basic", True)])
+def test_the_landmark_familys_augmentation_and_flips_come_from_its_preset(monkeypatch, augment, flip):
+    """experiments.hagrid types neither: change the landmark preset and the run follows (the
+    first row is today's preset; an explicit --augment still wins)."""
+    import dataclasses
+
+    from experiments import hagrid as cli
+    from rnn_jax.presets import PRESETS
+
+    preset = dataclasses.replace(PRESETS["landmarks"], augment=augment, flip=flip)
+    args = cli.build_parser().parse_args([])
+    cli.apply_preset(args, preset)
+    assert (args.augment, args.no_flip) == (augment, not flip)
+    assert (PRESETS["landmarks"].augment, PRESETS["landmarks"].flip) == ("strong", False)
+    explicit = cli.build_parser().parse_args(["--augment", "none"])
+    cli.apply_preset(explicit, preset)
+    assert explicit.augment == "none"
