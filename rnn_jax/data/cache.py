@@ -249,6 +249,28 @@ def _decode_all(splits: Mapping[str, SplitSpec], out_dir: Path, crop_mode: str, 
     return failures, counts
 
 
+def _slot(name: str, splits: Mapping[str, SplitSpec], crop_mode: str, channels: int,
+          cache_dir: str | Path | None, params: Mapping | None) -> tuple[Path, dict, Path]:
+    """(cache root, every parameter the arrays depend on, the slot folder), after checking them."""
+    if crop_mode not in CROP_MODES:
+        raise DataError(f"unknown crop mode {crop_mode!r}; use one of {', '.join(CROP_MODES)}")
+    if channels not in (1, 3):
+        raise DataError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
+    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    all_params = {"crop_mode": crop_mode, "channels": channels, **dict(params or {})}
+    return root, all_params, _slot_dir(root, name, splits, all_params)
+
+
+def find_decoded(name: str, splits: Mapping[str, SplitSpec], *, crop_mode: str = "full", channels: int = 3,
+                 cache_dir: str | Path | None = None, params: Mapping | None = None) -> Decoded | None:
+    """The valid cache of exactly these splits when one was decoded before, else None (decodes nothing;
+    stats every file only when the slot folder exists)."""
+    _, all_params, slot = _slot(name, splits, crop_mode, channels, cache_dir, params)
+    if not (slot / "manifest.json").is_file():
+        return None
+    return _read_valid(slot, cache_key(name, splits, all_params), splits, channels)
+
+
 def load_decoded(name: str, splits: Mapping[str, SplitSpec], *, crop_mode: str = "full",
                  channels: int = 3, cache_dir: str | Path | None = None, progress: bool = True,
                  workers: int | None = None, params: Mapping | None = None,
@@ -259,14 +281,8 @@ def load_decoded(name: str, splits: Mapping[str, SplitSpec], *, crop_mode: str =
     ``params`` are extra values the arrays depend on (e.g. the hand-crop context); they go
     into the key. Unreadable images are left out and listed in ``Decoded.failures``.
     """
-    if crop_mode not in CROP_MODES:
-        raise DataError(f"unknown crop mode {crop_mode!r}; use one of {', '.join(CROP_MODES)}")
-    if channels not in (1, 3):
-        raise DataError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
-    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    all_params = {"crop_mode": crop_mode, "channels": channels, **dict(params or {})}
+    root, all_params, slot = _slot(name, splits, crop_mode, channels, cache_dir, params)
     key = cache_key(name, splits, all_params)
-    slot = _slot_dir(root, name, splits, all_params)
     found = _read_valid(slot, key, splits, channels)
     if found is not None:
         return found

@@ -1,4 +1,9 @@
-"""grain pipelines: seeded shuffle, batch, gather from the in-memory/memmapped arrays, augment."""
+"""grain pipelines: seeded shuffle, batch, gather from the in-memory/memmapped arrays, augment.
+
+A split whose images are :class:`rnn_jax.data.stream.StreamedImages` (paths, not arrays) is read the
+same way, except that gathering decodes the JPEGs and the whole read (decode, crop, augment) runs in
+grain's worker processes (``mp_prefetch``); the batches are the same as from the decoded cache.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import grain
 import numpy as np
 
 from rnn_jax.data.augment import augment_batch
+from rnn_jax.data.stream import is_streamed, read_ranges, worker_reads
 from rnn_jax.data.types import Split, TrainView
 
 
@@ -82,7 +88,10 @@ def train_batches(split: Split, batch_size: int, seed: int, augment: str = "basi
     else:
         ds = ds[:whole].batch(batch_size * per_read, batch_fn=np.asarray)
     ds = ds.map(gather).random_map(augmented, seed=seed)
-    reads = ds.to_iter_dataset(grain.ReadOptions(num_threads=prefetch_threads, prefetch_buffer_size=4))
+    if is_streamed(images):  # decode + augment in worker processes (the element seeds do not change)
+        reads = worker_reads(ds, images, prefetch_threads)
+    else:
+        reads = ds.to_iter_dataset(grain.ReadOptions(num_threads=prefetch_threads, prefetch_buffer_size=4))
     return reads if per_read == 1 else _split_reads(reads, batch_size)
 
 
@@ -98,14 +107,18 @@ def eval_batches(images: np.ndarray, batch_size: int,
     """Fixed-size batches (the last one padded) so evaluation compiles once; yields (batch, n_valid).
 
     ``rows`` (multi-process runs): read only this process's rows of every padded global batch;
-    ``n_valid`` still counts the valid rows of the whole global batch.
+    ``n_valid`` still counts the valid rows of the whole global batch. Streamed images are decoded
+    ahead, in order, by their worker processes.
     """
     n = len(images)
     lo, hi = (0, batch_size) if rows is None else (rows.start, rows.stop)
     size = hi - lo
-    for start in range(0, n, batch_size):
+    starts = range(0, n, batch_size)
+    ranges = [(min(start + lo, n), min(start + hi, n)) for start in starts]
+    reads = read_ranges(images, ranges) if is_streamed(images) else (images[a:b] for a, b in ranges)
+    for start, read in zip(starts, reads, strict=True):
         valid = min(batch_size, n - start)
-        batch = np.asarray(images[min(start + lo, n) : min(start + hi, n)])
+        batch = np.asarray(read)
         if transform is not None and len(batch):
             batch = transform(batch)
         if not len(batch):  # this process's rows of the last batch are all padding

@@ -27,6 +27,7 @@ class DataSpec:
     seed: int = 0
     mirror_left: bool = True  # landmarks: mirror left hands to right ones (rnn_jax.hands.features)
     window: int = 0  # landmarks: > 0 = windows of this many consecutive video frames (BPTT)
+    image_storage: str = "auto"  # hagrid images: cache | stream | auto (rnn_jax.data.stream.choose_storage)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -35,6 +36,8 @@ class DataSpec:
             raise ConfigError(f"--image-size must be between 8 and 1024, got {self.image_size}")
         if self.crop not in ("full", "hand"):
             raise ConfigError(f"--crop must be 'full' or 'hand', got {self.crop!r}")
+        if self.image_storage not in ("auto", "cache", "stream"):
+            raise ConfigError(f"--image-storage must be auto, cache or stream, got {self.image_storage!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -69,8 +72,8 @@ def load_dataset(spec: DataSpec, progress: bool = True) -> Dataset:
         from rnn_jax.data.hagrid.parts_images import parts_image_dataset
 
         return parts_image_dataset(spec.path, spec.image_size or default_image_size(spec.kind), channels=spec.channels, progress=progress,
-                                   seed=spec.seed)
+                                   seed=spec.seed, storage=spec.image_storage)
     from rnn_jax.data.hagrid.images import load_hagrid
 
     return load_hagrid(spec.path, spec.image_size or default_image_size(spec.kind), crop=spec.crop, no_gesture=spec.no_gesture,
-                       channels=spec.channels, seed=spec.seed, progress=progress)
+                       channels=spec.channels, seed=spec.seed, progress=progress, storage=spec.image_storage)

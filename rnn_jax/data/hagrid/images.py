@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnn_jax.data.cache import ImageItem, SplitSpec, load_decoded
+from rnn_jax.data.cache import ImageItem, SplitSpec
 from rnn_jax.data.folders import load_class_folders, natural_key, skipped_note
 from rnn_jax.data.hagrid.annotations import (
     NO_GESTURE,
@@ -43,6 +43,7 @@ from rnn_jax.data.hand_crops import (
     random_context_crop as random_context_crop,  # named in notes["hand_crop"]
 )
 from rnn_jax.data.splits import split_people
+from rnn_jax.data.stream import load_images
 from rnn_jax.data.types import Dataset, Split
 from rnn_jax.errors import DataError
 
@@ -63,7 +64,7 @@ def _split_people(entries: list[HagridEntry], fractions: dict[str, float], seed:
 def load_hagrid(root: str | Path, image_size: int, crop: str = "full", no_gesture: bool = False,
                 channels: int = 3, cache_dir: str | Path | None = None, seed: int = 0,
                 val_fraction: float = 0.15, test_fraction: float = 0.15, progress: bool = True,
-                train_context: bool = True) -> Dataset:
+                train_context: bool = True, storage: str = "auto") -> Dataset:
     """Load any HaGRID layout under ``root`` as a Dataset of full frames or hand crops.
 
     ``crop="full"`` letterboxes whole photos; ``crop="hand"`` crops a square around the
@@ -72,7 +73,9 @@ def load_hagrid(root: str | Path, image_size: int, crop: str = "full", no_gestur
     second hand, and HaGRIDv2's own no_gesture photos); with full frames only photos that
     contain no gesture at all (HaGRIDv2's no_gesture archive), because a no_gesture box
     shares its photo with a gesture hand. ``train_context`` stores training hand crops with
-    extra context for random box-scale augmentation (see the module docstring).
+    extra context for random box-scale augmentation (see the module docstring). ``storage``:
+    ``cache`` decodes every photo once into the decoded cache, ``stream`` decodes them while
+    training in grain worker processes, ``auto`` picks (:func:`rnn_jax.data.stream.choose_storage`).
     """
     if crop not in ("full", "hand"):
         raise DataError(f"crop must be 'full' or 'hand', got {crop!r}")
@@ -195,9 +198,9 @@ def load_hagrid(root: str | Path, image_size: int, crop: str = "full", no_gestur
         specs[split] = SplitSpec([ImageItem(Path(p), b, scale) for p, b, _ in rows],
                                  stored if is_train else image_size)
     name = f"hagrid-{layout}"
-    decoded = load_decoded(name, specs, crop_mode="full" if crop == "full" else "hand",
-                           channels=channels, cache_dir=cache_dir, progress=progress,
-                           params={"crop": crop, "no_gesture": no_gesture})
+    decoded = load_images(name, specs, storage=storage, crop_mode="full" if crop == "full" else "hand",
+                          channels=channels, cache_dir=cache_dir, progress=progress,
+                          params={"crop": crop, "no_gesture": no_gesture})
     splits: dict[str, Split] = {}
     for split, rows in samples.items():
         labels = np.asarray([class_names.index(lab) for _, _, lab in rows], dtype=np.int32)
@@ -218,8 +221,10 @@ def load_hagrid(root: str | Path, image_size: int, crop: str = "full", no_gestur
                                 skipped + [("annotations", "malformed entry")] * bad),
         "gestures_without_images": sorted((json_gestures - matching) if matching else set(),
                                           key=natural_key),
-        "cache": decoded.note(),
+        "images": decoded.note(),
     }
+    if decoded.cache is not None:
+        notes["cache"] = decoded.cache
     if crop == "hand":
         notes["hand_crop"] = {
             "eval_scale": HAND_EVAL_SCALE,

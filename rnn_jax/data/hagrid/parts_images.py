@@ -17,9 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rnn_jax.data.cache import ImageItem, SplitSpec, load_decoded
+from rnn_jax.data.cache import ImageItem, SplitSpec
 from rnn_jax.data.hagrid.layout import CROP_DIRS
-from rnn_jax.data.hagrid.prepare import prepare_landmarks
 from rnn_jax.data.hand_crops import (
     HAND_EVAL_SCALE,
     HAND_TRAIN_SCALE,
@@ -27,6 +26,7 @@ from rnn_jax.data.hand_crops import (
     hand_train_size,
 )
 from rnn_jax.data.landmark_files import load_landmarks
+from rnn_jax.data.stream import load_images
 from rnn_jax.data.types import Dataset, Split
 from rnn_jax.hands.crop import DETECTION_PAD
 from rnn_jax.preprocess import crop_square, read_image, square_box
@@ -57,9 +57,14 @@ def decode_part_item(item: ImageItem, size: int, crop_mode: str, channels: int) 
 
 
 def parts_image_dataset(root: str | Path, image_size: int, channels: int = 3, cache_dir: str | Path | None = None,
-                        progress: bool = True, seed: int = 0) -> Dataset:
+                        progress: bool = True, seed: int = 0, storage: str = "auto") -> Dataset:
     """Hand crops of the very hands the landmark family trains on (every part under ``root``,
-    gestures + no_gesture), splits as the landmark preparation gives them (same seed, same hands)."""
+    gestures + no_gesture), splits as the landmark preparation gives them (same seed, same hands).
+    ``storage``: decoded cache, streamed or auto, as :func:`rnn_jax.data.stream.load_images`."""
+    # imported here: grain's worker processes import this module for decode_part_item, and the
+    # extraction (hand models, onnxruntime) is not needed there
+    from rnn_jax.data.hagrid.prepare import prepare_landmarks
+
     folder = prepare_landmarks(root, seed=seed, no_gesture=True, progress=progress)
     base = Path(json.loads((folder / "parts.json").read_text())["root"])
     sets = {s: load_landmarks(folder / f"{s}.npz") for s in ("train", "val", "test") if (folder / f"{s}.npz").is_file()}
@@ -71,9 +76,9 @@ def parts_image_dataset(root: str | Path, image_size: int, channels: int = 3, ca
         specs[split] = SplitSpec([ImageItem(base / str(p), tuple(float(v) for v in b), scale)
                                   for p, b in zip(data.sources, boxes[split], strict=True)],
                                  stored if split == "train" else image_size)
-    decoded = load_decoded("hagrid-parts", specs, crop_mode="hand", channels=channels, cache_dir=cache_dir,
-                           progress=progress, params={"parts": folder.name, "crop_pad": CROP_PAD},
-                           decoder=decode_part_item)
+    decoded = load_images("hagrid-parts", specs, storage=storage, crop_mode="hand", channels=channels,
+                          cache_dir=cache_dir, progress=progress,
+                          params={"parts": folder.name, "crop_pad": CROP_PAD}, decoder=decode_part_item)
     splits = {s: Split(decoded.images[s], sets[s].labels[decoded.kept[s]].astype(np.int32)) for s in sets}
     names = sets["train"].class_names
     notes = {"source": str(root), "layout": "hagrid-parts", "parts": str(folder / "parts.json"),
@@ -81,6 +86,6 @@ def parts_image_dataset(root: str | Path, image_size: int, channels: int = 3, ca
              "hand_crop": {"eval_scale": HAND_EVAL_SCALE, "train_stored_scale": HAND_TRAIN_SCALE,
                            "train_stored_size": stored, "image_size": image_size,
                            "boxes": "hand finder / second look (crops, photos), annotation (val, test)"},
-             "cache": decoded.note()}
+             "images": decoded.note(), **({"cache": decoded.cache} if decoded.cache is not None else {})}
     return Dataset(name="hagrid-parts", class_names=names, train=splits["train"], val=splits["val"],
                    test=splits.get("test"), crop_mode="hand", notes=notes, train_view=ContextCropView(image_size))
