@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
                            "around the gesture box (HaGRID annotations; plain class folders: boxes found once by "
                            "rnn_jax.hands, see README 'Finding the hand'; live uses --hands)")
     data.add_argument("--image-size", type=int, default=None, help="square input side (default from --preset)")
+    data.add_argument("--image-storage", choices=("auto", "cache", "stream"), default="auto",
+                      help="image family: cache = decode every photo once into the decoded cache, stream = decode "
+                           "JPEGs while training in grain worker processes ($RNN_JAX_STREAM_WORKERS, default one "
+                           "per core); auto caches when the decoded set fits in half the RAM and disk (default "
+                           "%(default)s; docs/hagrid.md)")
     data.add_argument("--no-gesture", nargs="?", choices=("auto", "on", "off"), default="auto", const="on",
                       help="HaGRID's no_gesture (resting) hands as a class: on (also plain --no-gesture) or off; "
                            "auto (default): on for the landmark family and for parts roots (crops/photos), off for "
@@ -156,6 +161,7 @@ def data_spec(args: argparse.Namespace, path: Path | None) -> DataSpec:
     if path is None:
         return DataSpec("builtin", image_size=args.image_size, seed=args.seed)
     return DataSpec("hagrid", path=str(path.resolve()), image_size=args.image_size, crop=args.crop,
+                    image_storage=args.image_storage,
                     no_gesture=wants_no_gesture(args, "image", path), seed=args.seed)
 
 
