@@ -1,20 +1,22 @@
-"""Dynamic gestures (swipes, zoom, circles, still, no motion gesture) as a born-again lineage.
+"""Dynamic gestures (swipes, zoom, drag/drop, taps, circles, still, no motion) as a born-again lineage.
 
     python -m experiments.motion --out runs/motion                       # train (real + composed data)
     python -m experiments.motion --export runs/motion --onnx motion.onnx  # ONNX + parity + per-class + latency
     python -m rnn_jax.live --onnx landmarks.onnx --motion motion.onnx    # live, beside a static model
 
-Data (rnn_jax/data/motion.py, docs/motion.md): real index-fingertip recordings of
-``hand-keypoints/point_history.csv`` (with a real static hand placed on the path) plus windows
-composed from the real static hands of ``keypoint.csv``; a source-disjoint split by recording.
-Features: the motion feature rule of rnn_jax/hands/motion_features.py (pose + velocities, user's view).
+Data (rnn_jax/data/motion.py, docs/motion.md): windows composed from real people's hands (the
+HaGRID sample's landmarks: train people train, val people validate and test, split by person;
+plus ``keypoint.csv``), sampled at 10-60 frames/s, and the real index-fingertip recordings of
+``hand-keypoints/point_history.csv`` (a source-disjoint split by recording).
+Features: the motion feature rule of rnn_jax/hands/motion_features.py (pose, rates per second,
+the partner hand; user's view).
 Model: ``motion`` (rnn_jax/models/motion.py, a window of the last 24 frames carried as state);
 ``lstm``/``trm``/``lmlp`` also train on the same windows (zero state at each window's start).
 
 ``--export RUN`` writes the final student (or ``--gen``) as a stateful per-frame ONNX file behind
 the sequence parity gate, then prints per-class accuracy on the held-out real and composed
-test windows for the JAX model on whole windows and for the ONNX file frame by frame (state
-carried), their agreement, and the latency per frame on one thread.
+test windows (held-out people, at 15 and 30 frames/s) for the JAX model on whole windows and for
+the ONNX file frame by frame (state carried), their agreement, and the latency per frame on one thread.
 """
 
 from __future__ import annotations
@@ -29,7 +31,11 @@ from experiments.flags import add_common_flags
 from rnn_jax.atomic import write_json_atomic
 from rnn_jax.errors import main_guard
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hand-keypoints"
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+DEFAULT_DATA = SHARED / "hand-keypoints"
+DEFAULT_HAGRID = SHARED / "hagrid-sample"
+# motion's training settings, in this one place (the rest are rnn_jax/config.py's defaults)
+MOTION_TRAINING = {"epochs": 20, "model": "motion", "batch_size": 64, "no_flip": True}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,13 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
     data = parser.add_argument_group("data")
     data.add_argument("--data", default=None, metavar="DIR",
                       help=f"the hand-keypoints folder (point_history.csv, keypoint.csv; default {DEFAULT_DATA})")
-    data.add_argument("--per-class", type=int, default=800, metavar="N",
-                      help="composed training windows per class (val/test: a quarter each; default %(default)s)")
+    data.add_argument("--hagrid", default=None, metavar="DIR",
+                      help=f"the HaGRID sample whose people's hands compose the windows (default {DEFAULT_HAGRID} "
+                           "when present; 'none': keypoint.csv's hands only)")
+    data.add_argument("--per-class", type=int, default=500, metavar="N",
+                      help="composed training windows per class (val: a fifth; test: a fifth at each of 15 and "
+                           "30 frames/s; default %(default)s)")
     exp = parser.add_argument_group("export (instead of training)")
     exp.add_argument("--export", metavar="RUN", help="export RUN's final student and report (no training)")
     exp.add_argument("--gen", type=int, default=None, help="with --export: this generation instead")
     exp.add_argument("--onnx", default="motion.onnx", metavar="PATH", help="with --export: output (default %(default)s)")
-    add_common_flags(parser, epochs=20, model="motion", batch_size=64, no_flip=True)
+    add_common_flags(parser, **MOTION_TRAINING)
     return parser
 
 
@@ -55,6 +65,22 @@ def data_folder(args: argparse.Namespace) -> Path:
     if not (folder / "point_history.csv").is_file():
         raise DataError(f"{folder} has no point_history.csv (give the hand-keypoints folder with --data)")
     return folder.resolve()
+
+
+def hagrid_folder(args: argparse.Namespace) -> Path | None:
+    from rnn_jax.errors import DataError
+
+    if args.hagrid == "none":
+        return None
+    if args.hagrid is None:
+        return DEFAULT_HAGRID.resolve() if DEFAULT_HAGRID.is_dir() else None
+    folder = Path(args.hagrid).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"--hagrid {folder}: no such folder (the HaGRID sample, or 'none')")
+    return folder.resolve()
+
+
+RATES = [0, 1, 2, 3, 4, 5, 6, 9, 16, 17, 18]  # the motion vector's per-second rates (motion_features)
 
 
 class MotionTrainView:
@@ -70,7 +96,7 @@ class MotionTrainView:
         strength = 2.0 if level == "strong" else 1.0
         x[..., :2] += rng.normal(0, 0.01 * strength, x[..., :2].shape).astype(np.float32)
         speed = rng.uniform(1 - 0.15 * strength, 1 + 0.15 * strength, (len(x), 1, 1)).astype(np.float32)
-        x[..., 0:7, 2] *= speed
+        x[..., RATES, 2] *= speed
         return np.where(present, x, 0.0).astype(np.float32)
 
     def random(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -80,13 +106,13 @@ class MotionTrainView:
         return images
 
 
-def motion_dataset(folder: Path, per_class: int, seed: int):
+def motion_dataset(folder: Path, per_class: int, seed: int, hagrid: Path | None = None):
     """The engine's Dataset (features [N, 24, 21, 3]) and the held-out sets with their origin."""
     from rnn_jax.data.motion import WINDOW, motion_sets
     from rnn_jax.data.types import Dataset, Split
     from rnn_jax.hands.motion_features import MOTION_CLASSES, feature_spec
 
-    sets = motion_sets(folder, per_class=per_class, seed=seed)
+    sets = motion_sets(folder, per_class=per_class, seed=seed, hagrid=hagrid)
     splits = {k: Split(v.features(), v.labels.astype(np.int32)) for k, v in sets.items()}
     notes = {"landmarks": {"features": feature_spec(), "sequence_length": WINDOW, "coords": "user view"},
              "motion": {k: v.notes for k, v in sets.items()}}
@@ -94,19 +120,17 @@ def motion_dataset(folder: Path, per_class: int, seed: int):
                    crop_mode="landmarks", notes=notes, train_view=MotionTrainView()), sets
 
 
-def per_class_table(labels: np.ndarray, preds: dict[str, np.ndarray], origin: np.ndarray) -> str:
-    """Rows: classes; columns: accuracy % (n) per origin and predictor."""
+def per_class_table(labels: np.ndarray, preds: np.ndarray, columns: dict[str, np.ndarray]) -> str:
+    """Rows: classes; columns: accuracy % (n) of ``preds`` on each named mask."""
     from rnn_jax.hands.motion_features import MOTION_CLASSES
 
-    cols = [(o, name) for o in ("real", "composed") for name in preds]
-    lines = ["| class | " + " | ".join(f"{o} {name}" for o, name in cols) + " |",
-             "|---|" + "---|" * len(cols)]
+    lines = ["| class | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for c, cname in enumerate([*MOTION_CLASSES, "all"]):
         cells = []
-        for o, name in cols:
-            mask = (origin == o) & ((labels == c) if cname != "all" else True)
-            n = int(mask.sum())
-            cells.append(f"{100 * np.mean(preds[name][mask] == labels[mask]):.1f} ({n})" if n else "–")
+        for mask in columns.values():
+            m = mask & ((labels == c) if cname != "all" else True)
+            n = int(m.sum())
+            cells.append(f"{100 * np.mean(preds[m] == labels[m]):.1f} ({n})" if n else "–")
         lines.append(f"| {cname} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -127,14 +151,29 @@ def onnx_windows(path: Path, feats: np.ndarray, threads: int = 1) -> np.ndarray:
 
 
 def latency(path: Path, feats: np.ndarray, calls: int = 3000, repeats: int = 5) -> dict[str, float]:
-    """Per frame at batch 1 on one thread: the ONNX step, and the feature rule + step, median of rounds (ms)."""
+    """Per frame at batch 1 on one thread (median of rounds, ms): the ONNX step; the feature rule (with a
+    partner hand) + step; and the live runtime's whole motion step (MotionModel.step) per hand, two hands
+    in view (features, partners, states)."""
+    import time
+
     from rnn_jax.export.landmark_export import measure_step_latency
     from rnn_jax.hands.motion_features import motion_features
+    from rnn_jax.live.motion import MotionModel
 
-    view = np.random.default_rng(0).uniform(0, 1, (21, 2))
+    rng = np.random.default_rng(0)
+    view, prev, other, other_prev = rng.uniform(0, 1, (4, 21, 2))
     result = measure_step_latency(path, feats[0, -1], threads=1, calls=calls, repeats=repeats,
-                                  features=lambda _: motion_features(view, view)[None])
-    return {"step_ms": result["step_ms"], "features_and_step_ms": result["features_and_step_ms"]}
+                                  features=lambda _: motion_features(view, prev, 1 / 30, other, other_prev)[None])
+    live = MotionModel.load(path, threads=1)
+    views = np.stack([view, other])
+    rounds = []
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        for i in range(calls // 2):
+            live.step([1, 2], views + 0.001 * (i % 2), (r * calls + i) / 30)
+        rounds.append((time.perf_counter() - t0) / (calls // 2) / 2 * 1e3)
+    return {"step_ms": result["step_ms"], "features_and_step_ms": result["features_and_step_ms"],
+            "live_step_per_hand_ms": float(np.median(rounds))}
 
 
 def export(args: argparse.Namespace) -> dict:
@@ -154,9 +193,11 @@ def export(args: argparse.Namespace) -> dict:
     folder = Path(notes.get("data") or data_folder(args))
     per_class = int(notes.get("per_class", args.per_class))
     seed = int(notes.get("seed", record.get("config", {}).get("seed", 0)))
-    _, sets = motion_dataset(folder, per_class, seed)
+    hagrid = notes.get("hagrid", "unset")
+    hagrid = hagrid_folder(args) if hagrid == "unset" else (Path(hagrid) if hagrid else None)
+    _, sets = motion_dataset(folder, per_class, seed, hagrid)
     test = sets["test"]
-    feats, labels, origin = test.features(), test.labels, test.origin
+    feats, labels, origin, fps = test.features(), test.labels, test.origin, test.fps
     entry = generation_entry(record, gen) or {}
     layout = (f"[B, last {model.window - 1} frames x {model.embed_dim} embedding], oldest first"
               if hasattr(model, "window") else type(model).__name__)
@@ -169,22 +210,25 @@ def export(args: argparse.Namespace) -> dict:
     jax_logits = np.concatenate([np.asarray(model(feats[i:i + 512])) for i in range(0, len(feats), 512)])
     onnx_logits = onnx_windows(result.path, feats)
     preds = {"JAX windows": jax_logits.argmax(1), "ONNX frame by frame": onnx_logits.argmax(1)}
-    table = per_class_table(labels, preds, origin)
+    columns = {f"{o} {f:g} fps": (origin == o) & (np.round(fps) == f) for o in ("composed", "real") for f in (15, 30)}
+    table = per_class_table(labels, preds["ONNX frame by frame"], columns)
     lat = latency(result.path, feats)
     report = {"run_dir": str(args.export), "generation": gen, "onnx": str(result.path), "params": count_params(model),
               "state_size": info.state_size, "file_bytes": result.file_bytes,
               "parity_stream_frames": result.parity.n, "parity_max_abs_logit_diff": result.parity.max_abs_logit_diff,
               "windows_max_abs_logit_diff": float(np.abs(jax_logits - onnx_logits).max()),
               "windows_top1_agreement": float(np.mean(preds["JAX windows"] == preds["ONNX frame by frame"])),
-              "test_acc": {o: float(np.mean(preds["ONNX frame by frame"][origin == o] == labels[origin == o]))
-                           for o in ("real", "composed")},
+              "test_acc": {name: float(np.mean(preds["ONNX frame by frame"][m] == labels[m]))
+                           for name, m in columns.items() if m.any()},
               "latency_1_thread": lat, "per_class_table": table}
     write_json_atomic(Path(str(result.path) + ".json"), report, indent=2, end="\n")
-    print(f"\nheld-out test windows, accuracy % (windows), generation {gen}:\n{table}")
+    print(f"\nheld-out test windows (composed: held-out people's hands), ONNX stepped frame by frame, "
+          f"accuracy % (windows), generation {gen}:\n{table}")
     print(f"\nJAX on whole windows vs ONNX frame by frame: max |dlogit| {report['windows_max_abs_logit_diff']:.2e}, "
           f"top-1 agreement {100 * report['windows_top1_agreement']:.2f}% over {len(feats)} windows")
     print(f"latency per frame, batch 1, 1 thread: step {lat['step_ms']:.4f} ms, "
-          f"features + step {lat['features_and_step_ms']:.4f} ms")
+          f"features + step {lat['features_and_step_ms']:.4f} ms, live MotionModel.step "
+          f"{lat['live_step_per_hand_ms']:.4f} ms per hand (two hands in view)")
     print(f"wrote {result.path} and {result.path}.json")
     return report
 
@@ -207,10 +251,12 @@ def main(argv: list[str] | None = None) -> None:
     args.out = str(out)
     config = check_before_data(args, out)
     folder = data_folder(args)
+    hagrid = hagrid_folder(args)
 
     def build_data(args: argparse.Namespace):
-        dataset, sets = motion_dataset(folder, args.per_class, args.seed)
-        dataset.notes["motion_source"] = {"data": str(folder), "per_class": args.per_class, "seed": args.seed}
+        dataset, sets = motion_dataset(folder, args.per_class, args.seed, hagrid)
+        dataset.notes["motion_source"] = {"data": str(folder), "per_class": args.per_class, "seed": args.seed,
+                                          "hagrid": str(hagrid) if hagrid else ""}
         for split, s in sets.items():
             print(f"{split}: {s.notes['real']} real windows {s.notes['real_per_class']} "
                   f"({s.notes['recordings']} recordings) + {s.notes['composed']} composed")

@@ -36,12 +36,14 @@ W, H = 320, 240
 
 def write_rule_motion_onnx(path: Path, state_size: int = 4) -> Path:
     """TEST FIXTURE: a 'motion model' by hand: logits from the index fingertip's velocity
-    (packed feature (row 0, z) = vx, (row 1, z) = vy, flattened indices 2 and 5); 'still' otherwise."""
+    (packed feature (row 0, z) = vx, (row 1, z) = vy, flattened indices 2 and 5) and from the
+    partner distance's rate (row 16, z: flattened 50; twice as strong); 'still' otherwise."""
     k = len(MOTION_CLASSES)
     weight = np.zeros((63, k), np.float32)
     c = {name: i for i, name in enumerate(MOTION_CLASSES)}
     weight[2, c["swipe_right"]], weight[2, c["swipe_left"]] = 8.0, -8.0
     weight[5, c["swipe_down"]], weight[5, c["swipe_up"]] = 8.0, -8.0
+    weight[50, c["zoom_in"]], weight[50, c["zoom_out"]] = 16.0, -16.0
     bias = np.zeros(k, np.float32)
     bias[c["still"]] = 2.0
     graph = helper.make_graph(
@@ -78,21 +80,28 @@ def make_hand(track_id: int, wrist_x: float, wrist_y: float = 160.0) -> Hand:
 
 
 class ScriptedFinder:
-    """Stands in for the hand finder: one hand per frame from a script (None = no hand)."""
+    """Stands in for the hand finder: per frame, one hand's wrist x (None = no hand) or a tuple of
+    several hands' (track ids 7, 8, ...)."""
 
-    def __init__(self, script: list[float | None]) -> None:
+    def __init__(self, script: list) -> None:
         self.script, self.frame = script, 0
 
     def find(self, frame: np.ndarray, colour: str = "bgr") -> list[Hand]:
         x = self.script[self.frame]
         self.frame += 1
-        return [] if x is None else [make_hand(7, x)]
+        if x is None:
+            return []
+        return [make_hand(7 + i, v) for i, v in enumerate(x)] if isinstance(x, tuple) else [make_hand(7, x)]
 
 
 class Frames(FrameSource):
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, fps: float | None = None) -> None:
         super().__init__("scripted frames")
-        self.n, self.i = n, 0
+        self.n, self.i, self._fps = n, 0, fps
+
+    @property
+    def fps(self) -> float | None:
+        return self._fps
 
     def read(self) -> np.ndarray | None:
         if self.i >= self.n:
@@ -131,10 +140,11 @@ def test_motion_features_hand_checked() -> None:
 
 
 # ----------------------------------------------------------- the live loop
-def run_stream(models: dict[str, Path], script: list[float | None], **kwargs) -> tuple[list, PredictionStream]:
+def run_stream(models: dict[str, Path], script: list, fps: float | None = None, **kwargs
+               ) -> tuple[list, PredictionStream]:
     from rnn_jax.runtime import Predictor
 
-    stream = PredictionStream(Predictor.load(models["static"], threads=1), Frames(len(script)),
+    stream = PredictionStream(Predictor.load(models["static"], threads=1), Frames(len(script), fps),
                               finder=ScriptedFinder(script), motion=MotionModel.load(models["motion"]), **kwargs)
     records = list(stream)
     return records, stream
@@ -149,10 +159,10 @@ def test_motion_events_trails_and_hand_lost(models: dict[str, Path]) -> None:
     assert ("ended", "swipe_right") in [d[:2] for d in dynamic]
     assert not any(label in ("still", "no_motion") for _, label, _, _ in dynamic)  # background never starts
     assert not any(e.dynamic for r in records for e in r.events if e.label not in MOTION_CLASSES)
-    moving = records[8]
+    moving = records[9]  # 0.3 s after the hand's first frame (0.25 s old on frame 8, then 2 stable frames)
     (hand,) = moving.hands
     assert hand.motion == "swipe_right" and hand.motion_top == "swipe_right"
-    assert len(hand.trail) == 9 and hand.trail[-1][0] == pytest.approx(200.0 - 12 * 4 - 10)  # index tip x
+    assert len(hand.trail) == 10 and hand.trail[-1][0] == pytest.approx(200.0 - 12 * 5 - 10)  # index tip x
     assert len(records[18].hands[0].trail) == min(19, TRAIL_FRAMES)
     row = moving.to_json()
     assert row["hands"][0]["motion"] == "swipe_right" and "motion_confidence" in row["hands"][0]
@@ -217,35 +227,68 @@ def test_the_one_frame_fast_path_matches_the_batched_rule() -> None:
         np.testing.assert_allclose(motion_features(view), motion_features(view[None])[0], atol=1e-6)
 
 
+def test_the_same_move_at_15_and_30_frames_per_second(models: dict[str, Path]) -> None:
+    """Rates per second: a move of 360 px/s fires the same swipe at either rate, at about the same time
+    (frame steps at 15 frames/s are twice as long: a per-frame rule would call the move twice as fast)."""
+    fired = {}
+    for fps in (15.0, 30.0):
+        step = 360.0 / fps
+        n = int(0.5 * fps)
+        script = [250.0] * int(0.4 * fps) + [250.0 - step * i for i in range(1, n + 1)] + [250.0 - step * n] * 4
+        records, _ = run_stream(models, script, fps=fps)
+        starts = [e for r in records for e in r.events if e.dynamic and e.kind == "started"]
+        fired[fps] = ([e.label for e in starts], starts[0].frame / fps if starts else None)
+    assert fired[15.0][0] == fired[30.0][0] == ["swipe_right"]
+    assert abs(fired[15.0][1] - fired[30.0][1]) <= 0.1, fired  # 2 stable frames: 0.13 s at 15 fps, 0.07 s at 30
+    hand = view_coords(make_hand(1, 250).landmarks, (W, H))
+    for fps in (15.0, 30.0):  # the rule itself: the same velocity whatever the rate
+        moved = view_coords(make_hand(1, 250 - 360 / fps).landmarks, (W, H))
+        np.testing.assert_allclose(motion_features(moved, hand, 1 / fps)[0, 2], 360 / H * 2 / 3, rtol=1e-5)
+
+
+def test_a_two_hand_zoom_is_one_event_per_pair(models: dict[str, Path]) -> None:
+    # two hands moving apart (camera x: 150 - d and 170 + d): a zoom_in for each hand's model
+    script = [(150.0, 170.0)] * 10 + [(150.0 - 6 * i, 170.0 + 6 * i) for i in range(1, 10)] + [(96.0, 224.0)] * 6
+    records, stream = run_stream(models, script)
+    stream.finish()
+    rows = [r.hands for r in records[13:19]]
+    assert all(h.motion == "zoom_in" for hands in rows for h in hands)  # both hands show it
+    zooms = [(e.kind, e.hand) for r in records for e in r.events if e.dynamic and e.label == "zoom_in"]
+    ends = [e for e in stream.tracks.finish() if e.dynamic]
+    assert [k for k, _ in zooms].count("started") == 1, zooms  # reported once for the pair
+    assert [k for k, _ in zooms].count("ended") + len(ends) <= 1
+    assert stream.motion.partners == {7: 8, 8: 7}
+
+
 def test_a_young_track_starts_no_motion_event(models: dict[str, Path]) -> None:
     from rnn_jax.runtime import Predictor
 
     # a hand that appears already moving (as the finder's false, short-lived hands do): the swipe
-    # frames come while the track is younger than min_track_age
+    # frames come while the track is younger than min_track_age (image-like source: 30 frames/s)
     script = [200.0 - 12 * i for i in range(6)] + [None] + [200.0 - 12 * i for i in range(14)]
 
-    def dynamic_starts(min_age: int) -> list[tuple[int, str]]:
+    def dynamic_starts(min_age: float) -> list[tuple[int, str]]:
         motion = MotionModel.load(models["motion"], min_track_age=min_age)
         stream = PredictionStream(Predictor.load(models["static"], threads=1), Frames(len(script)),
                                   finder=ScriptedFinder(script), motion=motion)
         records = list(stream)
-        young = [r.hands[0] for r in records[:max(0, min_age - 1)] if r.hands]
+        young = [r.hands[0] for r in records[:6] if r.hands and min_age > 5 / 30]
         assert all(h.motion is None and h.motion_top is not None for h in young)
         return [(e.frame, e.label) for r in records for e in r.events if e.dynamic and e.kind == "started"]
 
     first = dynamic_starts(0)[0]
     assert first[0] < 6 and first[1] == "swipe_right"  # no minimum: the first short track fires
-    starts = dynamic_starts(8)
-    # the first 6-frame track is lost before it is 8 frames old; the second one (frames 7..20) is
-    # counted from its own first frame, so it fires only once it is 8 frames old (frame 14 on)
-    assert starts and all(frame >= 7 + 8 - 1 for frame, _ in starts) and starts[0][1] == "swipe_right"
+    starts = dynamic_starts(0.25)
+    # the first 6-frame track (0.17 s) is lost before it is 0.25 s old; the second one (frames 7..20) is
+    # timed from its own first frame, so it fires only once 0.25 s old (8 frames later: frame 15 on)
+    assert starts and all(frame >= 7 + 8 for frame, _ in starts) and starts[0][1] == "swipe_right"
     with pytest.raises(ConfigError, match="minimum track age"):
         MotionModel.load(models["motion"], min_track_age=-1)
 
 
 def test_motion_min_age_flag_reaches_the_model_and_bad_values_are_refused(
         models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-    """The command line, end to end: --motion-min-age changes which motion events the run writes."""
+    """The command line, end to end: --motion-min-age (seconds) changes which motion events the run writes."""
     import cv2
 
     import rnn_jax.live.cli as cli
@@ -267,12 +310,12 @@ def test_motion_min_age_flag_reaches_the_model_and_bad_values_are_refused(
                 if e.get("dynamic") and e["event"] == "started"]
 
     assert dynamic_starts("--motion-min-age", "0")[0] < 6  # no minimum: the first, short track fires
-    for flag in (("--motion-min-age", "8"), ()):  # absent: the model's default
+    for flag in (("--motion-min-age", "0.25"), ()):  # absent: the model's default
         starts = dynamic_starts(*flag)
-        assert starts and min(starts) >= 7 + 8 - 1, flag  # only the second track, once 8 frames old
-    assert DEFAULT_MIN_TRACK_AGE == 8
-    starts = dynamic_starts("--motion-min-age", "12")
-    assert not starts or min(starts) >= 7 + 12 - 1
+        assert starts and min(starts) >= 7 + 8, flag  # only the second track, once 0.25 s old (an image folder: 30 fps)
+    assert DEFAULT_MIN_TRACK_AGE == 0.25
+    starts = dynamic_starts("--motion-min-age", "0.4")
+    assert not starts or min(starts) >= 7 + 12
     capsys.readouterr()
     with pytest.raises(SystemExit) as stop:
         build_parser().parse_args(["--onnx", "m.onnx", "--motion-min-age", "-1"])

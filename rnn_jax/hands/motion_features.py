@@ -1,4 +1,4 @@
-"""The one **motion feature rule** for dynamic gestures (swipes, zoom, circles), numpy only.
+"""The one **motion feature rule** for dynamic gestures (swipes, zoom, drag, taps, circles), numpy only.
 
 Shared by training (:mod:`rnn_jax.data.motion`), export and the live loop
 (:mod:`rnn_jax.live.motion` runs a motion model), like :mod:`rnn_jax.hands.features` for static
@@ -9,19 +9,36 @@ so "swipe left" is the user's left and "clockwise" is clockwise as the user draw
 units of the frame's short side; y points down. The live loop gets camera pixels and turns
 them into the user's view with :func:`view_coords`.
 
-Features of one frame, packed into the [21, 3] frame the landmark exporter and runtime carry:
+**Frame-rate independent** (version 2): every rate is per *second*, from the time between this
+frame and the previous one (``dt``, which the live loop knows for each frame), so a swipe made
+at 15 frames/s gives the same numbers as at 30.
 
-- ``[:, 0:2]`` the hand's pose: wrist-relative, divided by the hand's size (largest
+Features of one hand in one frame, packed into the [21, 3] frame the landmark exporter and
+runtime carry:
+
+- ``[:, 0:2]`` the hand's **pose**: wrist-relative, divided by the hand's size (largest
   wrist-to-landmark distance), in the user's view (not mirrored by handedness: a circle's sense
-  must survive);
+  must survive). This is the pose conditioning: "drag" is a fist moving, a swipe an open hand,
+  one finger or two;
 - ``[:, 2]`` a motion vector (from this frame and the previous one, which the caller carries):
   0-1 index fingertip velocity, 2-3 wrist velocity, 4-5 velocity of the landmarks' mean (all
-  x ``VELOCITY_SCALE`` per frame), 6 change of log hand size (x 10; towards / away from the
-  camera), 7 hand size (x 4), 8 thumb-index tip distance / hand size, 9 its change (x 10),
-  10 whether a previous frame exists (1) or not (0: the velocities are 0); 11-20 zero.
+  x ``VELOCITY_SCALE`` per second), 6 rate of change of log hand size (x ``RATE_SCALE``; towards /
+  away from the camera), 7 hand size (x 4), 8 thumb-index tip distance / hand size, 9 its rate
+  of change (x ``RATE_SCALE``), 10 whether a previous frame exists (1) or not (0: every rate is
+  0), 11 the frame interval (``dt`` x 30: 1.0 at 30 frames/s; 0 without a previous frame);
+- the **partner hand** block (the other hand in view, for two-hand gestures; all zero when the
+  hand is alone): 12 a partner exists (1), 13-14 the partner's centre minus this hand's (x 2),
+  15 their distance (x 2), 16 its rate of change (x ``VELOCITY_SCALE`` per second; 0 unless both
+  hands have a previous frame), 17-18 the partner's centre velocity (same scale), 19 the
+  partner's thumb-index distance / its size; 20 zero.
 
-A motion model's metadata ``features`` are :func:`feature_spec` (``{"rule": "motion", ...}``),
-which is how the live side tells a motion model from a static one (:func:`is_motion_info`).
+Why a partner block rather than a two-hand model: one per-hand model stays one model, stepped
+per hand live with its own state, and the two-hand relation (zoom: two hands moving apart) is
+just seven numbers beside the hand's own motion; a hand alone sees zeros there.
+
+Absent frames are all-zero landmarks (batched form): an all-zero ``prev`` or ``partner`` means
+"none". A motion model's metadata ``features`` are :func:`feature_spec` (``{"rule": "motion",
+...}``), which is how the live side tells a motion model from a static one (:func:`is_motion_info`).
 """
 
 from __future__ import annotations
@@ -31,18 +48,30 @@ from typing import Any
 import numpy as np
 
 RULE = "motion"
-MOTION_FEATURE_VERSION = 1
-VELOCITY_SCALE = 20.0  # a move of half the short side in 10 frames -> 1.0 per frame
+MOTION_FEATURE_VERSION = 2
+VELOCITY_SCALE = 2.0 / 3.0  # per second: half the short side in 1/3 s (10 frames at 30 fps) -> 1.0
+RATE_SCALE = 1.0 / 3.0  # rates of log size and of the thumb-index spread, per second
+NOMINAL_DT = 1.0 / 30.0  # a frame's interval when nothing better is known
+MAX_DT = 0.5  # a longer gap between two frames of a hand: no previous frame (its rates are unknown)
 INDEX_TIP, THUMB_TIP, WRIST = 8, 4, 0
 # the dynamic-gesture vocabulary (rnn_jax.data.motion builds its data, the live loop names events)
 MOTION_CLASSES = ("swipe_left", "swipe_right", "swipe_up", "swipe_down", "zoom_in", "zoom_out",
-                  "circle_cw", "circle_ccw", "still", "no_motion")
+                  "drag", "drop", "tap", "double_tap", "circle_cw", "circle_ccw", "still", "no_motion")
+TWO_HAND_CLASSES = ("zoom_in", "zoom_out")  # may be made by a pair of hands (one event per pair live)
 
 
 def feature_spec() -> dict[str, Any]:
     """The ``features`` entry of a motion model's metadata."""
-    return {"rule": RULE, "version": MOTION_FEATURE_VERSION, "velocity_scale": VELOCITY_SCALE,
+    # "version" is read by the landmark runtime's own spec check (a motion file passes as version 1);
+    # the motion rule's version is "motion_version" (absent in version-1 motion files)
+    return {"rule": RULE, "version": 1, "motion_version": MOTION_FEATURE_VERSION, "velocity_scale": VELOCITY_SCALE,
+            "rates": "per second", "partner": True,
             "coords": "user view (mirrored camera), units of the frame's short side"}
+
+
+def motion_version(features: dict) -> int:
+    """The motion feature rule's version a model file was trained with (1 before rates per second)."""
+    return int(features.get("motion_version", 1))
 
 
 def is_motion_info(info: Any) -> bool:
@@ -66,70 +95,126 @@ def _pose(view: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rel / np.maximum(size, 1e-9)[..., None, None], size
 
 
-def motion_features(view: np.ndarray, prev: np.ndarray | None = None) -> np.ndarray:
-    """User-view frames [..., 21, 2] (and the frames before them, same shape, or None = no previous
-    frame) -> packed features [..., 21, 3] float32 (see the module docstring)."""
+def _spread(pose: np.ndarray) -> np.ndarray:
+    return np.sqrt(((pose[..., INDEX_TIP, :] - pose[..., THUMB_TIP, :]) ** 2).sum(-1))
+
+
+def _present(x: np.ndarray) -> np.ndarray:
+    return np.abs(x).sum((-1, -2)) > 0
+
+
+def motion_features(view: np.ndarray, prev: np.ndarray | None = None, dt: float | np.ndarray = NOMINAL_DT,
+                    partner: np.ndarray | None = None, partner_prev: np.ndarray | None = None) -> np.ndarray:
+    """User-view frames [..., 21, 2], the hand's previous frames (same shape, or None), the seconds
+    between them, and the other hand's frames now and before (or None) -> features [..., 21, 3]
+    float32 (see the module docstring). All-zero frames are absent (an absent ``view`` gives zeros)."""
     cur = np.asarray(view, np.float64)
     if cur.shape == (21, 2):  # the live loop's case: one hand, one frame (fewer numpy calls)
-        return _frame_features(cur, None if prev is None else np.asarray(prev, np.float64))
+        def arr(x: np.ndarray | None) -> np.ndarray | None:
+            return None if x is None else np.asarray(x, np.float64)
+        return _frame_features(cur, arr(prev), float(dt), arr(partner), arr(partner_prev))
     if cur.shape[-2:] != (21, 2):
         raise ValueError(f"view landmarks must be [..., 21, 2], got {list(cur.shape)}")
+    zeros = np.zeros_like(cur)
+    before = zeros if prev is None else np.broadcast_to(np.asarray(prev, np.float64), cur.shape)
+    other = zeros if partner is None else np.broadcast_to(np.asarray(partner, np.float64), cur.shape)
+    other_before = zeros if partner_prev is None else np.broadcast_to(np.asarray(partner_prev, np.float64), cur.shape)
+    dt = np.broadcast_to(np.asarray(dt, np.float64), cur.shape[:-2])
+    here = _present(cur)
+    moving = here & _present(before) & (dt > 0) & (dt <= MAX_DT)
+    paired = here & _present(other)
+    paired_moving = paired & moving & _present(other_before)
+    rate = np.where(moving, 1.0 / np.where(dt > 0, dt, 1.0), 0.0)
     pose, size = _pose(cur)
+    ppose, psize = _pose(before)
     out = np.zeros(cur.shape[:-1] + (3,), np.float64)
     out[..., :2] = pose
     m = out[..., 2]
-    spread = np.sqrt(((pose[..., INDEX_TIP, :] - pose[..., THUMB_TIP, :]) ** 2).sum(-1))
+    spread = _spread(pose)
+    v = VELOCITY_SCALE * rate
+    m[..., 0:2] = v[..., None] * (cur[..., INDEX_TIP, :] - before[..., INDEX_TIP, :])
+    m[..., 2:4] = v[..., None] * (cur[..., WRIST, :] - before[..., WRIST, :])
+    m[..., 4:6] = v[..., None] * (cur.mean(-2) - before.mean(-2))
+    m[..., 6] = RATE_SCALE * rate * np.log(np.maximum(size, 1e-6) / np.maximum(psize, 1e-6))
     m[..., 7] = 4.0 * size
     m[..., 8] = spread
-    if prev is not None:
-        before = np.asarray(prev, np.float64)
-        ppose, psize = _pose(before)
-        pspread = np.sqrt(((ppose[..., INDEX_TIP, :] - ppose[..., THUMB_TIP, :]) ** 2).sum(-1))
-        v = VELOCITY_SCALE
-        m[..., 0:2] = v * (cur[..., INDEX_TIP, :] - before[..., INDEX_TIP, :])
-        m[..., 2:4] = v * (cur[..., WRIST, :] - before[..., WRIST, :])
-        m[..., 4:6] = v * (cur.mean(-2) - before.mean(-2))
-        m[..., 6] = 10.0 * np.log(np.maximum(size, 1e-6) / np.maximum(psize, 1e-6))
-        m[..., 9] = 10.0 * (spread - pspread)
-        m[..., 10] = 1.0
-        m[..., :10] = np.clip(m[..., :10], -10.0, 10.0)  # a tracker jump is not a gesture
+    m[..., 9] = RATE_SCALE * rate * (spread - _spread(ppose))
+    m[..., 10] = moving
+    m[..., 11] = np.where(moving, dt * 30.0, 0.0)
+    centre, pcentre = cur.mean(-2), other.mean(-2)
+    rel = pcentre - centre
+    dist = np.sqrt((rel ** 2).sum(-1))
+    pdist = np.sqrt(((other_before.mean(-2) - before.mean(-2)) ** 2).sum(-1))
+    m[..., 12] = paired
+    m[..., 13:15] = 2.0 * rel * paired[..., None]
+    m[..., 15] = 2.0 * dist * paired
+    prate = v * paired_moving
+    m[..., 16] = prate * (dist - pdist)
+    m[..., 17:19] = prate[..., None] * (pcentre - other_before.mean(-2))
+    m[..., 19] = _spread(_pose(other)[0]) * paired
+    m[..., :20] = np.clip(m[..., :20], -10.0, 10.0)  # a tracker jump is not a gesture
+    out = np.where(here[..., None, None], out, 0.0)
     return out.astype(np.float32)
 
 
-def _frame_features(cur: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
-    """:func:`motion_features` of one frame [21, 2] (same numbers, ~4x faster)."""
+def _frame_features(cur: np.ndarray, prev: np.ndarray | None, dt: float, partner: np.ndarray | None,
+                    partner_prev: np.ndarray | None) -> np.ndarray:
+    """:func:`motion_features` of one frame [21, 2] (same numbers, a few times faster)."""
+    out = np.zeros((21, 3), np.float64)
     rel = cur - cur[0]
     size = max(float(np.sqrt((rel * rel).sum(1).max())), 1e-9)
-    out = np.zeros((21, 3), np.float64)
     out[:, :2] = rel / size
     dx, dy = out[INDEX_TIP, :2] - out[THUMB_TIP, :2]
     spread = (dx * dx + dy * dy) ** 0.5
     m = out[:, 2]
     m[7], m[8] = 4.0 * size, spread
-    if prev is not None:
+    moving = prev is not None and 0.0 < dt <= MAX_DT
+    centre = cur.mean(0)
+    if moving:
+        assert prev is not None
         prel = prev - prev[0]
         psize = max(float(np.sqrt((prel * prel).sum(1).max())), 1e-9)
         pdx, pdy = (prel[INDEX_TIP] - prel[THUMB_TIP]) / psize
-        v = VELOCITY_SCALE
+        v = VELOCITY_SCALE / dt
         m[0:2] = v * (cur[INDEX_TIP] - prev[INDEX_TIP])
         m[2:4] = v * (cur[WRIST] - prev[WRIST])
-        m[4:6] = v * (cur.mean(0) - prev.mean(0))
-        m[6] = 10.0 * np.log(max(size, 1e-6) / max(psize, 1e-6))
-        m[9] = 10.0 * (spread - (pdx * pdx + pdy * pdy) ** 0.5)
-        m[10] = 1.0
-        np.clip(m[:10], -10.0, 10.0, out=m[:10])
+        m[4:6] = v * (centre - prev.mean(0))
+        m[6] = RATE_SCALE / dt * np.log(max(size, 1e-6) / max(psize, 1e-6))
+        m[9] = RATE_SCALE / dt * (spread - (pdx * pdx + pdy * pdy) ** 0.5)
+        m[10], m[11] = 1.0, dt * 30.0
+    if partner is not None:
+        pcentre = partner.mean(0)
+        rx, ry = pcentre - centre
+        dist = (rx * rx + ry * ry) ** 0.5
+        m[12], m[13], m[14], m[15] = 1.0, 2.0 * rx, 2.0 * ry, 2.0 * dist
+        if moving and partner_prev is not None:
+            assert prev is not None
+            v = VELOCITY_SCALE / dt
+            before = partner_prev.mean(0)
+            bx, by = before - prev.mean(0)
+            m[16] = v * (dist - (bx * bx + by * by) ** 0.5)
+            m[17:19] = v * (pcentre - before)
+        prel = partner - partner[0]
+        psize = max(float(np.sqrt((prel * prel).sum(1).max())), 1e-9)
+        qx, qy = (prel[INDEX_TIP] - prel[THUMB_TIP]) / psize
+        m[19] = (qx * qx + qy * qy) ** 0.5
+    np.clip(m[:20], -10.0, 10.0, out=m[:20])
     return out.astype(np.float32)
 
 
-def sequence_features(view: np.ndarray, first_has_prev: bool = False) -> np.ndarray:
-    """A sequence [T, 21, 2] (or batch [B, T, 21, 2]) -> features [.., T, 21, 3], each frame with the one
-    before it; frame 0 has none (unless ``first_has_prev``, where frame 0 is itself a context frame
-    and the result has T - 1 frames)."""
+def sequence_features(view: np.ndarray, times: np.ndarray | None = None, partner: np.ndarray | None = None,
+                      first_has_prev: bool = False) -> np.ndarray:
+    """A sequence [T, 21, 2] (or batch [B, T, 21, 2]; all-zero frames absent), its frame times [.., T]
+    in seconds (None: ``NOMINAL_DT`` apart) and the partner hand's frames (same shape, or None) ->
+    features [.., T, 21, 3], each frame with the one before it; frame 0 has none (unless
+    ``first_has_prev``, where frame 0 is itself a context frame and the result has T - 1 frames)."""
     v = np.asarray(view, np.float64)
+    t = np.arange(v.shape[-3]) * NOMINAL_DT if times is None else np.asarray(times, np.float64)
+    t = np.broadcast_to(t, v.shape[:-2])
+    p = np.zeros_like(v) if partner is None else np.asarray(partner, np.float64)
+    rest = motion_features(v[..., 1:, :, :], v[..., :-1, :, :], np.diff(t, axis=-1), p[..., 1:, :, :],
+                           p[..., :-1, :, :])
     if first_has_prev:
-        return motion_features(v[..., 1:, :, :], v[..., :-1, :, :])
-    first = motion_features(v[..., :1, :, :])
-    if v.shape[-3] == 1:
-        return first
-    rest = motion_features(v[..., 1:, :, :], v[..., :-1, :, :])
+        return rest
+    first = motion_features(v[..., :1, :, :], None, NOMINAL_DT, p[..., :1, :, :], None)
     return np.concatenate([first, rest], axis=-3)

@@ -3,6 +3,10 @@
 Hands come and go; each track id gets its own :class:`GestureTracker` on first sight and
 ends it ("hand lost") when the finder stops reporting it, so one hand's gesture never
 leaks into another's. Events carry the hand's track id (motion events ``dynamic=True``).
+
+A two-hand gesture (zoom with two hands) is seen by both hands' motion models: it is reported
+**once per hand pair**: the hand whose partner already shows the same two-hand gesture keeps
+it silently (no "started", no "ended"; its JSONL row still shows it).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rnn_jax.hands.motion_features import TWO_HAND_CLASSES
 from rnn_jax.live.results import HandResult
 from rnn_jax.live.smoothing import GestureConfig, GestureEvent, GestureTracker
 
@@ -36,6 +41,7 @@ class HandTracks:
         self.trackers: dict[int, GestureTracker] = {}
         self.trails: dict[int, deque] = {}  # per hand: the tracked point on the last TRAIL_FRAMES frames
         self.motion_trackers: dict[int, GestureTracker] = {}
+        self.merged: dict[int, str] = {}  # hand -> the two-hand gesture its partner reports for the pair
 
     def update(self, results: list[tuple[Hand, np.ndarray]], motion_all: np.ndarray | None, index: int,
                frame_shape: tuple[int, ...]) -> tuple[list[HandResult], list[GestureEvent]]:
@@ -43,6 +49,7 @@ class HandTracks:
         from rnn_jax.hands.crop import crop_square_of
 
         events: list[GestureEvent] = []
+        moves: list[GestureEvent] = []
         seen = set()
         records = []
         for i, (hand, raw) in enumerate(results):
@@ -57,7 +64,7 @@ class HandTracks:
             motion: dict[str, Any] = {}
             if motion_all is not None:
                 motion, motion_events = self._motion(hand.track_id, motion_all[i], index)
-                events += motion_events
+                moves += motion_events
             records.append(HandResult(hand, state.label, state.top_label, state.confidence,
                                       state.probabilities, crop_square_of(frame_shape, hand),
                                       trail=np.stack(trail), **motion))
@@ -67,13 +74,31 @@ class HandTracks:
             self.trails.pop(track_id, None)
         for track_id in [t for t in self.motion_trackers if t not in seen]:
             tracker = self.motion_trackers.pop(track_id)
-            events += [replace(e, hand=track_id, dynamic=True) for e in tracker.finish("hand lost")]
-        return records, events
+            moves += [replace(e, hand=track_id, dynamic=True) for e in tracker.finish("hand lost")]
+        return records, events + self._pairs(moves)
+
+    def _pairs(self, moves: list[GestureEvent]) -> list[GestureEvent]:
+        """Motion events, a two-hand gesture reported once per pair (the module docstring)."""
+        out = []
+        partners = self.motion.partners if self.motion is not None else {}
+        for e in moves:
+            if e.label in TWO_HAND_CLASSES and e.hand is not None:
+                if e.kind == "started":
+                    other = partners.get(e.hand)
+                    tracker = self.motion_trackers.get(other) if other is not None else None
+                    if tracker is not None and tracker.active == e.label and other not in self.merged:
+                        self.merged[e.hand] = e.label
+                        continue
+                elif self.merged.get(e.hand) == e.label:
+                    del self.merged[e.hand]
+                    continue
+            out.append(e)
+        return out
 
     def _motion(self, track_id: int, probs: np.ndarray, index: int) -> tuple[dict[str, Any], list[GestureEvent]]:
         """One hand's motion fields for its :class:`HandResult`, and its motion events."""
         assert self.motion is not None
-        if not self.motion.old_enough(track_id):  # tracked for fewer than min_track_age frames: no event yet
+        if not self.motion.old_enough(track_id):  # tracked for under min_track_age seconds: no event yet
             top = int(np.argmax(probs))
             return {"motion": None, "motion_top": self.motion.class_names[top],
                     "motion_confidence": float(probs[top])}, []
@@ -102,5 +127,5 @@ class HandTracks:
     def _end_all(self, end: Callable[[GestureTracker], Iterable[GestureEvent]]) -> list[GestureEvent]:
         """``end`` (reset or finish) every hand's trackers, static then motion; their events, hand-tagged."""
         events = [replace(e, hand=t) for t, tracker in self.trackers.items() for e in end(tracker)]
-        return events + [replace(e, hand=t, dynamic=True) for t, tracker in self.motion_trackers.items()
-                         for e in end(tracker)]
+        return events + self._pairs([replace(e, hand=t, dynamic=True) for t, tracker in self.motion_trackers.items()
+                                     for e in end(tracker)])

@@ -44,6 +44,8 @@ from rnn_jax.live.sources import FrameSource, open_source
 from rnn_jax.runtime.landmark_predictor import load_predictor
 from rnn_jax.runtime.predictor import Predictor
 
+NOMINAL_FPS = 30.0  # a file source that does not give its frame rate (image folders) is taken as this
+
 if TYPE_CHECKING:
     from rnn_jax.hands import HandFinder
     from rnn_jax.live.motion import MotionModel
@@ -94,6 +96,7 @@ class PredictionStream:
         self._index = 0
         self._start: float | None = None
         self._clock: float | None = None
+        self._read_at = 0.0  # when this frame was read (perf_counter)
         self._done = False
 
     @property
@@ -114,6 +117,7 @@ class PredictionStream:
         if self._clock is None:
             self._clock = now
         frame = self.source.read()
+        self._read_at = time.perf_counter()
         if frame is None:
             self._done = True
             raise StopIteration
@@ -130,7 +134,8 @@ class PredictionStream:
             records, events = None, list(state.events)
         else:
             t_motion = time.perf_counter()
-            motion_all = self.motion.classify(hands, frame.shape) if self.motion is not None else None
+            motion_all = (self.motion.classify(hands, frame.shape, self._frame_time())
+                          if self.motion is not None else None)
             latency_ms += (time.perf_counter() - t_motion) * 1000.0
             hand_records, events = self.tracks.update(out.results, motion_all, self._index, frame.shape)
             head = self._primary(hand_records, out.results)
@@ -146,6 +151,14 @@ class PredictionStream:
         self._index += 1
         self.stats.add(rec)
         return rec
+
+    def _frame_time(self) -> float:
+        """This frame's time in seconds, for the motion model's per-second rates: the clock for a live
+        camera or stream, else the frame's place in the file at its frame rate (30 frames/s when the
+        source does not say: image folders)."""
+        if getattr(self.source, "live", False):
+            return self._read_at
+        return self._index / (self.source.fps or NOMINAL_FPS)
 
     def _primary(self, records: list[HandResult], results: list) -> _Headline:
         """The frame's headline: a hand showing a gesture (most confident), else the most confident hand."""

@@ -5,7 +5,9 @@ The features it feeds the model are the one motion feature rule of
 landmark model (:mod:`rnn_jax.runtime.landmark_predictor`) whose metadata ``features`` say
 ``{"rule": "motion", ...}``; its state is the model's own memory (for the window model: the last
 frames' embeddings). :class:`MotionModel` keeps, per tracked hand, that state and the previous
-frame, both dropped when the hand is lost.
+frame, both dropped when the hand is lost, and gives each hand its **partner** (the nearest other
+hand in view) for the two-hand features. Rates are per second from each frame's time (the live
+loop passes it), and a hand's minimum age before its motion may start an event is in seconds.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ import numpy as np
 
 from rnn_jax.errors import ConfigError, ModelFileError
 from rnn_jax.hands.motion_features import (
+    MAX_DT,
     MOTION_FEATURE_VERSION,
+    NOMINAL_DT,
     RULE,
     is_motion_info,
     motion_features,
+    motion_version,
     view_coords,
 )
 from rnn_jax.live.smoothing import GestureConfig, GestureTracker, SmoothingConfig
@@ -28,37 +33,44 @@ from rnn_jax.live.smoothing import GestureConfig, GestureTracker, SmoothingConfi
 # classes that never start an event: the hand held still, and "no motion gesture"
 MOTION_BACKGROUND = ("still", "no_motion")
 DEFAULT_MOTION_GESTURE = GestureConfig(SmoothingConfig("ema", alpha=0.6), threshold=0.6, stable_frames=2)
-# frames a hand must have been tracked before its motion may start an event: the hand finder's
+# seconds a hand must have been tracked before its motion may start an event: the hand finder's
 # false and short-lived hands come and go within a few frames, with landmarks that jump
-DEFAULT_MIN_TRACK_AGE = 8
+# (0.25 s: the 9th frame at 30 frames/s, the 5th at 15)
+DEFAULT_MIN_TRACK_AGE = 0.25
 
 
 class MotionModel:
     """A motion model in the live loop: per tracked hand, its state and the previous frame."""
 
     def __init__(self, predictor: Any, gesture: GestureConfig = DEFAULT_MOTION_GESTURE,
-                 min_track_age: int = DEFAULT_MIN_TRACK_AGE) -> None:
-        if min_track_age < 0:
-            raise ConfigError(f"the motion model's minimum track age must be >= 0 frames, got {min_track_age}")
+                 min_track_age: float = DEFAULT_MIN_TRACK_AGE) -> None:
+        if not min_track_age >= 0:
+            raise ConfigError(f"the motion model's minimum track age must be >= 0 s, got {min_track_age}")
         if not is_motion_info(predictor.info):
             raise ModelFileError(f"{predictor.path} is not a motion model (its metadata features are not "
                                  f"rule '{RULE}'); train one with `python -m experiments.motion`")
-        version = int(predictor.info.features.get("version", MOTION_FEATURE_VERSION))
-        if version > MOTION_FEATURE_VERSION:
-            raise ModelFileError(f"{predictor.path} uses motion features version {version}; upgrade rnn-jax")
+        version = motion_version(predictor.info.features)
+        if version != MOTION_FEATURE_VERSION:
+            raise ModelFileError(f"{predictor.path} uses motion features version {version}, this rnn-jax computes "
+                                 f"version {MOTION_FEATURE_VERSION} (rates per second, partner hand): retrain it "
+                                 "with `python -m experiments.motion`" if version < MOTION_FEATURE_VERSION
+                                 else f"{predictor.path} uses motion features version {version}; upgrade rnn-jax")
         self.predictor = predictor
         self.gesture = gesture
-        self.min_track_age = int(min_track_age)
+        self.min_track_age = float(min_track_age)
         self.states: dict[int, np.ndarray] = {}
         self.previous: dict[int, np.ndarray] = {}
-        self.ages: dict[int, int] = {}  # frames each present hand has been tracked, this one included
+        self.seen_at: dict[int, float] = {}  # the time of each present hand's previous frame (s)
+        self.first_seen: dict[int, float] = {}  # the time of each present hand's first frame (s)
+        self.now = 0.0  # the time of the last frame stepped (s)
+        self.partners: dict[int, int] = {}  # this frame: each hand's partner (the nearest other hand)
 
     @classmethod
     def load(cls, path: str | Path, threads: int | None = 1, threshold: float | None = None,
              stable_frames: int | None = None, smoothing: str | SmoothingConfig | None = None,
-             min_track_age: int | None = None) -> MotionModel:
+             min_track_age: float | None = None) -> MotionModel:
         """Load ``path``; ``threshold`` None = the file's reject_threshold, else the default (0.6);
-        ``min_track_age`` None = :data:`DEFAULT_MIN_TRACK_AGE`."""
+        ``min_track_age`` (seconds) None = :data:`DEFAULT_MIN_TRACK_AGE`."""
         from rnn_jax.runtime.landmark_predictor import LandmarkPredictor, is_landmark_model
 
         if not Path(path).is_file():
@@ -87,36 +99,66 @@ class MotionModel:
     def tracker(self) -> GestureTracker:
         return GestureTracker(self.class_names, self.gesture, background=MOTION_BACKGROUND)
 
-    def step(self, track_ids: list[int], views: np.ndarray) -> np.ndarray:
-        """User-view landmarks [n, 21, 2] of this frame's hands -> probabilities [n, C]; states advanced,
-        hands not in ``track_ids`` forgotten."""
+    def step(self, track_ids: list[int], views: np.ndarray, now: float | None = None) -> np.ndarray:
+        """User-view landmarks [n, 21, 2] of this frame's hands at time ``now`` (s; None = one nominal
+        frame after the last) -> probabilities [n, C]; states advanced, hands not in ``track_ids`` forgotten."""
         k = len(self.class_names)
+        now = self.now + NOMINAL_DT if now is None else float(now)
+        self.now = now
         if not track_ids:
             self.reset()
+            self.now = now
             return np.zeros((0, k), np.float32)
-        feats = np.stack([motion_features(v, self.previous.get(t)) for t, v in zip(track_ids, views, strict=True)])
+        views = np.asarray(views, np.float64)
+        self.partners = nearest_partners(track_ids, views)
+        index = {t: i for i, t in enumerate(track_ids)}
+        feats = []
+        for i, t in enumerate(track_ids):
+            prev = self.previous.get(t)
+            dt = now - self.seen_at.get(t, now)
+            if prev is not None and not 0.0 < dt <= MAX_DT:
+                prev = None  # a long gap (or a clock that did not move): start the hand afresh
+            other = self.partners.get(t)
+            feats.append(motion_features(views[i], prev, dt if prev is not None else NOMINAL_DT,
+                                         None if other is None else views[index[other]],
+                                         None if other is None else self.previous.get(other)))
+        fresh = [t for t in track_ids if t not in self.states]
         state = np.concatenate([self.states.get(t, self.predictor.initial_state(1)) for t in track_ids])
-        probs, new_state = self.predictor.predict(feats, state)
+        probs, new_state = self.predictor.predict(np.stack(feats), state)
         self.states = {t: new_state[i:i + 1] for i, t in enumerate(track_ids)}
-        self.previous = {t: np.asarray(v, np.float64) for t, v in zip(track_ids, views, strict=True)}
-        self.ages = {t: self.ages.get(t, 0) + 1 for t in track_ids}
+        self.previous = {t: views[i] for i, t in enumerate(track_ids)}
+        self.seen_at = {t: now for t in track_ids}
+        self.first_seen = {t: now if t in fresh else self.first_seen.get(t, now) for t in track_ids}
         return probs
 
     def old_enough(self, track_id: int) -> bool:
-        """Has this hand been tracked for ``min_track_age`` frames (this one included)? Only then may
-        its motion start an event (its state is advanced from its first frame all the same)."""
-        return self.ages.get(track_id, 0) >= self.min_track_age
+        """Has this hand been tracked for ``min_track_age`` seconds (from its first frame to this one)?
+        Only then may its motion start an event (its state is advanced from its first frame all the same)."""
+        first = self.first_seen.get(track_id)
+        return first is not None and self.now - first >= self.min_track_age - 1e-9
 
-    def classify(self, hands: list, frame_shape: tuple[int, ...]) -> np.ndarray:
-        """This frame's hands (``rnn_jax.hands.Hand``) -> probabilities [len(hands), C]."""
+    def classify(self, hands: list, frame_shape: tuple[int, ...], now: float | None = None) -> np.ndarray:
+        """This frame's hands (``rnn_jax.hands.Hand``) at time ``now`` (s) -> probabilities [len(hands), C]."""
         h, w = frame_shape[:2]
         views = np.stack([view_coords(hand.landmarks, (w, h)) for hand in hands]) if hands else np.zeros((0, 21, 2))
-        return self.step([hand.track_id for hand in hands], views)
+        return self.step([hand.track_id for hand in hands], views, now)
 
     def reset(self) -> None:
         self.states.clear()
         self.previous.clear()
-        self.ages.clear()
+        self.seen_at.clear()
+        self.first_seen.clear()
+        self.partners.clear()
+
+
+def nearest_partners(track_ids: list[int], views: np.ndarray) -> dict[int, int]:
+    """Each hand's partner: the other hand whose centre is nearest (none when the hand is alone)."""
+    if len(track_ids) < 2:
+        return {}
+    centres = views.mean(1)
+    d = np.linalg.norm(centres[:, None] - centres[None], axis=-1)
+    np.fill_diagonal(d, np.inf)
+    return {t: track_ids[int(np.argmin(d[i]))] for i, t in enumerate(track_ids)}
 
 
 def check_motion_model(predictor: Any, where: str) -> None:
