@@ -189,7 +189,10 @@ def test_a_threshold_sweep_replays_the_same_frames_and_stores_its_choice(tmp_pat
     assert len(rates) == 13 and rates[0.3] > 0.5  # the lowest threshold misses the target: a real choice
     chosen = swept["chosen_threshold"]
     assert chosen > 0.3 and rates[chosen] <= 0.5 and rates[round(chosen - 0.05, 2)] > 0.5
-    assert load_predictor(onnx_path).info.reject_threshold == chosen
+    stored = load_predictor(onnx_path).info
+    assert stored.reject_threshold == chosen
+    # stored with the smoothing and stable frames the sweep ran under (the default smoothing, --stable-frames 2)
+    assert (stored.live_smoothing, stored.live_stable_frames) == (swept["smoothing"], 2) == ("ema:0.5", 2)
     with pytest.raises(SystemExit) as exit_info:
         live_accuracy.main(["--onnx", str(onnx_path), "--images", str(tmp_path), "--store"])
     assert exit_info.value.code == 2

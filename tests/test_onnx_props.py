@@ -61,7 +61,7 @@ def test_storing_a_threshold_needs_neither_onnx_nor_jax(tmp_path):
     code = BLOCK_TRAINING_IMPORTS + f"""
 from tools.live_checks.hagrid import store_threshold
 from rnn_jax.runtime.predictor import Predictor
-store_threshold({str(path)!r}, 0.55)
+store_threshold({str(path)!r}, 0.55, "ema:0.5", 5)
 print(Predictor.load({str(path)!r}).info.reject_threshold)
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

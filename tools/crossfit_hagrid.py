@@ -200,7 +200,7 @@ def crossfit_live(run: Path, root: Path, out: Path, offline: dict, hand_models: 
         print(f"live: {model.name} (generation {picked['gen']}, T {picked['temperature']:.3g}, offline threshold "
               f"{picked['threshold']:.2f}) on every val photo" + ("" if finder.frames else "; finding hands once"),
               flush=True)
-        result = run_hagrid(model, root, "val", 12, 6, "ema:0.5", None, 5, 640, hand_models, SWEEP, halves=True,
+        result = run_hagrid(model, root, "val", 12, 6, None, None, None, 640, hand_models, SWEEP, halves=True,
                             finder=finder)
         if name == "same data":
             rates = {row["threshold"]: row["live_resting_triggered"] for row in result["sweep"]

@@ -29,7 +29,8 @@ at the box, or the box's hand crop), with the same temperature and threshold.
 ``--sweep`` replays the same frames (hands found once) at thresholds 0.30, 0.35, ... 0.90 and
 prints right / wrong / lost / resting-triggered for each; with ``--store`` the smallest
 threshold whose live resting-hand false-trigger rate is at most ``--max-false-trigger`` is
-written into the model file's reject threshold, which rnn_jax.live uses by default.
+written into the model file's reject threshold, with the smoothing and stable frames the sweep
+ran under; rnn_jax.live (and this tool) use all three by default, each flag given wins.
 
 ``--halves`` splits the split's people in two by a fixed rule (SHA-256 of the ``user_id``, even:
 half A, odd: B; tools/live_checks/halves.py) and reports each half; with ``--sweep`` the live
@@ -51,9 +52,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from rnn_jax import calibration  # noqa: E402
 from rnn_jax.atomic import write_json_atomic  # noqa: E402
 from rnn_jax.calibration import smallest_threshold_within  # noqa: E402
 from rnn_jax.errors import main_guard  # noqa: E402
+from rnn_jax.live.smoothing import DEFAULT_THRESHOLD, SMOOTHING_HELP, GestureConfig  # noqa: E402
 from tools.live_checks.folders import print_result, run  # noqa: E402
 from tools.live_checks.hagrid import (  # noqa: E402
     cross_fitted,
@@ -62,10 +65,13 @@ from tools.live_checks.hagrid import (  # noqa: E402
     store_threshold,
 )
 
-__all__ = ["main", "print_hagrid", "print_result", "run", "run_hagrid"]  # run/run_hagrid: the tests' API
+__all__ = ["build_parser", "main", "print_hagrid", "print_result", "run", "run_hagrid"]  # run/run_hagrid: the tests' API
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The flags; every default that rnn_jax.live or the reject rule also uses is read from its one
+    definition (GestureConfig, rnn_jax.calibration.DEFAULT_MAX_FALSE_TRIGGER), never typed here."""
+    live = GestureConfig()
     parser = argparse.ArgumentParser(prog="python tools/live_accuracy.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--onnx", required=True, help="exported model")
@@ -77,10 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hold", type=int, default=None, help="frames each photo is shown (default 15; --hagrid 12)")
     parser.add_argument("--settle", type=int, default=None,
                         help="frames skipped after each change (default 8; --hagrid 6)")
-    parser.add_argument("--smoothing", default="ema:0.5", help="as in rnn_jax.live (default ema:0.5)")
+    parser.add_argument("--smoothing", default=None,
+                        help=f"{SMOOTHING_HELP}; as in rnn_jax.live (default: the model file's, stored with its "
+                             f"live threshold, else {live.smoothing})")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="as in rnn_jax.live (default: the model file's reject threshold, else 0.6)")
-    parser.add_argument("--stable-frames", type=int, default=5, help="as in rnn_jax.live (default 5)")
+                        help=f"as in rnn_jax.live (default: the model file's reject threshold, else "
+                             f"{DEFAULT_THRESHOLD:g})")
+    parser.add_argument("--stable-frames", type=int, default=None,
+                        help=f"as in rnn_jax.live (default: the model file's, else {live.stable_frames})")
     parser.add_argument("--hands", choices=("auto", "on", "off"), default="auto",
                         help="find the hand in each frame as rnn_jax.live --hands does (default auto: on "
                              "for hand-crop models when the hand models are built)")
@@ -88,13 +98,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
     parser.add_argument("--sweep", action="store_true",
                         help="--hagrid: replay the same frames at thresholds 0.30..0.90 (step 0.05)")
-    parser.add_argument("--max-false-trigger", type=float, default=0.10,
+    parser.add_argument("--max-false-trigger", type=float, default=calibration.DEFAULT_MAX_FALSE_TRIGGER,
                         help="--sweep: resting-hand frames allowed to show a gesture (default %(default)s)")
     parser.add_argument("--store", action="store_true",
-                        help="--sweep: write the smallest threshold within --max-false-trigger into the ONNX file")
+                        help="--sweep: write the smallest threshold within --max-false-trigger into the ONNX file, "
+                             "with the smoothing and stable frames it was chosen under")
     parser.add_argument("--halves", action="store_true",
                         help="--hagrid: report each half of the people; with --sweep, choose the threshold on "
                              "one half and report it on the other (cross-fitted)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     hagrid = args.hagrid is not None
     args.hold = args.hold if args.hold is not None else (12 if hagrid else 15)
@@ -105,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--sweep, --store and --halves need --hagrid")
     if args.store and not args.sweep:
         parser.error("--store needs --sweep")
+    if args.stable_frames is not None and args.stable_frames < 1:
+        parser.error(f"--stable-frames must be >= 1, got {args.stable_frames}")
     if not 0.0 <= args.max_false_trigger < 1.0:
         parser.error(f"--max-false-trigger must be in [0, 1), got {args.max_false_trigger}")
     sweep = tuple(round(0.30 + 0.05 * k, 2) for k in range(13)) if args.sweep else ()
@@ -119,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.halves:
                 result["cross_fitted"] = cross_fitted(result["sweep"], args.max_false_trigger)
             if args.store and chosen is not None:
-                store_threshold(Path(args.onnx), chosen)
+                store_threshold(Path(args.onnx), chosen, result["smoothing"], result["stable_frames"])
         print_hagrid(result)
         if sweep:
             chosen = result["chosen_threshold"]
@@ -127,13 +145,14 @@ def main(argv: list[str] | None = None) -> int:
                 row["live_resting_triggered"] is not None for row in result["sweep"])
                 else "none of the thresholds keeps" if chosen is None else f"smallest threshold {chosen:.2f} keeps")
             print(f"{what} resting hands shown a gesture at or under {args.max_false_trigger:.0%} of frames"
-                  + (f"; stored in {args.onnx}" if args.store and chosen is not None else ""))
+                  + (f"; stored in {args.onnx} with smoothing {result['smoothing']} and {result['stable_frames']} "
+                     "stable frames" if args.store and chosen is not None else ""))
         if args.json:
             write_json_atomic(args.json, result, indent=2)
         return 0
     result = run(Path(args.onnx), Path(args.images), args.hold, args.settle, args.smoothing, args.threshold,
                  args.stable_frames, args.hands, args.hand_models)
-    print_result(result, args.stable_frames)
+    print_result(result)
     if args.json:
         write_json_atomic(args.json, result, indent=2)
     return 0

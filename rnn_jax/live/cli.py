@@ -43,11 +43,11 @@ from rnn_jax.live.settings import (
     HANDS_CHOICES,
     LiveConfig,
     default_live_threads,
+    gesture_origins,
     make_finder,
-    resolve_threshold,
-    threshold_origin,
+    resolve_gesture,
 )
-from rnn_jax.live.smoothing import SMOOTHING_HELP, GestureConfig, GestureEvent, SmoothingConfig
+from rnn_jax.live.smoothing import SMOOTHING_HELP, GestureConfig, GestureEvent
 from rnn_jax.live.sources import open_source
 from rnn_jax.runtime.landmark_predictor import load_predictor
 
@@ -120,13 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
 
     g = p.add_argument_group("gesture logic")
-    g.add_argument("--smoothing", default="ema:0.5", metavar="SPEC",
-                   help=f"{SMOOTHING_HELP} (default: ema:0.5)")
+    g.add_argument("--smoothing", default=None, metavar="SPEC",
+                   help=f"{SMOOTHING_HELP} (default: the model file's, stored with its live threshold, else "
+                        f"{GestureConfig().smoothing})")
     g.add_argument("--threshold", type=float, default=None, metavar="P",
                    help="smoothed confidence below this = 'no gesture' (0..1; default: the model file's "
-                        "reject_threshold, chosen on validation at export, else 0.6)")
-    g.add_argument("--stable-frames", type=_positive_int, default=5, metavar="N",
-                   help="frames a gesture must stay on top before it 'starts' (default: 5)")
+                        f"reject_threshold, chosen on validation at export, else {DEFAULT_THRESHOLD:g})")
+    g.add_argument("--stable-frames", type=_positive_int, default=None, metavar="N",
+                   help="frames a gesture must stay on top before it 'starts' (default: the model file's, stored "
+                        f"with its live threshold, else {GestureConfig().stable_frames})")
 
     h = p.add_argument_group("hands")
     h.add_argument("--hands", choices=HANDS_CHOICES, default="auto",
@@ -295,10 +297,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     out = out or sys.stdout
     err = err or sys.stderr
     # Validate every setting before touching the model or the camera.
-    config = LiveConfig(
-        gesture=GestureConfig(SmoothingConfig.parse(args.smoothing),
-                              DEFAULT_THRESHOLD if args.threshold is None else args.threshold, args.stable_frames),
-        roi=args.roi, roi_fraction=args.roi_size, max_frames=args.max_frames)
+    config = LiveConfig(gesture=resolve_gesture(args.smoothing, args.threshold, args.stable_frames),
+                        roi=args.roi, roi_fraction=args.roi_size, max_frames=args.max_frames)
     runner = build_runner(actions_file=args.actions, on=args.on, dry_run=args.dry_run,
                           timeout_s=args.action_timeout, cooldown_s=args.action_cooldown)
     if not args.headless:
@@ -306,8 +306,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     threads = args.threads or default_live_threads()
     predictor = load_predictor(args.onnx, threads=threads)  # image or landmark model, by its metadata
     check_motion_model(predictor, str(args.onnx))
-    config = replace(config, gesture=replace(
-        config.gesture, threshold=resolve_threshold(args.threshold, predictor.info)))
+    config = replace(config, gesture=resolve_gesture(args.smoothing, args.threshold, args.stable_frames,
+                                                     predictor.info))
     motion = None
     if args.motion is not None:
         motion = MotionModel.load(args.motion, threads=1, threshold=args.motion_threshold,
@@ -327,12 +327,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         source = stack.enter_context(open_source(args.source, args.width, args.height))
         stream = PredictionStream(predictor, source, config, finder=finder, actions=runner, motion=motion)
         info = predictor.info
+        origins = gesture_origins(args.smoothing, args.threshold, args.stable_frames, info)
         what = (f"landmarks, state {info.state_size}" if info.crop_mode == "landmarks"
                 else f"{info.input_size}px {info.channels}, crop_mode {info.crop_mode}")
         print(f"model: {args.onnx} ({len(info.class_names)} classes, {what}) | source: {source.description} | "
               f"hands: {f'on ({args.hand_search} search)' if finder else 'off'} | "
-              f"roi: {'on' if stream.roi_enabled else 'off'} | smoothing {config.gesture.smoothing}, "
-              f"threshold {config.gesture.threshold:g} ({threshold_origin(args.threshold, info)}), "
+              f"roi: {'on' if stream.roi_enabled else 'off'} | smoothing {config.gesture.smoothing} "
+              f"({origins['smoothing']}), threshold {config.gesture.threshold:g} ({origins['threshold']}), "
               f"stable {config.gesture.stable_frames} | threads {threads}", file=err, flush=True)
         if motion is not None:
             g = motion.gesture

@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rnn_jax.errors import ConfigError
-from rnn_jax.live.smoothing import GestureConfig
+from rnn_jax.errors import ConfigError, ModelFileError
+from rnn_jax.live.smoothing import DEFAULT_THRESHOLD, GestureConfig, SmoothingConfig
 
 if TYPE_CHECKING:
     from rnn_jax.hands import HandFinder
     from rnn_jax.runtime.predictor import Predictor
 
-DEFAULT_THRESHOLD = 0.6  # the live threshold when neither the user nor the model file gives one
+# DEFAULT_THRESHOLD (imported above) is GestureConfig's default, defined in rnn_jax.live.smoothing
 HANDS_CHOICES = ("auto", "on", "off")
 # --hand-search: how much the hand finder may spend looking for hands it does not track yet
 # (rnn_jax.hands.FinderConfig fields; measured trade-offs in docs/performance.md, "Live search budget").
@@ -47,6 +47,40 @@ def threshold_origin(threshold: float | None, info: object) -> str:
     if threshold is not None:
         return "--threshold"
     return "model file" if getattr(info, "reject_threshold", None) is not None else "default"
+
+
+def resolve_gesture(smoothing: str | SmoothingConfig | None, threshold: float | None, stable_frames: int | None,
+                    info: object = None) -> GestureConfig:
+    """The live gesture settings: each is the user's value, else the model file's, else
+    :class:`GestureConfig`'s default. A file's live threshold is stored together with the smoothing
+    and stable frames it was chosen under (``tools/live_accuracy.py --sweep --store``), so a file
+    that says nothing of them was tuned, if at all, under the defaults."""
+    base = GestureConfig()
+    if smoothing is None:
+        stored = getattr(info, "live_smoothing", None)
+        try:
+            smoothing = SmoothingConfig.parse(stored) if stored is not None else base.smoothing
+        except ConfigError as exc:
+            raise ModelFileError(f"the model file's live smoothing: {exc}") from None
+    elif isinstance(smoothing, str):
+        smoothing = SmoothingConfig.parse(smoothing)
+    if stable_frames is None:
+        stable_frames = getattr(info, "live_stable_frames", None) or base.stable_frames
+    return GestureConfig(smoothing, resolve_threshold(threshold, info), int(stable_frames))
+
+
+def gesture_origins(smoothing: object, threshold: float | None, stable_frames: int | None,
+                    info: object) -> dict[str, str]:
+    """Where each of :func:`resolve_gesture`'s values came from (flag, model file or default)."""
+
+    def origin(given: object, key: str, flag: str) -> str:
+        if given is not None:
+            return flag
+        return "model file" if getattr(info, key, None) is not None else "default"
+
+    return {"smoothing": origin(smoothing, "live_smoothing", "--smoothing"),
+            "threshold": origin(threshold, "reject_threshold", "--threshold"),
+            "stable_frames": origin(stable_frames, "live_stable_frames", "--stable-frames")}
 
 
 def default_live_threads() -> int:

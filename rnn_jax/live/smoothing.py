@@ -25,6 +25,7 @@ import numpy as np
 from rnn_jax.errors import ConfigError
 
 SMOOTHING_HELP = "none | ema:A (0<A<=1, weight of the newest frame) | vote:N (N>=1 frames)"
+DEFAULT_THRESHOLD = 0.6  # the live threshold when neither the user nor the model file gives one
 
 
 
@@ -75,8 +76,10 @@ class SmoothingConfig:
 class GestureConfig:
     """All knobs of the gesture logic (validated, so a bad flag fails before the camera opens)."""
 
+    # the defaults of rnn_jax.live and tools/live_accuracy.py when neither the user nor the model
+    # file gives a value (rnn_jax.live.settings.resolve_gesture)
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
-    threshold: float = 0.6
+    threshold: float = DEFAULT_THRESHOLD
     stable_frames: int = 5
 
     def __post_init__(self) -> None:

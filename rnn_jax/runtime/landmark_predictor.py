@@ -23,7 +23,7 @@ import onnxruntime as ort
 from rnn_jax.errors import ConfigError, ModelFileError
 from rnn_jax.hands.features import NUM_LANDMARKS, FeatureSpec, handedness_code, landmark_features
 from rnn_jax.ort_options import session_options
-from rnn_jax.runtime.metadata import PREFIX
+from rnn_jax.runtime.metadata import PREFIX, check_live_settings
 from rnn_jax.runtime.predictor import _one_line
 from rnn_jax.softmax import softmax
 
@@ -55,10 +55,13 @@ class LandmarkInfo:
     # top-class probability below which no gesture is shown, and the softmax temperature
     reject_threshold: float | None = None
     temperature: float = 1.0
+    live_smoothing: str | None = None  # stored with the live threshold (see rnn_jax.runtime.metadata.ModelInfo)
+    live_stable_frames: int | None = None
 
     def __post_init__(self) -> None:
         if not self.class_names:
             raise ModelFileError("model metadata lists no class names")
+        check_live_settings(self)
         if self.reject_threshold is not None and not 0.0 <= self.reject_threshold <= 1.0:
             raise ModelFileError(f"model metadata has a reject threshold outside [0, 1]: {self.reject_threshold}")
         if not self.temperature > 0:

@@ -16,6 +16,19 @@ PREFIX = "rnn_jax."
 FORMAT_VERSION = 1
 
 
+# the keys a live threshold is stored with (tools/live_accuracy.py --store writes all three together)
+LIVE_KEYS = ("reject_threshold", "live_smoothing", "live_stable_frames")
+
+
+def check_live_settings(info: object) -> None:
+    """The stored live smoothing is text (parsed by rnn_jax.live) and stable frames a count >= 1."""
+    smoothing, stable = getattr(info, "live_smoothing", None), getattr(info, "live_stable_frames", None)
+    if smoothing is not None and not isinstance(smoothing, str):
+        raise ModelFileError(f"model metadata has a live smoothing that is not text: {smoothing!r}")
+    if stable is not None and (not isinstance(stable, int) or stable < 1):
+        raise ModelFileError(f"model metadata has live stable frames that are not a count >= 1: {stable!r}")
+
+
 class LandmarkModelFile(ModelFileError):
     """An image-model loader was given a landmark model (see rnn_jax.runtime.landmark_predictor)."""
 
@@ -40,10 +53,15 @@ class ModelInfo:
     # top-class probability below which no gesture is shown, and the softmax temperature
     reject_threshold: float | None = None
     temperature: float = 1.0
+    # stored with a live threshold (tools/live_accuracy.py --sweep --store): the smoothing and stable
+    # frames it was chosen under, which rnn_jax.live then uses unless told otherwise (None: not stored)
+    live_smoothing: str | None = None
+    live_stable_frames: int | None = None
 
     def __post_init__(self) -> None:
         if not self.class_names:
             raise ModelFileError("model metadata lists no class names")
+        check_live_settings(self)
         if self.reject_threshold is not None and not 0.0 <= self.reject_threshold <= 1.0:
             raise ModelFileError(f"model metadata has a reject threshold outside [0, 1]: {self.reject_threshold}")
         if not self.temperature > 0:

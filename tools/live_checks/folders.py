@@ -83,15 +83,18 @@ def offline_hand_crops(predictor, photos: list[tuple[Path, int]], hand_models: P
     return kept, [predictor.class_names[i] for i in probs.argmax(axis=1)]
 
 
-def run(onnx: Path, images: Path, hold: int, settle: int, smoothing: str, threshold: float | None,
-        stable_frames: int, hands: str = "off", hand_models: Path | None = None) -> dict:
+def run(onnx: Path, images: Path, hold: int, settle: int, smoothing: str | None, threshold: float | None,
+        stable_frames: int | None, hands: str = "off", hand_models: Path | None = None) -> dict:
+    """The photos as a video through the live loop; ``smoothing``, ``threshold``, ``stable_frames``:
+    None = the model file's, else the live defaults (:func:`rnn_jax.live.settings.resolve_gesture`)."""
     from rnn_jax.hands.crop import DETECTION_PAD
     from rnn_jax.live import iter_predictions
-    from rnn_jax.live.settings import hands_wanted, resolve_threshold
+    from rnn_jax.live.settings import hands_wanted, resolve_gesture
     from rnn_jax.runtime.landmark_predictor import LandmarkPredictor, load_predictor
 
     predictor = load_predictor(onnx)
-    threshold = resolve_threshold(threshold, predictor.info)
+    gesture = resolve_gesture(smoothing, threshold, stable_frames, predictor.info)
+    smoothing, threshold, stable_frames = gesture.smoothing, gesture.threshold, gesture.stable_frames
     photos = labelled_photos(images, list(predictor.class_names))
     landmark_model = isinstance(predictor, LandmarkPredictor)
     use_hands = hands_wanted(hands, predictor, hand_models)
@@ -131,10 +134,11 @@ def run(onnx: Path, images: Path, hold: int, settle: int, smoothing: str, thresh
             "stable_coverage": active / max(counted, 1), "stable_accuracy_when_shown": hits / max(active, 1),
             "mean_fps": timing.get("mean_fps"), "model_latency_p50_ms": timing.get("latency_p50_ms"),
             "loop_p50_ms": timing.get("loop_p50_ms"), "hands_p50_ms": timing.get("hands_p50_ms"),
-            "landmark_model": landmark_model, "threshold": threshold}
+            "landmark_model": landmark_model, "threshold": threshold, "smoothing": str(smoothing),
+            "stable_frames": stable_frames}
 
 
-def print_result(result: dict, stable_frames: int) -> None:
+def print_result(result: dict) -> None:
     """The human-readable report of :func:`run` (``result`` is what ``--json`` writes)."""
     hold, settle = result["hold"], result["settle"]
     print(f"{result['photos']} photos x {hold} frames = {result['frames']} frames; scored {result['frames_scored']} "
@@ -146,7 +150,8 @@ def print_result(result: dict, stable_frames: int) -> None:
     print(f"live per-frame accuracy (smoothed top class):     {result['live_accuracy']:.4f}")
     print(f"difference (live - offline):                      {result['live_accuracy'] - result['offline_accuracy']:+.4f}")
     print(f"stable gesture shown on {result['stable_coverage']:.1%} of scored frames (threshold "
-          f"{result['threshold']:.2f}, {stable_frames} steady frames); correct when shown: "
+          f"{result['threshold']:.2f}, {result['stable_frames']} steady frames, smoothing {result['smoothing']}); "
+          "correct when shown: "
           f"{result['stable_accuracy_when_shown']:.4f}")
     if result.get("mean_fps"):
         hands_ms = result.get("hands_p50_ms")

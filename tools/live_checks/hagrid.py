@@ -178,8 +178,8 @@ def _rates(counts: dict) -> dict:
             "live_resting_lost": counts["resting_lost"] / n_r if n_r else None}
 
 
-def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoothing: str, threshold: float | None,
-               stable_frames: int, frame_size: int, hand_models: Path | None = None,
+def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoothing: str | None,
+               threshold: float | None, stable_frames: int | None, frame_size: int, hand_models: Path | None = None,
                sweep: tuple[float, ...] = (), halves: bool = False, finder: ReplayFinder | None = None) -> dict:
     """Annotated HaGRID photos through the live loop with hands on (see the module docstring).
 
@@ -187,13 +187,16 @@ def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoot
     the result's ``sweep`` row per threshold gives right / wrong / lost / resting triggered.
     ``halves``: the same figures per half of the people (``by_half``, and in each sweep row).
     ``finder``: a :class:`ReplayFinder` that already saw these frames (another model on the same
-    photos, same ``frame_size`` and ``hold``) plays its hands back instead of finding them again."""
+    photos, same ``frame_size`` and ``hold``) plays its hands back instead of finding them again.
+    ``smoothing``, ``threshold``, ``stable_frames``: None = the model file's, else the live defaults
+    (:func:`rnn_jax.live.settings.resolve_gesture`, as rnn_jax.live)."""
     from rnn_jax.live import iter_predictions
-    from rnn_jax.live.settings import make_finder, resolve_threshold
+    from rnn_jax.live.settings import make_finder, resolve_gesture
     from rnn_jax.runtime.landmark_predictor import load_predictor
 
     predictor = load_predictor(onnx)
-    threshold = resolve_threshold(threshold, predictor.info)
+    gesture = resolve_gesture(smoothing, threshold, stable_frames, predictor.info)
+    smoothing, threshold, stable_frames = gesture.smoothing, gesture.threshold, gesture.stable_frames
     items = annotated_photos(root, split)
     known = set(predictor.class_names)
     gestures = [next((lab for lab in m["labels"] if lab != "no_gesture"), None) for _, m in items]
@@ -225,6 +228,7 @@ def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoot
     timing = summary.to_dict()
     return {"photos": len(items), "people": len({m["user"] for _, m in items}), "hold": hold, "settle": settle,
             "frame": frame_size, "threshold": threshold, "temperature": getattr(predictor.info, "temperature", 1.0),
+            "smoothing": str(smoothing), "stable_frames": stable_frames,
             **counts, **_rates(counts),
             "offline_gesture_right": float(np.mean([s == lab for s, lab in gesture_rows])) if gesture_rows else None,
             "offline_resting_triggered": float(np.mean([s is not None for s in resting_rows])) if resting_rows else None,
@@ -239,16 +243,21 @@ def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoot
                             for g, c in by_group.items()}} if halves else {})}
 
 
-def store_threshold(onnx: Path, threshold: float) -> None:
-    """Write ``threshold`` into the model file's ``reject_threshold`` (what rnn_jax.live uses by default).
+def store_threshold(onnx: Path, threshold: float, smoothing: str, stable_frames: int) -> None:
+    """Write ``threshold`` into the model file's ``reject_threshold`` together with the smoothing and
+    stable frames it was chosen under (what rnn_jax.live uses by default: one is never used without
+    the others unless the user says so).
 
     Edits the file's metadata directly (:mod:`.onnx_props`): the base install has no ``onnx``."""
     import json
 
-    from rnn_jax.runtime.metadata import PREFIX
+    from rnn_jax.live.smoothing import SmoothingConfig
+    from rnn_jax.runtime.metadata import LIVE_KEYS, PREFIX
     from tools.live_checks.onnx_props import set_props
 
-    set_props(onnx, {PREFIX + "reject_threshold": json.dumps(round(float(threshold), 4))})
+    values = (round(float(threshold), 4), str(SmoothingConfig.parse(str(smoothing))), int(stable_frames))
+    set_props(onnx, {PREFIX + key: json.dumps(value) for key, value in zip(LIVE_KEYS, values, strict=True)},
+              addable=tuple(PREFIX + key for key in LIVE_KEYS[1:]))  # files exported before these keys existed
 
 
 def cross_fitted(sweep_rows: list[dict], max_false_trigger: float) -> dict:
@@ -277,7 +286,8 @@ def _pct(x: float | None) -> str:
 def print_hagrid(result: dict) -> None:
     print(f"{result['photos']} photos of {result['people']} people, each letterboxed into {result['frame']}x"
           f"{result['frame']} and held {result['hold']} frames; first {result['settle']} of each skipped; "
-          f"threshold {result['threshold']:.2f}, temperature {result['temperature']:.3g}")
+          f"threshold {result['threshold']:.2f}, temperature {result['temperature']:.3g}, smoothing "
+          f"{result['smoothing']}, {result['stable_frames']} stable frames")
     print(f"{'':38}{'live (hand finder)':>20}{'offline (annotated box)':>26}")
     print(f"{'gesture hands shown right':38}{result['live_gesture_right']:>20.1%}"
           f"{result['offline_gesture_right'] or 0:>26.1%}")

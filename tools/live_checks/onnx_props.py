@@ -91,9 +91,10 @@ def read_props(data: bytes) -> dict[str, str]:
     return props
 
 
-def replace_props(data: bytes, values: dict[str, str]) -> bytes:
+def replace_props(data: bytes, values: dict[str, str], addable: tuple[str, ...] = ()) -> bytes:
     """``data`` with each key of ``values`` set; every key must already be there (a file that lacks
-    one was not written by this project's exporter, so it is refused rather than guessed at)."""
+    one was not written by this project's exporter, so it is refused rather than guessed at), except
+    the ``addable`` ones, which files from before those keys existed lack: they are appended."""
     out, seen = [], set()
     for number, wire, raw, payload in _fields(data):
         key = _entry_key(payload) if number == METADATA_FIELD and wire == _LENGTH_DELIMITED else None
@@ -102,14 +103,15 @@ def replace_props(data: bytes, values: dict[str, str]) -> bytes:
             seen.add(key)
         else:
             out.append(raw)
-    missing = sorted(set(values) - seen)
+    missing = sorted(set(values) - seen - set(addable))
     if missing:
         raise ModelFileError(f"the model file has no {', '.join(missing)} metadata")
+    out.extend(_entry(key, values[key]) for key in values if key not in seen)  # protobuf: any field order
     return b"".join(out)
 
 
-def set_props(path: Path, values: dict[str, str]) -> None:
-    """Rewrite the metadata of the ONNX file at ``path`` in place (atomically)."""
+def set_props(path: Path, values: dict[str, str], addable: tuple[str, ...] = ()) -> None:
+    """Rewrite the metadata of the ONNX file at ``path`` in place (atomically); see :func:`replace_props`."""
     from rnn_jax.atomic import write_bytes_atomic
 
     try:
@@ -117,7 +119,7 @@ def set_props(path: Path, values: dict[str, str]) -> None:
     except OSError as exc:
         raise ModelFileError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
-        updated = replace_props(data, values)
+        updated = replace_props(data, values, addable)
     except ModelFileError as exc:
         raise ModelFileError(f"{path}: {exc}") from None
     write_bytes_atomic(path, updated)
