@@ -235,7 +235,8 @@ def merge_banks(a: HandBank, b: HandBank) -> HandBank:
 
 def motion_sets(folder: str | Path, per_class: int = 500, seed: int = 0, window: int = WINDOW,
                 hagrid: str | Path | None = None) -> dict[str, MotionSet]:
-    """train / val / test (each real + composed; see the module docstring). Test windows are sampled
+    """train / val / test (each real + composed; see the module docstring); ``seed`` draws the training
+    windows only (val and test are fixed, so seeds are compared on the same windows). Test windows are sampled
     at each rate of :data:`TEST_FPS` (``MotionSet.fps`` tells which); without ``hagrid`` the hands
     are ``keypoint.csv``'s only."""
     folder = Path(folder).expanduser()
@@ -260,13 +261,14 @@ def motion_sets(folder: str | Path, per_class: int = 500, seed: int = 0, window:
         pointers = hands[held & (hand_class == 2)]
         rates = (None,) if split < 2 else TEST_FPS
         parts = []
+        base = seed if split == 0 else 0  # held-out windows are the same whatever the training seed
         for r, fps in enumerate(rates):
             real_fps = [RECORDING_FPS, RECORDING_FPS / 2] if fps is None else [fps]
             for i, f in enumerate(real_fps):
-                parts.append(real_windows(segments, split_of, split, pointers, seed + 100 + 10 * split + i + r,
+                parts.append(real_windows(segments, split_of, split, pointers, base + 100 + 10 * split + i + r,
                                           window, stride=2 if split == 0 else 1, fps=f))
             n = per_class if split == 0 else max(40, per_class // 5)
-            parts.append(composed_set(banks[split], n, seed * 1000 + 7 + split * 10 + r, window, fps))
+            parts.append(composed_set(banks[split], n, base * 1000 + 7 + split * 10 + r, window, fps))
         both = MotionSet.concat(parts)
         real = both.origin == "real"
         both.notes = {"real": int(real.sum()), "composed": int((~real).sum()),
