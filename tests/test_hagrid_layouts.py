@@ -237,6 +237,30 @@ def test_the_same_hands_from_every_layout(tmp_path: Path) -> None:
             np.testing.assert_allclose(feats, reference[key], atol=1e-4, err_msg=f"{kind} {key}")
 
 
+def test_the_merged_table_keeps_every_string_through_its_compact_columns(tmp_path: Path) -> None:
+    """Two chunks whose labels, people and paths differ (one path not ASCII): the compact table
+    (codes, UTF-8 bytes) gives back each row's strings in plan order; a value no row has is
+    False everywhere (a wrong code mapping or a lost character fails here)."""
+    rows = [[{"label": lab, "person": per, "hand": "", "how": "annotation", "source": src, "others": 0,
+              "landmarks": np.full((21, 3), i, np.float32), "box": np.zeros(4), "presence": 1.0, "z_known": False}
+             for i, (lab, per, src) in enumerate(spec)]
+            for spec in ([("like", "u1", "a/like/1.jpg"), ("palm", "u2", "a/palm/2.jpg")],
+                         [("palm", "u3", "a/palm/été-3.jpg"), ("no_gesture", "u1", "a/palm/4.jpg")])]
+    plan = []
+    for k, chunk_rows in enumerate(rows):
+        chunk = extract.Chunk("annotated", k, (), f"key{k}", tmp_path / f"c{k}.npz", len(chunk_rows))
+        extract.save_chunk(chunk, extract.rows_to_arrays(chunk_rows, []))
+        plan.append((prepare.Part("train", "annotated", "ann"), [chunk]))
+    table = prepare.merge_chunks(plan)
+    expected = [r for chunk_rows in rows for r in chunk_rows]
+    for key in ("label", "person", "source", "how"):
+        assert table[key][np.arange(4)].tolist() == [r[key] for r in expected], key
+    assert str(table["source"][2]) == "a/palm/été-3.jpg"
+    assert (table["label"] == "palm").tolist() == [False, True, True, False]
+    assert not (table["label"] == "fist").any() and table["pool"].distinct() == {"train"}
+    assert table["person"].distinct(np.array([0, 3])) == {"u1"}
+
+
 # ----------------------------------------------------------------------------- cache, shards, work list
 def _arrays(folder: Path) -> dict:
     return {s: load_landmarks(folder / f"{s}.npz") for s in ("train", "val", "test") if (folder / f"{s}.npz").is_file()}

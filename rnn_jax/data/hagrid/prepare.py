@@ -12,7 +12,7 @@ What each part becomes (the rules are :mod:`.extract`'s):
   loop classifies each hand on its own, and each hand alone shows its half of the gesture
   (``two_handed_photos`` in ``parts.json`` counts them).
 
-The merged table is held as numpy arrays (~300 bytes a hand). Training classes are balanced
+The merged table is held as numpy arrays and string codes (~350 bytes a hand). Training classes are balanced
 with the run's seed (each seed draws its own subset of an over-full class such as
 ``no_gesture``), so the split files live in one folder per seed; the extraction chunks are
 shared by every seed, run and machine (content keys). When any training hand comes from
@@ -177,9 +177,69 @@ def extract_layout(layout: HagridLayout, cache: Path, engine, shard: tuple[int, 
 
 
 # --------------------------------------------------------------------------- the table
-def merge_chunks(plan: list[tuple[Part, list[Chunk]]]) -> dict[str, np.ndarray]:
-    """Every chunk's rows, in plan order, as one table of arrays (+ ``pool`` and ``kind`` per row)."""
+CATEGORY_FIELDS = ("label", "person", "hand", "how", "pool", "kind")  # few distinct values: int32 codes
+
+
+@dataclass(frozen=True, eq=False)
+class Categories:
+    """A string column held as int32 codes into its distinct values. At 1M hands the labels,
+    people, sides and routes take 24 MB this way instead of ~200 MB as numpy unicode (which
+    stores 4 bytes a character at the longest value's width), and that kept the merge's peak
+    RSS over 2 GB. Indexing gives strings back; ``== value`` compares codes."""
+
+    codes: np.ndarray  # [rows] int32
+    names: np.ndarray  # [distinct] str
+
+    def __getitem__(self, rows) -> np.ndarray:
+        return self.names[self.codes[rows]]
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __eq__(self, value: object) -> np.ndarray:  # type: ignore[override]
+        hit = np.flatnonzero(self.names == value)
+        return self.codes == hit[0] if len(hit) else np.zeros(len(self.codes), bool)
+
+    def distinct(self, rows: np.ndarray | None = None) -> set[str]:
+        """The values that occur (in ``rows``, else in any row)."""
+        return set(self.names[np.unique(self.codes if rows is None else self.codes[rows])].tolist())
+
+
+@dataclass(frozen=True, eq=False)
+class Utf8Strings:
+    """A column of mostly distinct strings (the pictures' relative paths) held as UTF-8 bytes:
+    a quarter of numpy unicode's size; indexing decodes the rows asked for."""
+
+    data: np.ndarray  # [rows] bytes (S)
+
+    def __getitem__(self, rows) -> np.ndarray:
+        return np.char.decode(self.data[rows], "utf-8")
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+class _Vocabulary:
+    """Grows one column's distinct values chunk by chunk and gives each chunk's codes."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+
+    def codes(self, values: np.ndarray) -> np.ndarray:
+        distinct, inverse = np.unique(values, return_inverse=True)
+        mapping = np.asarray([self.index.setdefault(v, len(self.index)) for v in distinct.tolist()], np.int32)
+        return mapping[inverse.reshape(-1)] if len(values) else np.zeros(0, np.int32)
+
+    def names(self) -> np.ndarray:
+        return np.asarray(list(self.index), dtype=str) if self.index else np.zeros(0, "<U1")
+
+
+def merge_chunks(plan: list[tuple[Part, list[Chunk]]]) -> dict:
+    """Every chunk's rows, in plan order, as one table (+ ``pool`` and ``kind`` per row): numbers
+    as arrays, few-valued strings as :class:`Categories`, ``source`` as :class:`Utf8Strings`.
+    Each chunk is made compact as it is read, so the peak is about the compact table."""
     pieces, statuses = [], Counter()
+    vocabularies = {key: _Vocabulary() for key in CATEGORY_FIELDS}
     for part, chunks in plan:
         for chunk in chunks:
             if not chunk.path.is_file():
@@ -192,13 +252,19 @@ def merge_chunks(plan: list[tuple[Part, list[Chunk]]]) -> dict[str, np.ndarray]:
             n = len(arrays["label"])
             arrays["pool"] = np.full(n, part.pool)
             arrays["kind"] = np.full(n, part.kind)
+            for key in CATEGORY_FIELDS:
+                arrays[key] = vocabularies[key].codes(arrays[key])
+            arrays["source"] = np.char.encode(arrays["source"], "utf-8") if n else np.zeros(0, "S1")
             pieces.append(arrays)
     if not pieces:
         raise DataError("this HaGRID root has no pictures to extract")
-    table = {}
+    table: dict = {}
     for key in list(pieces[0]):  # field by field, freeing the pieces: peak memory ~ the table plus one field
         table[key] = np.concatenate([p.pop(key) for p in pieces])
-    table["statuses"] = np.asarray(json.dumps(dict(statuses)))
+    for key in CATEGORY_FIELDS:
+        table[key] = Categories(table[key], vocabularies[key].names())
+    table["source"] = Utf8Strings(table["source"])
+    table["statuses"] = dict(statuses)
     return table
 
 
@@ -281,16 +347,17 @@ def prepare_landmarks(root: str | Path, seed: int = 0, no_gesture: bool = True, 
     if "val" not in splits:
         raise DataError(f"{layout.root} has no annotated val split (or too few people to carve one) to "
                         "validate on")
-    present = set(table["label"].tolist())
+    present = table["label"].distinct()
     class_names = tuple(sorted(present - {NO_GESTURE}) + ([NO_GESTURE] if no_gesture and NO_GESTURE in present else []))
-    lacking = [c for c in class_names if not np.any(table["label"][splits["train"]] == c)]
+    trained = table["label"].distinct(splits["train"])
+    lacking = [c for c in class_names if c not in trained]
     if lacking:
         raise DataError(f"class {lacking[0]!r} has no training hand in {layout.root}; add its pictures or "
                         "leave its annotation file out")
     zero_z = not bool(np.all(table["z_known"][splits["train"]]))
     report: dict = {"root": str(layout.root), "layout": layout.kind, "rules_version": RULES_VERSION,
                     "seed": seed, "class_names": list(class_names), "z": "zeroed (annotated landmarks have no depth)"
-                    if zero_z else "kept", "counts": counts, "statuses": json.loads(str(table["statuses"])),
+                    if zero_z else "kept", "counts": counts, "statuses": table["statuses"],
                     "parts": [], "hands_per_class": {}, "people": {}}
     pictures: Counter = Counter()
     for part, chunks in plan:
@@ -306,16 +373,18 @@ def prepare_landmarks(root: str | Path, seed: int = 0, no_gesture: bool = True, 
     out.mkdir(parents=True, exist_ok=True)
     notes = {"hagrid": str(layout.root), "layout": layout.kind}
     for split, rows in splits.items():
-        report["hands_per_class"][split] = {c: int(np.sum(table["label"][rows] == c)) for c in class_names}
-        rows = rows[np.isin(table["label"][rows], class_names)]
+        labels = table["label"][rows]
+        report["hands_per_class"][split] = {c: int(np.sum(labels == c)) for c in class_names}
+        kept = np.isin(labels, class_names)
+        rows, labels = rows[kept], labels[kept]
         if split == "train":
-            chosen, report["repeated"] = balanced(table["label"][rows], seed=seed)
+            chosen, report["repeated"] = balanced(labels, seed=seed)
             rows = rows[chosen]
         data = _landmark_set(table, rows, class_names, zero_z, notes)
         save_landmarks(data, out / f"{split}.npz")
         save_npy_atomic(out / f"boxes_{split}.npy", table["box"][rows])
         report["people"][split] = int(len(np.unique(data.person_ids)))
-    people = {split: set(table["person"][rows].tolist()) for split, rows in splits.items()}
+    people = {split: table["person"].distinct(rows) for split, rows in splits.items()}
     report["people_in_two_splits"] = {f"{a}&{b}": len(people[a] & people[b])
                                       for i, a in enumerate(people) for b in list(people)[i + 1:]}
     write_json_atomic(out / "parts.json", report, indent=2)
