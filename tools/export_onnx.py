@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from rnn_jax.calibration import DEFAULT_MAX_FALSE_TRIGGER  # noqa: E402
 from rnn_jax.errors import ResumeError, main_guard  # noqa: E402
 
 
@@ -60,7 +61,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default=None, help="override the data path stored in the run")
     parser.add_argument("--max-false-trigger", type=float, default=None, metavar="RATE",
                         help="live reject rule: the threshold stored in the model is the smallest whose share of "
-                             "validation resting (no_gesture) hands shown as a gesture is <= RATE (default 0.10); "
+                             "validation resting (no_gesture) hands shown as a gesture is <= RATE (default "
+                             f"{DEFAULT_MAX_FALSE_TRIGGER:g}: rnn_jax.calibration); "
                              "the softmax temperature is fitted on validation too")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     args = parser.parse_args(argv)
