@@ -1,0 +1,58 @@
+"""tools/motion_videos.py (the pixel-level check): a rendered video says its rate, lasts its script, and
+moves the pasted hand the user's way (camera pixels are the mirror of the user's view)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import motion_videos as mv  # noqa: E402
+
+
+def fake_crops() -> dict[str, list]:
+    white = np.full((mv.HAND_PX, mv.HAND_PX, 3), 255, np.uint8)
+    background = np.zeros((mv.FRAME[1], mv.FRAME[0], 3), np.uint8)
+    crop = mv.Crop(white, background, "palm", "someone")
+    return {g: [crop] for g in ("open", "one", "two", "fist", "L", "any")}
+
+
+def read(path: Path) -> tuple[float, list[np.ndarray]]:
+    cap = cv2.VideoCapture(str(path))
+    fps, frames = cap.get(cv2.CAP_PROP_FPS), []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return fps, frames
+
+
+@pytest.mark.parametrize("fps", [15.0, 30.0])
+def test_a_swipe_left_moves_right_in_camera_pixels(tmp_path: Path, fps: float) -> None:
+    g = next(x for x in mv.GESTURES if x.name == "swipe_left (open)")
+    info = mv.render(g, fake_crops(), fps, tmp_path / "v.avi", np.random.default_rng(0))
+    got_fps, frames = read(tmp_path / "v.avi")
+    assert got_fps == pytest.approx(fps) and len(frames) == info["frames"] == round(
+        (mv.HOLD_BEFORE + g.seconds + mv.HOLD_AFTER) * fps)
+
+    def x_of(frame: np.ndarray) -> float:
+        ys, xs = np.nonzero(frame[..., 0] > 128)
+        return float(xs.mean())
+    assert x_of(frames[-1]) - x_of(frames[0]) > 0.4 * mv.FRAME[0]  # the user's left = camera right
+
+
+def test_two_hand_zoom_in_moves_the_hands_apart(tmp_path: Path) -> None:
+    g = next(x for x in mv.GESTURES if x.name.startswith("zoom_in"))
+    mv.render(g, fake_crops(), 15.0, tmp_path / "z.avi", np.random.default_rng(1))
+    _, frames = read(tmp_path / "z.avi")
+
+    def spread(frame: np.ndarray) -> float:
+        xs = np.nonzero(frame[..., 0] > 128)[1]
+        return float(xs.max() - xs.min())
+    assert spread(frames[-1]) > spread(frames[0]) + 150
