@@ -222,8 +222,12 @@ def test_motion_threshold_and_cli_banner(models: dict[str, Path]) -> None:
 def test_the_one_frame_fast_path_matches_the_batched_rule() -> None:
     rng = np.random.default_rng(0)
     for _ in range(50):
-        view, prev = rng.random((21, 2)), rng.random((21, 2))
-        np.testing.assert_allclose(motion_features(view, prev), motion_features(view[None], prev[None])[0], atol=1e-5)
+        view, prev, other, other_prev = rng.random((4, 21, 2))
+        dt = float(rng.choice([1 / 60, 1 / 15, 0.3, 0.7]))  # 0.7 s: too long a gap, no previous frame
+        for args in ((prev, dt), (prev, dt, other, other_prev), (None, dt, other, None), (prev, dt, other, None)):
+            batched = [None if a is None else (a if np.isscalar(a) else a[None]) for a in args]
+            np.testing.assert_allclose(motion_features(view, *args), motion_features(view[None], *batched)[0],
+                                       atol=1e-5)
         np.testing.assert_allclose(motion_features(view), motion_features(view[None])[0], atol=1e-6)
 
 

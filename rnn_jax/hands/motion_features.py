@@ -43,7 +43,8 @@ Absent frames are all-zero landmarks (batched form): an all-zero ``prev`` or ``p
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -110,9 +111,9 @@ def motion_features(view: np.ndarray, prev: np.ndarray | None = None, dt: float 
     float32 (see the module docstring). All-zero frames are absent (an absent ``view`` gives zeros)."""
     cur = np.asarray(view, np.float64)
     if cur.shape == (21, 2):  # the live loop's case: one hand, one frame (fewer numpy calls)
-        def arr(x: np.ndarray | None) -> np.ndarray | None:
-            return None if x is None else np.asarray(x, np.float64)
-        return _frame_features(cur, arr(prev), float(dt), arr(partner), arr(partner_prev))
+        def stats(x: np.ndarray | None) -> HandStats | None:
+            return None if x is None else hand_stats(x)
+        return frame_features(hand_stats(cur), stats(prev), float(dt), stats(partner), stats(partner_prev))
     if cur.shape[-2:] != (21, 2):
         raise ValueError(f"view landmarks must be [..., 21, 2], got {list(cur.shape)}")
     zeros = np.zeros_like(cur)
@@ -157,49 +158,63 @@ def motion_features(view: np.ndarray, prev: np.ndarray | None = None, dt: float 
     return out.astype(np.float32)
 
 
-def _frame_features(cur: np.ndarray, prev: np.ndarray | None, dt: float, partner: np.ndarray | None,
-                    partner_prev: np.ndarray | None) -> np.ndarray:
-    """:func:`motion_features` of one frame [21, 2] (same numbers, a few times faster)."""
-    out = np.zeros((21, 3), np.float64)
-    rel = cur - cur[0]
-    size = max(float(np.sqrt((rel * rel).sum(1).max())), 1e-9)
-    out[:, :2] = rel / size
-    dx, dy = out[INDEX_TIP, :2] - out[THUMB_TIP, :2]
-    spread = (dx * dx + dy * dy) ** 0.5
-    m = out[:, 2]
-    m[7], m[8] = 4.0 * size, spread
+class HandStats(NamedTuple):
+    """What the one-frame rule needs of one hand in one frame (the live runtime keeps a hand's stats
+    for the next frame and for its partner, so each hand is measured once per frame)."""
+
+    pose: np.ndarray  # [21, 2] wrist-relative / size
+    size: float
+    spread: float
+    centre: tuple[float, float]
+    tip: tuple[float, float]
+    wrist: tuple[float, float]
+
+
+def hand_stats(x: np.ndarray) -> HandStats:
+    """One hand's user-view landmarks [21, 2] -> its :class:`HandStats`."""
+    x = np.asarray(x, np.float64)
+    rel = x - x[0]
+    size = max(math.sqrt(float((rel * rel).sum(1).max())), 1e-9)
+    pose = rel / size
+    (tx, ty), (hx, hy) = pose[INDEX_TIP].tolist(), pose[THUMB_TIP].tolist()
+    cx, cy = x.mean(0).tolist()
+    return HandStats(pose, size, math.hypot(tx - hx, ty - hy), (cx, cy), tuple(x[INDEX_TIP].tolist()),
+                     tuple(x[WRIST].tolist()))
+
+
+def frame_features(cur: HandStats, prev: HandStats | None, dt: float, partner: HandStats | None = None,
+                   partner_prev: HandStats | None = None) -> np.ndarray:
+    """:func:`motion_features` of one hand in one frame from its stats (same numbers, a few times faster)."""
+    m = [0.0] * 21
+    m[7], m[8] = 4.0 * cur.size, cur.spread
     moving = prev is not None and 0.0 < dt <= MAX_DT
-    centre = cur.mean(0)
+    (cx, cy) = cur.centre
     if moving:
         assert prev is not None
-        prel = prev - prev[0]
-        psize = max(float(np.sqrt((prel * prel).sum(1).max())), 1e-9)
-        pdx, pdy = (prel[INDEX_TIP] - prel[THUMB_TIP]) / psize
         v = VELOCITY_SCALE / dt
-        m[0:2] = v * (cur[INDEX_TIP] - prev[INDEX_TIP])
-        m[2:4] = v * (cur[WRIST] - prev[WRIST])
-        m[4:6] = v * (centre - prev.mean(0))
-        m[6] = RATE_SCALE / dt * np.log(max(size, 1e-6) / max(psize, 1e-6))
-        m[9] = RATE_SCALE / dt * (spread - (pdx * pdx + pdy * pdy) ** 0.5)
+        m[0], m[1] = v * (cur.tip[0] - prev.tip[0]), v * (cur.tip[1] - prev.tip[1])
+        m[2], m[3] = v * (cur.wrist[0] - prev.wrist[0]), v * (cur.wrist[1] - prev.wrist[1])
+        m[4], m[5] = v * (cx - prev.centre[0]), v * (cy - prev.centre[1])
+        m[6] = RATE_SCALE / dt * math.log(max(cur.size, 1e-6) / max(prev.size, 1e-6))
+        m[9] = RATE_SCALE / dt * (cur.spread - prev.spread)
         m[10], m[11] = 1.0, dt * 30.0
     if partner is not None:
-        pcentre = partner.mean(0)
-        rx, ry = pcentre - centre
-        dist = (rx * rx + ry * ry) ** 0.5
+        ox, oy = partner.centre
+        rx, ry = ox - cx, oy - cy
+        dist = math.hypot(rx, ry)
         m[12], m[13], m[14], m[15] = 1.0, 2.0 * rx, 2.0 * ry, 2.0 * dist
         if moving and partner_prev is not None:
             assert prev is not None
             v = VELOCITY_SCALE / dt
-            before = partner_prev.mean(0)
-            bx, by = before - prev.mean(0)
-            m[16] = v * (dist - (bx * bx + by * by) ** 0.5)
-            m[17:19] = v * (pcentre - before)
-        prel = partner - partner[0]
-        psize = max(float(np.sqrt((prel * prel).sum(1).max())), 1e-9)
-        qx, qy = (prel[INDEX_TIP] - prel[THUMB_TIP]) / psize
-        m[19] = (qx * qx + qy * qy) ** 0.5
-    np.clip(m[:20], -10.0, 10.0, out=m[:20])
-    return out.astype(np.float32)
+            qx, qy = partner_prev.centre
+            m[16] = v * (dist - math.hypot(qx - prev.centre[0], qy - prev.centre[1]))
+            m[17], m[18] = v * (ox - qx), v * (oy - qy)
+        m[19] = partner.spread
+    out = np.empty((21, 3), np.float32)
+    out[:, :2] = cur.pose
+    out[:, 2] = m
+    np.clip(out[:20, 2], -10.0, 10.0, out=out[:20, 2])
+    return out
 
 
 def sequence_features(view: np.ndarray, times: np.ndarray | None = None, partner: np.ndarray | None = None,

@@ -23,8 +23,10 @@ from rnn_jax.hands.motion_features import (
     MOTION_FEATURE_VERSION,
     NOMINAL_DT,
     RULE,
+    HandStats,
+    frame_features,
+    hand_stats,
     is_motion_info,
-    motion_features,
     motion_version,
     view_coords,
 )
@@ -59,7 +61,7 @@ class MotionModel:
         self.gesture = gesture
         self.min_track_age = float(min_track_age)
         self.states: dict[int, np.ndarray] = {}
-        self.previous: dict[int, np.ndarray] = {}
+        self.previous: dict[int, HandStats] = {}  # each present hand's previous frame (its stats)
         self.seen_at: dict[int, float] = {}  # the time of each present hand's previous frame (s)
         self.first_seen: dict[int, float] = {}  # the time of each present hand's first frame (s)
         self.now = 0.0  # the time of the last frame stepped (s)
@@ -111,22 +113,22 @@ class MotionModel:
             return np.zeros((0, k), np.float32)
         views = np.asarray(views, np.float64)
         self.partners = nearest_partners(track_ids, views)
-        index = {t: i for i, t in enumerate(track_ids)}
+        stats = {t: hand_stats(v) for t, v in zip(track_ids, views, strict=True)}
         feats = []
-        for i, t in enumerate(track_ids):
+        for t in track_ids:
             prev = self.previous.get(t)
             dt = now - self.seen_at.get(t, now)
             if prev is not None and not 0.0 < dt <= MAX_DT:
                 prev = None  # a long gap (or a clock that did not move): start the hand afresh
             other = self.partners.get(t)
-            feats.append(motion_features(views[i], prev, dt if prev is not None else NOMINAL_DT,
-                                         None if other is None else views[index[other]],
-                                         None if other is None else self.previous.get(other)))
+            feats.append(frame_features(stats[t], prev, dt if prev is not None else NOMINAL_DT,
+                                        None if other is None else stats[other],
+                                        None if other is None else self.previous.get(other)))
         fresh = [t for t in track_ids if t not in self.states]
         state = np.concatenate([self.states.get(t, self.predictor.initial_state(1)) for t in track_ids])
         probs, new_state = self.predictor.predict(np.stack(feats), state)
         self.states = {t: new_state[i:i + 1] for i, t in enumerate(track_ids)}
-        self.previous = {t: views[i] for i, t in enumerate(track_ids)}
+        self.previous = stats  # each hand's stats, for its next frame and its partner's
         self.seen_at = {t: now for t in track_ids}
         self.first_seen = {t: now if t in fresh else self.first_seen.get(t, now) for t in track_ids}
         return probs
