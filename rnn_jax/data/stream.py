@@ -89,11 +89,14 @@ class StreamedImages:
                    decoder: Decoder = decode_item, workers: int | None = None,
                    read_ahead: int = READ_AHEAD) -> StreamedImages:
         strings = [os.fspath(item.path) for item in items]
-        root = os.path.commonpath([os.path.dirname(s) for s in strings]) if strings else ""
-        rel = [os.path.relpath(s, root) if root else s for s in strings]
+        try:  # over the few distinct folders: a million paths share a few dozen
+            root = os.path.commonpath({os.path.dirname(s) for s in strings}) if strings else ""
+        except ValueError:  # absolute and relative paths mixed: keep them whole
+            root = ""
+        cut = len(root) + (0 if not root or root.endswith(os.sep) else 1)
         boxes = np.array([item.box if item.box is not None else (np.nan,) * 4 for item in items],
                          np.float64).reshape(len(items), 4)
-        return cls(root, np.array([os.fsencode(r) for r in rel], dtype=bytes), boxes,
+        return cls(root, np.array([os.fsencode(s[cut:]) for s in strings], dtype=bytes), boxes,
                    np.array([item.box_scale for item in items], np.float64), size, crop_mode, channels,
                    decoder, default_stream_workers() if workers is None else workers, read_ahead)
 
@@ -244,7 +247,7 @@ def choose_storage(storage: str, need: int, cache_dir: Path, memory: int | None 
     free disk; otherwise it streams (each epoch decodes again, in worker processes)."""
     if storage not in STORAGES:
         raise ConfigError(f"image storage must be one of {', '.join(STORAGES)}, got {storage!r}")
-    gib = lambda b: f"{b / 2**30:.1f} GiB"  # noqa: E731
+    gib = lambda b: f"{b / 2**30:.1f} GiB" if b >= 2**30 else f"{b / 2**20:.1f} MiB"  # noqa: E731
     if storage != "auto":
         return storage, f"--image-storage {storage} (decoded: {gib(need)})"
     memory = _memory_bytes() if memory is None else memory
