@@ -2,6 +2,7 @@
 
     python tools/hagrid_stream_bench.py --data ../shared/data/hagrid-sample --size 224 --workers 1 2
     python tools/hagrid_stream_bench.py --crop hand --size 64            # annotated val photos, hand crops
+    python tools/hagrid_stream_bench.py --check-parts --size 64          # every hand: streamed == cached
 
 Every row runs in a fresh process (so its peak memory is its own) and reads one training epoch
 through :func:`rnn_jax.data.pipeline.train_batches` (shuffle, gather, augment: the pipeline the
@@ -179,6 +180,30 @@ def spawn_row(args: argparse.Namespace, row: str, workers: int = 0, read: int | 
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def check_parts(root: Path, size: int) -> int:
+    """The image family on the sample's parts, every hand: streamed pixels and labels == the cache's.
+    Needs the landmark preparation of ``root`` (extracted once, cached). Returns the number of splits
+    that differ."""
+    from rnn_jax.data.hagrid.parts_images import parts_image_dataset
+
+    cache = tempfile.mkdtemp(prefix="stream-check-")
+    try:
+        t0 = time.perf_counter()
+        cached = parts_image_dataset(root, size, cache_dir=cache, progress=False, storage="cache")
+        streamed = parts_image_dataset(root, size, cache_dir=cache, progress=False, storage="stream")
+        bad = 0
+        for name, split in cached.splits().items():
+            other = streamed.splits()[name]
+            same = np.array_equal(split.labels, other.labels) and np.array_equal(np.asarray(other.images), split.images)
+            bad += not same
+            print(f"  {name}: {len(split):,} hands, streamed {'==' if same else '!='} cached (labels and pixels)")
+        print(f"  fingerprints {'equal' if cached.fingerprint() == streamed.fingerprint() else 'DIFFER'}; "
+              f"{time.perf_counter() - t0:.0f} s")
+        return bad
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
 def implications(rows: dict, n_full: int, size: int, channels: int = 3) -> list[str]:
     """What the measured rates mean for ``n_full`` photos (CPU-bound decode: hours = CPU-s / cores)."""
     cache_gb = n_full * size * size * channels / 1e9
@@ -209,6 +234,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N photos (default: all)")
     parser.add_argument("--full-photos", type=int, default=1_000_000, help="photos of the full set to extrapolate to")
     parser.add_argument("--json", default=None, help="write the rows and the load average here")
+    parser.add_argument("--check-parts", action="store_true",
+                        help="instead: compare the streamed and cached image family on every hand of the sample's "
+                             "parts (crops_train, photos_train, annotated val) at --size, and exit 1 if any differ")
     parser.add_argument("--cache-dir", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--row", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--row-workers", type=int, default=0, help=argparse.SUPPRESS)
@@ -218,6 +246,8 @@ def main(argv: list[str] | None = None) -> None:
         raise ConfigError(f"--data {args.data} is not a folder (the HaGRID sample lives in ../shared/data)")
     if args.size < 8 or args.batch_size < 1 or any(w < 0 for w in args.workers):
         raise ConfigError("--size must be >= 8, --batch-size >= 1 and --workers >= 0")
+    if args.check_parts:
+        sys.exit(1 if check_parts(Path(args.data), args.size) else 0)
     if args.row:  # a child: one measurement, JSON on the last line
         print(json.dumps(run_row(args)))
         return
