@@ -80,8 +80,8 @@ def make_hand(track_id: int, wrist_x: float, wrist_y: float = 160.0) -> Hand:
 
 
 class ScriptedFinder:
-    """Stands in for the hand finder: per frame, one hand's wrist x (None = no hand) or a tuple of
-    several hands' (track ids 7, 8, ...)."""
+    """Stands in for the hand finder: per frame, one hand's wrist x (None = no hand), a tuple of
+    several hands' (track ids 7, 8, ...) or a dict track id -> wrist x."""
 
     def __init__(self, script: list) -> None:
         self.script, self.frame = script, 0
@@ -91,6 +91,8 @@ class ScriptedFinder:
         self.frame += 1
         if x is None:
             return []
+        if isinstance(x, dict):  # track id -> wrist x
+            return [make_hand(t, v) for t, v in x.items()]
         return [make_hand(7 + i, v) for i, v in enumerate(x)] if isinstance(x, tuple) else [make_hand(7, x)]
 
 
@@ -264,12 +266,44 @@ def test_a_two_hand_zoom_is_one_event_per_pair(models: dict[str, Path]) -> None:
     assert stream.motion.partners == {7: 8, 8: 7}
 
 
+def test_a_hand_lost_mid_swipe_is_relinked_and_fires_once(models: dict[str, Path]) -> None:
+    """The finder loses a fast hand for two frames and finds it again under a new id: its motion goes on
+    (state, first frame, tracker), one swipe event; a hand gone for longer than RELINK_S is forgotten."""
+    from rnn_jax.live.motion import RELINK_S
+
+    script = ([200.0] * 10 + [200.0 - 12 * i for i in range(1, 4)] + [None] * 2
+              + [{9: 200.0 - 12 * i} for i in range(6, 10)] + [{9: 92.0}] * 4)
+    records, stream = run_stream(models, script)
+    starts = [(e.label, e.hand) for r in records for e in r.events if e.dynamic and e.kind == "started"]
+    assert starts == [("swipe_right", 9)] or starts == [("swipe_right", 7)], starts
+    ends = [e for r in records for e in r.events if e.dynamic and e.kind == "ended"]
+    assert not any(e.reason == "hand lost" for e in ends)  # hand 7 was continued, not lost
+    assert stream.motion.first_seen == {9: 0.0}  # timed from hand 7's first frame
+    # gone for longer than RELINK_S: a new hand there starts afresh
+    gap = int(RELINK_S * 30) + 2
+    records, stream = run_stream(models, [200.0] * 10 + [None] * gap + [{9: 200.0}] * 3)
+    assert stream.motion.first_seen == {9: pytest.approx((10 + gap) / 30)} and stream.motion.lost == {}
+    lost = [e for r in records for e in r.events if e.dynamic and e.reason == "hand lost"]
+    assert all(e.hand == 7 for e in lost)
+
+
+def test_a_duplicate_track_is_no_partner_and_starts_nothing(models: dict[str, Path]) -> None:
+    # the finder follows one hand twice (tracks 7 and 8, 3 px apart) while it swipes
+    script = [{7: 200.0}] * 10 + [{7: 200.0 - 12 * i, 8: 203.0 - 12 * i} for i in range(1, 9)] + [{7: 104.0}] * 4
+    records, stream = run_stream(models, script)
+    starts = [(e.label, e.hand) for r in records for e in r.events if e.dynamic and e.kind == "started"]
+    assert starts == [("swipe_right", 7)]  # one event, from the older track; no zoom from a "pair"
+    both = records[14]
+    assert {h.hand.track_id for h in both.hands} == {7, 8}
+    assert all(h.motion is None or h.hand.track_id == 7 for h in both.hands)
+
+
 def test_a_young_track_starts_no_motion_event(models: dict[str, Path]) -> None:
     from rnn_jax.runtime import Predictor
 
     # a hand that appears already moving (as the finder's false, short-lived hands do): the swipe
     # frames come while the track is younger than min_track_age (image-like source: 30 frames/s)
-    script = [200.0 - 12 * i for i in range(6)] + [None] + [200.0 - 12 * i for i in range(14)]
+    script = [200.0 - 12 * i for i in range(6)] + [None] * 12 + [200.0 - 12 * i for i in range(14)]
 
     def dynamic_starts(min_age: float) -> list[tuple[int, str]]:
         motion = MotionModel.load(models["motion"], min_track_age=min_age)
@@ -283,9 +317,9 @@ def test_a_young_track_starts_no_motion_event(models: dict[str, Path]) -> None:
     first = dynamic_starts(0)[0]
     assert first[0] < 6 and first[1] == "swipe_right"  # no minimum: the first short track fires
     starts = dynamic_starts(0.25)
-    # the first 6-frame track (0.17 s) is lost before it is 0.25 s old; the second one (frames 7..20) is
-    # timed from its own first frame, so it fires only once 0.25 s old (8 frames later: frame 15 on)
-    assert starts and all(frame >= 7 + 8 for frame, _ in starts) and starts[0][1] == "swipe_right"
+    # the first 6-frame track (0.17 s) is lost before it is 0.25 s old; the second one (frames 18..31, 0.4 s
+    # later: not relinked) is timed from its own first frame, so it fires only once 0.25 s old (frame 26 on)
+    assert starts and all(frame >= 18 + 8 for frame, _ in starts) and starts[0][1] == "swipe_right"
     with pytest.raises(ConfigError, match="minimum track age"):
         MotionModel.load(models["motion"], min_track_age=-1)
 
@@ -298,7 +332,7 @@ def test_motion_min_age_flag_reaches_the_model_and_bad_values_are_refused(
     import rnn_jax.live.cli as cli
     from rnn_jax.live.cli import build_parser
 
-    script = [200.0 - 12 * i for i in range(6)] + [None] + [200.0 - 12 * i for i in range(14)]
+    script = [200.0 - 12 * i for i in range(6)] + [None] * 12 + [200.0 - 12 * i for i in range(14)]
     frames = tmp_path / "frames"
     frames.mkdir()
     for i in range(len(script)):
@@ -316,10 +350,10 @@ def test_motion_min_age_flag_reaches_the_model_and_bad_values_are_refused(
     assert dynamic_starts("--motion-min-age", "0")[0] < 6  # no minimum: the first, short track fires
     for flag in (("--motion-min-age", "0.25"), ()):  # absent: the model's default
         starts = dynamic_starts(*flag)
-        assert starts and min(starts) >= 7 + 8, flag  # only the second track, once 0.25 s old (an image folder: 30 fps)
+        assert starts and min(starts) >= 18 + 8, flag  # only the second track, once 0.25 s old (an image folder: 30 fps)
     assert DEFAULT_MIN_TRACK_AGE == 0.25
     starts = dynamic_starts("--motion-min-age", "0.4")
-    assert not starts or min(starts) >= 7 + 12
+    assert not starts or min(starts) >= 18 + 12
     capsys.readouterr()
     with pytest.raises(SystemExit) as stop:
         build_parser().parse_args(["--onnx", "m.onnx", "--motion-min-age", "-1"])

@@ -93,10 +93,13 @@ class HandBank:
 
 def frame_times(rng: np.random.Generator, n: int, fps: float) -> np.ndarray:
     """n frame times (s) ending at 0, ``fps`` frames/s with a camera's interval jitter and, in some
-    windows, skipped frames (an interval twice as long)."""
+    windows, skipped frames (an interval twice as long) or a hand lost for a few frames and found
+    again (one interval 2-5 times as long: what the live runtime sees after it relinks a hand)."""
     step = np.clip(1.0 + rng.normal(0, 0.06, n - 1), 0.5, 1.6) / fps
     if rng.random() < 0.2:
         step[rng.integers(0, n - 1, size=int(rng.integers(1, 3)))] *= 2.0
+    if rng.random() < 0.15:  # the finder lost the hand for 1-4 frames; the live runtime relinks it
+        step[rng.integers(0, n - 1)] *= int(rng.integers(2, 6))
     return np.concatenate([-np.cumsum(step[::-1])[::-1], [0.0]])
 
 
@@ -280,9 +283,10 @@ class Composer:
         return place(self.bank.pick(rng, "any"), sc.start + self._tremor(sc, rng, 0.003), sc.size, sc.angle), None
 
     def _no(self, label: str, sc: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
-        """no_motion: slow drift, short small moves, pose changes, a slow partial pinch, a gesture long
-        gone, a pinch just reopened (a tap not yet told from a double tap), two hands drifting together."""
-        kind = int(rng.integers(0, 7))
+        """no_motion: slow drift, short small moves, pose changes, a slow partial pinch, a gesture gone
+        0.25-1.2 s ago, a pinch just reopened (a tap not yet told from a double tap), a circle just begun,
+        two hands drifting together."""
+        kind = int(rng.integers(0, 8))
         pose = self.bank.pick(rng, "any")
         if kind == 0:  # slow drift in any direction (well below a swipe's speed)
             a = rng.uniform(-np.pi, np.pi)
@@ -307,7 +311,7 @@ class Composer:
         if kind == 4:  # a gesture that ended long ago (its residue is not a new gesture)
             label = str(rng.choice(["swipe_left", "swipe_right", "swipe_up", "swipe_down", "circle_cw", "zoom_in",
                                     "drag"]))
-            shift = float(rng.uniform(0.6, 1.2))
+            shift = float(rng.uniform(0.25, 1.2))
             late = Scene(sc.t - shift, sc.aspect, sc.start, sc.size, sc.angle)
             hand, partner = getattr(self, "_" + label.split("_")[0])(label, late, rng)
             gone = sc.t > -shift  # after the gesture: the hand rests where it was
@@ -319,6 +323,16 @@ class Composer:
         if kind == 5:  # a pinch that just reopened: a tap is not yet a tap
             dur = float(rng.uniform(0.12, 0.3))
             return self._pinches(sc, rng, [-float(rng.uniform(0, 0.12)) - dur], [dur]), None
+        if kind == 7:  # a circle just begun (15-55% of it): an arc is not yet a circle, nor a swipe
+            label = str(rng.choice(["circle_cw", "circle_ccw"]))
+            turns, period = rng.uniform(0.9, 1.6), rng.uniform(0.45, 1.3)
+            dur = turns * period
+            start = -dur * rng.uniform(0.15, 0.55)
+            radius, squash = rng.uniform(0.05, 0.18), rng.uniform(0.7, 1.3)
+            sense = 1.0 if label == "circle_cw" else -1.0
+            theta = rng.uniform(0, 2 * np.pi) + sense * 2 * np.pi * turns * ease((sc.t - start) / dur, 1.0)
+            path = sc.start + radius * np.stack([np.cos(theta), squash * np.sin(theta)], -1) + self._tremor(sc, rng)
+            return place(self.bank.pick(rng, "one"), path, sc.size, sc.angle, 8), None
         # two hands drifting the same way (not apart / together)
         a = rng.uniform(-np.pi, np.pi)
         vel = rng.uniform(0.02, 0.4) * np.array([np.cos(a), np.sin(a)])

@@ -42,6 +42,7 @@ class HandTracks:
         self.trails: dict[int, deque] = {}  # per hand: the tracked point on the last TRAIL_FRAMES frames
         self.motion_trackers: dict[int, GestureTracker] = {}
         self.merged: dict[int, str] = {}  # hand -> the two-hand gesture its partner reports for the pair
+        self.waiting: dict[int, GestureTracker] = {}  # lost hands' motion trackers, while they may be relinked
 
     def update(self, results: list[tuple[Hand, np.ndarray]], motion_all: np.ndarray | None, index: int,
                frame_shape: tuple[int, ...]) -> tuple[list[HandResult], list[GestureEvent]]:
@@ -52,6 +53,12 @@ class HandTracks:
         moves: list[GestureEvent] = []
         seen = set()
         records = []
+        if self.motion is not None:  # a lost hand found again under a new id keeps its motion tracker
+            for new, old in self.motion.relinked.items():
+                if old in self.waiting:
+                    self.motion_trackers[new] = self.waiting.pop(old)
+                if old in self.merged:
+                    self.merged[new] = self.merged.pop(old)
         for i, (hand, raw) in enumerate(results):
             seen.add(hand.track_id)
             tracker = self.trackers.get(hand.track_id)
@@ -72,8 +79,15 @@ class HandTracks:
             tracker = self.trackers.pop(track_id)  # its "ended" is dated the last frame seen
             events += [replace(e, hand=track_id) for e in tracker.finish("hand lost")]
             self.trails.pop(track_id, None)
+        relinkable = self.motion.lost if self.motion is not None else {}
         for track_id in [t for t in self.motion_trackers if t not in seen]:
             tracker = self.motion_trackers.pop(track_id)
+            if track_id in relinkable:
+                self.waiting[track_id] = tracker  # may come back (rnn_jax.live.motion: RELINK_S)
+            else:
+                moves += [replace(e, hand=track_id, dynamic=True) for e in tracker.finish("hand lost")]
+        for track_id in [t for t in self.waiting if t not in relinkable]:
+            tracker = self.waiting.pop(track_id)  # its "ended" is dated the last frame seen
             moves += [replace(e, hand=track_id, dynamic=True) for e in tracker.finish("hand lost")]
         return records, events + self._pairs(moves)
 
@@ -127,5 +141,7 @@ class HandTracks:
     def _end_all(self, end: Callable[[GestureTracker], Iterable[GestureEvent]]) -> list[GestureEvent]:
         """``end`` (reset or finish) every hand's trackers, static then motion; their events, hand-tagged."""
         events = [replace(e, hand=t) for t, tracker in self.trackers.items() for e in end(tracker)]
-        return events + self._pairs([replace(e, hand=t, dynamic=True) for t, tracker in self.motion_trackers.items()
+        moving = {**self.waiting, **self.motion_trackers}
+        self.waiting.clear()
+        return events + self._pairs([replace(e, hand=t, dynamic=True) for t, tracker in moving.items()
                                      for e in end(tracker)])

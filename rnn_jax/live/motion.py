@@ -39,10 +39,16 @@ DEFAULT_MOTION_GESTURE = GestureConfig(SmoothingConfig("ema", alpha=0.6), thresh
 # false and short-lived hands come and go within a few frames, with landmarks that jump
 # (0.25 s: the 9th frame at 30 frames/s, the 5th at 15)
 DEFAULT_MIN_TRACK_AGE = 0.25
+# a hand the finder lost is kept this long (s); a new track within this distance (units of the frame's
+# short side) of where it was continues it (state, first frame): fast hands at 15 frames/s are lost
+# for a frame or two and come back with a new id
+RELINK_S, RELINK_DISTANCE = 0.35, 0.6
+DUPLICATE_FRACTION = 0.4  # two tracks whose centres are closer than this share of a hand's size: one hand
 
 
 class MotionModel:
-    """A motion model in the live loop: per tracked hand, its state and the previous frame."""
+    """A motion model in the live loop: per tracked hand, its state and the previous frame; lost hands
+    relinked, duplicate tracks left out of partners and events."""
 
     def __init__(self, predictor: Any, gesture: GestureConfig = DEFAULT_MOTION_GESTURE,
                  min_track_age: float = DEFAULT_MIN_TRACK_AGE) -> None:
@@ -66,6 +72,9 @@ class MotionModel:
         self.first_seen: dict[int, float] = {}  # the time of each present hand's first frame (s)
         self.now = 0.0  # the time of the last frame stepped (s)
         self.partners: dict[int, int] = {}  # this frame: each hand's partner (the nearest other hand)
+        self.lost: dict[int, tuple] = {}  # hands not seen lately: (state, last stats, first seen, last seen)
+        self.relinked: dict[int, int] = {}  # this frame: a new track id -> the lost hand it continues
+        self.duplicates: set[int] = set()  # this frame: tracks on the same hand as an older track
 
     @classmethod
     def load(cls, path: str | Path, threads: int | None = 1, threshold: float | None = None,
@@ -103,17 +112,24 @@ class MotionModel:
 
     def step(self, track_ids: list[int], views: np.ndarray, now: float | None = None) -> np.ndarray:
         """User-view landmarks [n, 21, 2] of this frame's hands at time ``now`` (s; None = one nominal
-        frame after the last) -> probabilities [n, C]; states advanced, hands not in ``track_ids`` forgotten."""
+        frame after the last) -> probabilities [n, C]; states advanced. A hand not in ``track_ids`` is
+        kept aside for :data:`RELINK_S`: a new track that appears near where it was continues it
+        (``relinked``: the finder lost a fast hand for a few frames, or gave it a new id)."""
         k = len(self.class_names)
         now = self.now + NOMINAL_DT if now is None else float(now)
         self.now = now
-        if not track_ids:
-            self.reset()
-            self.now = now
-            return np.zeros((0, k), np.float32)
-        views = np.asarray(views, np.float64)
-        self.partners = nearest_partners(track_ids, views)
+        views = np.asarray(views, np.float64).reshape(-1, 21, 2)
         stats = {t: hand_stats(v) for t, v in zip(track_ids, views, strict=True)}
+        self._set_aside([t for t in self.states if t not in stats], now)
+        self.duplicates = find_duplicates(track_ids, stats, self.states)
+        self.relinked = {}
+        for t in track_ids:
+            if t not in self.states and t not in self.duplicates:
+                self._relink(t, stats[t])
+        if not track_ids:
+            self.partners = {}
+            return np.zeros((0, k), np.float32)
+        self.partners = nearest_partners([t for t in track_ids if t not in self.duplicates], stats)
         feats = []
         for t in track_ids:
             prev = self.previous.get(t)
@@ -133,11 +149,32 @@ class MotionModel:
         self.first_seen = {t: now if t in fresh else self.first_seen.get(t, now) for t in track_ids}
         return probs
 
+    def _set_aside(self, gone: list[int], now: float) -> None:
+        """Hands no longer reported wait in ``lost`` (state, last frame, times) for RELINK_S, then are forgotten."""
+        for t in gone:
+            self.lost[t] = (self.states.pop(t), self.previous.pop(t), self.first_seen.pop(t, now),
+                            self.seen_at.pop(t, now))
+        for t in [t for t, rec in self.lost.items() if now - rec[3] > RELINK_S]:
+            del self.lost[t]
+
+    def _relink(self, t: int, stats: HandStats) -> None:
+        """A new track near where a lost hand was (within RELINK_DISTANCE) takes over its state and times."""
+        best, best_d = None, RELINK_DISTANCE
+        for old, rec in self.lost.items():
+            (x, y), (px, py) = stats.centre, rec[1].centre
+            d = ((x - px) ** 2 + (y - py) ** 2) ** 0.5
+            if d <= best_d:
+                best, best_d = old, d
+        if best is not None:
+            self.states[t], self.previous[t], self.first_seen[t], self.seen_at[t] = self.lost.pop(best)
+            self.relinked[t] = best
+
     def old_enough(self, track_id: int) -> bool:
         """Has this hand been tracked for ``min_track_age`` seconds (from its first frame to this one)?
         Only then may its motion start an event (its state is advanced from its first frame all the same)."""
         first = self.first_seen.get(track_id)
-        return first is not None and self.now - first >= self.min_track_age - 1e-9
+        return (first is not None and track_id not in self.duplicates
+                and self.now - first >= self.min_track_age - 1e-9)
 
     def classify(self, hands: list, frame_shape: tuple[int, ...], now: float | None = None) -> np.ndarray:
         """This frame's hands (``rnn_jax.hands.Hand``) at time ``now`` (s) -> probabilities [len(hands), C]."""
@@ -146,21 +183,32 @@ class MotionModel:
         return self.step([hand.track_id for hand in hands], views, now)
 
     def reset(self) -> None:
-        self.states.clear()
-        self.previous.clear()
-        self.seen_at.clear()
-        self.first_seen.clear()
-        self.partners.clear()
+        for d in (self.states, self.previous, self.seen_at, self.first_seen, self.partners, self.lost, self.relinked):
+            d.clear()
+        self.duplicates = set()
 
 
-def nearest_partners(track_ids: list[int], views: np.ndarray) -> dict[int, int]:
+def nearest_partners(track_ids: list[int], stats: dict[int, HandStats]) -> dict[int, int]:
     """Each hand's partner: the other hand whose centre is nearest (none when the hand is alone)."""
     if len(track_ids) < 2:
         return {}
-    centres = views.mean(1)
+    centres = np.array([stats[t].centre for t in track_ids])
     d = np.linalg.norm(centres[:, None] - centres[None], axis=-1)
     np.fill_diagonal(d, np.inf)
     return {t: track_ids[int(np.argmin(d[i]))] for i, t in enumerate(track_ids)}
+
+
+def find_duplicates(track_ids: list[int], stats: dict[int, HandStats], known: dict) -> set[int]:
+    """Tracks on the same hand as another (centres closer than DUPLICATE_FRACTION of the smaller hand's
+    size): the finder sometimes follows one hand twice. The hand already known (else the lower id) stays."""
+    out: set[int] = set()
+    for i, a in enumerate(track_ids):
+        for b in track_ids[i + 1:]:
+            (ax, ay), (bx, by) = stats[a].centre, stats[b].centre
+            if ((ax - bx) ** 2 + (ay - by) ** 2) ** 0.5 < DUPLICATE_FRACTION * min(stats[a].size, stats[b].size):
+                keep_a = (a in known, -a) >= (b in known, -b)
+                out.add(b if keep_a else a)
+    return out
 
 
 def check_motion_model(predictor: Any, where: str) -> None:
