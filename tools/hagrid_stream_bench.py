@@ -2,6 +2,7 @@
 
     python tools/hagrid_stream_bench.py --data ../shared/data/hagrid-sample --size 224 --workers 1 2
     python tools/hagrid_stream_bench.py --crop hand --size 64            # annotated val photos, hand crops
+    python tools/hagrid_stream_bench.py --crop parts --size 64           # the sample's 17k training hands
     python tools/hagrid_stream_bench.py --check-parts --size 64          # every hand: streamed == cached
 
 Every row runs in a fresh process (so its peak memory is its own) and reads one training epoch
@@ -46,13 +47,20 @@ REPO = Path(__file__).resolve().parents[1]
 SMALL_BATCHES = 2  # the short epoch that tells the fixed cost per epoch from the cost per image
 
 
-def photo_items(root: Path, crop: str, limit: int | None):
-    """The sample's whole photos (``photos_train`` and the annotated ``hagrid_dataset``) as cache
-    items: full frames, or (``hand``) the annotated photos' gesture boxes at the eval crop scale."""
-    from rnn_jax.data.cache import ImageItem
+def photo_items(root: Path, crop: str, limit: int | None, size: int = 64):
+    """``(items, decoder, stored side)``: the sample's whole photos (``photos_train`` and the annotated
+    ``hagrid_dataset``) as full frames, or (``hand``) the annotated photos' boxes at the eval crop
+    scale, or (``parts``) every training hand of the sample's parts as the image family stores them
+    (crops with context at ``hand_train_size(size)``; needs the landmark preparation, cached)."""
+    from rnn_jax.data.cache import ImageItem, decode_item
     from rnn_jax.data.hand_crops import HAND_EVAL_SCALE
 
     items = []
+    if crop == "parts":
+        from rnn_jax.data.hagrid.parts_images import decode_part_item, parts_specs
+
+        spec = parts_specs(root, size, progress=False)[2]["train"]
+        return list(spec.items)[:limit] if limit else list(spec.items), decode_part_item, spec.size
     if crop == "full":
         for folder in ("photos_train", "hagrid_dataset"):
             items += [ImageItem(p) for p in sorted((root / folder).glob("*/*.jpg"))]
@@ -64,7 +72,7 @@ def photo_items(root: Path, crop: str, limit: int | None):
                     items += [ImageItem(path, tuple(b), HAND_EVAL_SCALE) for b in ann["bboxes"]]
     if not items:
         raise ConfigError(f"no photos under {root} (expected the sample's photos_train/ or hagrid_dataset/)")
-    return items[:limit] if limit else items
+    return (items[:limit] if limit else items), decode_item, size
 
 
 class TreeMemory:
@@ -128,23 +136,26 @@ def run_row(args: argparse.Namespace) -> dict:
     from rnn_jax.data.stream import StreamedImages
     from rnn_jax.data.types import Split
 
-    items = photo_items(Path(args.data), args.crop, args.limit)
-    mode = "hand" if args.crop == "hand" else "full"
-    spec = {"train": SplitSpec(items, args.size)}
+    items, decoder, side = photo_items(Path(args.data), args.crop, args.limit, args.size)
+    mode = "full" if args.crop == "full" else "hand"
+    spec = {"train": SplitSpec(items, side)}
     labels = np.zeros(len(items), np.int32)
     with TreeMemory() as memory:
         cpu0, t0 = _cpu_s(), time.perf_counter()
         if args.row == "cache-build":
-            images = load_decoded("stream-bench", spec, crop_mode=mode, cache_dir=args.cache_dir, progress=False)
+            images = load_decoded("stream-bench", spec, crop_mode=mode, cache_dir=args.cache_dir, progress=False,
+                                  decoder=decoder)
             assert not images.reused
             n = len(items)
         else:
             if args.row == "cache-epoch":
-                found = load_decoded("stream-bench", spec, crop_mode=mode, cache_dir=args.cache_dir, progress=False)
+                found = load_decoded("stream-bench", spec, crop_mode=mode, cache_dir=args.cache_dir, progress=False,
+                                     decoder=decoder)
                 assert found.reused
                 images = found.images["train"][: args.row_read]
             else:
-                images = StreamedImages.from_items(items[: args.row_read], args.size, mode, 3, workers=args.row_workers)
+                images = StreamedImages.from_items(items[: args.row_read], side, mode, 3, decoder=decoder,
+                                                   workers=args.row_workers)
             n = 0
             for batch in train_batches(Split(images, labels[: len(images)]), args.batch_size, seed=0, augment="basic"):
                 n += len(batch["index"])
@@ -226,8 +237,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "hagrid-sample"),
                         help="the HaGRID sample (photos_train/, hagrid_dataset/ + hagrid_annotations/)")
     parser.add_argument("--size", type=int, default=224, help="stored side in px (default %(default)s: the gpu preset)")
-    parser.add_argument("--crop", choices=("full", "hand"), default="full",
-                        help="full: whole photos letterboxed; hand: the annotated photos' boxes (default %(default)s)")
+    parser.add_argument("--crop", choices=("full", "hand", "parts"), default="full",
+                        help="full: whole photos letterboxed; hand: the annotated photos' boxes; parts: every training "
+                             "hand of the sample's parts, stored as the image family stores them (default %(default)s)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
                         help="streamed rows to run, by worker processes (0 = threads) (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -252,8 +264,9 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(run_row(args)))
         return
 
-    n = len(photo_items(Path(args.data), args.crop, args.limit))
-    print(f"{n} {'photos' if args.crop == 'full' else 'hand boxes'} at {args.size} px ({args.crop}), batch "
+    items, _, side = photo_items(Path(args.data), args.crop, args.limit, args.size)
+    n = len(items)
+    print(f"{n} {'photos' if args.crop == 'full' else 'hand boxes'} at {side} px ({args.crop}), batch "
           f"{args.batch_size}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}", flush=True)
     tmp = tempfile.mkdtemp(prefix="stream-bench-")
     args.cache_dir = tmp
@@ -284,10 +297,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:<24} {r['images']:>7} {r['wall_s']:>7.1f} {r['images_per_s']:>7.0f} "
               f"{r['cpu_ms_per_image']:>10.2f} {steady} {r['peak_tree_mb']:>8.0f} {disk:>8}")
     print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (2 cores shared with other jobs)\n")
-    lines = implications(rows, args.full_photos, args.size)
+    lines = implications(rows, args.full_photos, side)
     print("\n".join(lines))
     if args.json:
-        Path(args.json).write_text(json.dumps({"photos": n, "size": args.size, "crop": args.crop,
+        Path(args.json).write_text(json.dumps({"photos": n, "size": side, "crop": args.crop,
                                                "batch_size": args.batch_size, "cache_mb": cache_mb, "rows": rows,
                                                "load_average": load, "implications": lines}, indent=1))
 

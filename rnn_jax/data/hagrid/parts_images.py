@@ -56,11 +56,9 @@ def decode_part_item(item: ImageItem, size: int, crop_mode: str, channels: int) 
     return crop_square(image, left, top, side, size)
 
 
-def parts_image_dataset(root: str | Path, image_size: int, channels: int = 3, cache_dir: str | Path | None = None,
-                        progress: bool = True, seed: int = 0, storage: str = "auto") -> Dataset:
-    """Hand crops of the very hands the landmark family trains on (every part under ``root``,
-    gestures + no_gesture), splits as the landmark preparation gives them (same seed, same hands).
-    ``storage``: decoded cache, streamed or auto, as :func:`rnn_jax.data.stream.load_images`."""
+def parts_specs(root: str | Path, image_size: int, seed: int = 0, progress: bool = True):
+    """``(folder, landmark sets, split specs)``: every hand the landmark preparation of ``root`` kept,
+    as the items the image family decodes (training crops with context, val/test at ``image_size``)."""
     # imported here: grain's worker processes import this module for decode_part_item, and the
     # extraction (hand models, onnxruntime) is not needed there
     from rnn_jax.data.hagrid.prepare import prepare_landmarks
@@ -76,6 +74,16 @@ def parts_image_dataset(root: str | Path, image_size: int, channels: int = 3, ca
         specs[split] = SplitSpec([ImageItem(base / str(p), tuple(float(v) for v in b), scale)
                                   for p, b in zip(data.sources, boxes[split], strict=True)],
                                  stored if split == "train" else image_size)
+    return folder, sets, specs
+
+
+def parts_image_dataset(root: str | Path, image_size: int, channels: int = 3, cache_dir: str | Path | None = None,
+                        progress: bool = True, seed: int = 0, storage: str = "auto") -> Dataset:
+    """Hand crops of the very hands the landmark family trains on (every part under ``root``,
+    gestures + no_gesture), splits as the landmark preparation gives them (same seed, same hands).
+    ``storage``: decoded cache, streamed or auto, as :func:`rnn_jax.data.stream.load_images`."""
+    folder, sets, specs = parts_specs(root, image_size, seed, progress)
+    stored = specs["train"].size
     decoded = load_images("hagrid-parts", specs, storage=storage, crop_mode="hand", channels=channels,
                           cache_dir=cache_dir, progress=progress,
                           params={"parts": folder.name, "crop_pad": CROP_PAD}, decoder=decode_part_item)
