@@ -164,10 +164,14 @@ def is_streamed(images) -> bool:
 
 
 def _worker_init(index: int, count: int) -> None:
-    """Each grain worker decodes with one OpenCV thread: the workers already use every core."""
+    """Each grain worker decodes with one OpenCV thread (the workers already use every core) and is
+    kept off the accelerator: grain imports JAX there, and a worker that initialised a GPU backend
+    would take its memory from the training process."""
     import cv2
 
     cv2.setNumThreads(1)
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
 
 def mp_options(images: StreamedImages):
