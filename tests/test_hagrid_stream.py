@@ -10,6 +10,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import grain
 import numpy as np
 import pytest
 
@@ -49,6 +50,7 @@ def test_real_photos_stream_as_the_cache_decodes_them(tmp_path: Path, crop_mode,
     assert streamed.shape == cached.shape and len(streamed) == len(items)
     np.testing.assert_array_equal(streamed[np.arange(len(items))], cached)
     np.testing.assert_array_equal(streamed[1], cached[1])
+    np.testing.assert_array_equal(grain.MapDataset.source(streamed)[2], cached[2])  # a grain data source
     np.testing.assert_array_equal(np.asarray(streamed), cached)
 
 
