@@ -279,6 +279,11 @@ def test_a_hand_lost_mid_swipe_is_relinked_and_fires_once(models: dict[str, Path
     ends = [e for r in records for e in r.events if e.dynamic and e.kind == "ended"]
     assert not any(e.reason == "hand lost" for e in ends)  # hand 7 was continued, not lost
     assert stream.motion.first_seen == {9: 0.0}  # timed from hand 7's first frame
+    # a new id on the very next frame (no gap): the same, one event
+    script = [200.0] * 10 + [200.0 - 12 * i for i in range(1, 4)] + [{9: 200.0 - 12 * i} for i in range(4, 10)]
+    records, stream = run_stream(models, script)
+    events = [(e.kind, e.label) for r in records for e in r.events if e.dynamic]
+    assert events.count(("started", "swipe_right")) == 1 and ("ended", "swipe_right") not in events[:1], events
     # gone for longer than RELINK_S: a new hand there starts afresh
     gap = int(RELINK_S * 30) + 2
     records, stream = run_stream(models, [200.0] * 10 + [None] * gap + [{9: 200.0}] * 3)

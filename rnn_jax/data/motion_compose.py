@@ -283,10 +283,10 @@ class Composer:
         return place(self.bank.pick(rng, "any"), sc.start + self._tremor(sc, rng, 0.003), sc.size, sc.angle), None
 
     def _no(self, label: str, sc: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
-        """no_motion: slow drift, short small moves, pose changes, a slow partial pinch, a gesture gone
-        0.25-1.2 s ago, a pinch just reopened (a tap not yet told from a double tap), a circle just begun,
+        """no_motion: slow drift, short small moves, pose changes, a slow partial pinch, any gesture gone
+        0.25-1.5 s ago (its residue scrolling out of the window: a third of these windows), a pinch just reopened (a tap not yet told from a double tap), a circle just begun,
         two hands drifting together."""
-        kind = int(rng.integers(0, 8))
+        kind = 4 if rng.random() < 0.35 else int(rng.integers(0, 8))  # residues: a third of no_motion
         pose = self.bank.pick(rng, "any")
         if kind == 0:  # slow drift in any direction (well below a swipe's speed)
             a = rng.uniform(-np.pi, np.pi)
@@ -309,9 +309,8 @@ class Composer:
             return place(pinch(self.bank.pick(rng, "L"), amount), sc.start + self._tremor(sc, rng), sc.size,
                          sc.angle), None
         if kind == 4:  # a gesture that ended long ago (its residue is not a new gesture)
-            label = str(rng.choice(["swipe_left", "swipe_right", "swipe_up", "swipe_down", "circle_cw", "zoom_in",
-                                    "drag"]))
-            shift = float(rng.uniform(0.25, 1.2))
+            label = str(rng.choice([c for c in MOTION_CLASSES if c not in ("still", "no_motion")]))
+            shift = float(rng.uniform(0.25, 1.5))
             late = Scene(sc.t - shift, sc.aspect, sc.start, sc.size, sc.angle)
             hand, partner = getattr(self, "_" + label.split("_")[0])(label, late, rng)
             gone = sc.t > -shift  # after the gesture: the hand rests where it was

@@ -54,9 +54,10 @@ class HandTracks:
         seen = set()
         records = []
         if self.motion is not None:  # a lost hand found again under a new id keeps its motion tracker
-            for new, old in self.motion.relinked.items():
-                if old in self.waiting:
-                    self.motion_trackers[new] = self.waiting.pop(old)
+            for new, old in self.motion.relinked.items():  # lost this frame (a new id at once) or earlier
+                tracker = self.waiting.pop(old, None) or self.motion_trackers.pop(old, None)
+                if tracker is not None:
+                    self.motion_trackers[new] = tracker
                 if old in self.merged:
                     self.merged[new] = self.merged.pop(old)
         for i, (hand, raw) in enumerate(results):
