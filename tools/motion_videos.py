@@ -196,13 +196,14 @@ def render(g: Gesture, crops: dict[str, list[Crop]], fps: float, path: Path, rng
     return {"gesture": g.name, "fps": fps, "frames": n, "photos": [f"{p.label}/{p.user[:8]}" for p in picks]}
 
 
-def run_video(path: Path, static: Path, motion: Path, threads: int) -> dict:
+def run_video(path: Path, static: Path, motion: Path, threads: int, hand_search: str) -> dict:
     from rnn_jax.live import iter_predictions
     from rnn_jax.live.motion import MotionModel
 
     events, frames, with_hand = [], 0, 0
     model = MotionModel.load(motion, threads=threads)
-    with iter_predictions(static, str(path), hands="on", motion=model, threads=threads) as stream:
+    with iter_predictions(static, str(path), hands="on", motion=model, threads=threads,
+                          hand_search=hand_search) as stream:
         for rec in stream:
             frames += 1
             with_hand += bool(rec.hands)
@@ -220,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-gesture", type=int, default=2, help="videos per gesture and rate (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--hand-search", default="balanced",
+                   help="the finder's search budget, as rnn_jax.live --hand-search (default %(default)s)")
     p.add_argument("--out", type=Path, default=None, help="folder for results.json (and the videos with --keep-videos)")
     p.add_argument("--keep-videos", action="store_true")
     return p
@@ -244,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         for gi, g in enumerate(GESTURES):
             for k in range(args.per_gesture):
                 path = folder / f"{gi:02d}-{k}-{fps:g}fps.avi"
-                row = render(g, crops, fps, path, rng) | run_video(path, args.static, args.motion, args.threads)
+                row = render(g, crops, fps, path, rng) | run_video(path, args.static, args.motion, args.threads,
+                                                                     args.hand_search)
                 labels = [label for label, _ in row["started"]]
                 row["fired"] = bool(set(labels) & set(g.expected)) if g.expected else None
                 row["wrong"] = [x for x in labels if x not in g.expected]
