@@ -292,6 +292,17 @@ def test_a_hand_lost_mid_swipe_is_relinked_and_fires_once(models: dict[str, Path
     assert all(e.hand == 7 for e in lost)
 
 
+def test_the_return_stroke_after_a_swipe_is_quiet(models: dict[str, Path]) -> None:
+    from rnn_jax.live.hand_tracks import REFRACTORY_S
+
+    there = [200.0 - 12 * i for i in range(1, 7)]
+    back = [128.0 + 12 * i for i in range(1, 7)]
+    for pause, want in ((0, ["swipe_right"]), (int(REFRACTORY_S * 30) + 10, ["swipe_right", "swipe_left"])):
+        records, _ = run_stream(models, [200.0] * 10 + there + [128.0] * pause + back + [200.0] * 4)
+        starts = [e.label for r in records for e in r.events if e.dynamic and e.kind == "started"]
+        assert starts == want, (pause, starts)
+
+
 def test_a_duplicate_track_is_no_partner_and_starts_nothing(models: dict[str, Path]) -> None:
     # the finder follows one hand twice (tracks 7 and 8, 3 px apart) while it swipes
     script = [{7: 200.0}] * 10 + [{7: 200.0 - 12 * i, 8: 203.0 - 12 * i} for i in range(1, 9)] + [{7: 104.0}] * 4

@@ -6,7 +6,10 @@ leaks into another's. Events carry the hand's track id (motion events ``dynamic=
 
 A two-hand gesture (zoom with two hands) is seen by both hands' motion models: it is reported
 **once per hand pair**: the hand whose partner already shows the same two-hand gesture keeps
-it silently (no "started", no "ended"; its JSONL row still shows it).
+it silently (no "started", no "ended"; its JSONL row still shows it). For
+:data:`REFRACTORY_S` after a hand's dynamic gesture ends, that hand starts no other one
+(except ``drop`` after ``drag`` and ``double_tap`` after ``tap``): the hand coming back after a
+swipe, and the gesture scrolling out of the model's window, are not new gestures.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ if TYPE_CHECKING:
 
 TRAIL_POINT = 8  # the tracked point drawn as a trail: the index fingertip (what motion data tracks)
 TRAIL_FRAMES = 24
+# after a dynamic gesture ends, the same hand starts no other one for this long (s), except its successor
+REFRACTORY_S = 0.6
+SUCCESSORS = {"drop": "drag", "double_tap": "tap"}  # gesture -> the one it may follow at once
 
 
 class HandTracks:
@@ -43,6 +49,8 @@ class HandTracks:
         self.motion_trackers: dict[int, GestureTracker] = {}
         self.merged: dict[int, str] = {}  # hand -> the two-hand gesture its partner reports for the pair
         self.waiting: dict[int, GestureTracker] = {}  # lost hands' motion trackers, while they may be relinked
+        self.last_end: dict[int, tuple[str, float]] = {}  # hand -> its last dynamic gesture's end (label, s)
+        self.silenced: dict[int, str] = {}  # hand -> a gesture started within the refractory period
 
     def update(self, results: list[tuple[Hand, np.ndarray]], motion_all: np.ndarray | None, index: int,
                frame_shape: tuple[int, ...]) -> tuple[list[HandResult], list[GestureEvent]]:
@@ -58,8 +66,9 @@ class HandTracks:
                 tracker = self.waiting.pop(old, None) or self.motion_trackers.pop(old, None)
                 if tracker is not None:
                     self.motion_trackers[new] = tracker
-                if old in self.merged:
-                    self.merged[new] = self.merged.pop(old)
+                for memo in (self.merged, self.silenced, self.last_end):
+                    if old in memo:
+                        memo[new] = memo.pop(old)
         for i, (hand, raw) in enumerate(results):
             seen.add(hand.track_id)
             tracker = self.trackers.get(hand.track_id)
@@ -90,7 +99,30 @@ class HandTracks:
         for track_id in [t for t in self.waiting if t not in relinkable]:
             tracker = self.waiting.pop(track_id)  # its "ended" is dated the last frame seen
             moves += [replace(e, hand=track_id, dynamic=True) for e in tracker.finish("hand lost")]
-        return records, events + self._pairs(moves)
+        return records, events + self._quiet(self._pairs(moves))
+
+    def _quiet(self, moves: list[GestureEvent]) -> list[GestureEvent]:
+        """The refractory period: for REFRACTORY_S after a hand's dynamic gesture ended, that hand starts
+        no other one (the gesture is still in the model's window: the hand coming back after a swipe, or
+        the gesture scrolling out of the window, is not a new gesture), except an expected successor
+        (``drop`` after ``drag``, ``double_tap`` after ``tap``). A silenced start's end is silent too."""
+        if self.motion is None:
+            return moves
+        now, out = self.motion.now, []
+        for e in moves:
+            h = e.hand
+            if e.kind == "started":
+                last = self.last_end.get(h)
+                if last is not None and now - last[1] < REFRACTORY_S and SUCCESSORS.get(e.label) != last[0]:
+                    self.silenced[h] = e.label
+                    continue
+            elif self.silenced.get(h) == e.label:
+                del self.silenced[h]
+                continue
+            else:
+                self.last_end[h] = (e.label, now)
+            out.append(e)
+        return out
 
     def _pairs(self, moves: list[GestureEvent]) -> list[GestureEvent]:
         """Motion events, a two-hand gesture reported once per pair (the module docstring)."""
@@ -130,6 +162,8 @@ class HandTracks:
         if self.motion is not None:
             self.motion.reset()
         self.trails.clear()
+        self.last_end.clear()
+        self.silenced.clear()
         return events
 
     def finish(self) -> list[GestureEvent]:
@@ -144,5 +178,5 @@ class HandTracks:
         events = [replace(e, hand=t) for t, tracker in self.trackers.items() for e in end(tracker)]
         moving = {**self.waiting, **self.motion_trackers}
         self.waiting.clear()
-        return events + self._pairs([replace(e, hand=t, dynamic=True) for t, tracker in moving.items()
-                                     for e in end(tracker)])
+        return events + self._quiet(self._pairs([replace(e, hand=t, dynamic=True) for t, tracker in moving.items()
+                                                 for e in end(tracker)]))
