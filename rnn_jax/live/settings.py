@@ -25,9 +25,9 @@ HANDS_CHOICES = ("auto", "on", "off")
 # All but every-frame search beside the loop (search_lag 1): a frame never waits for a palm run
 # started on an earlier frame, and the result is the same whatever the machine's speed.
 HAND_SEARCH: dict[str, dict[str, object]] = {
-    "light": {"idle_palm_rate": 0.125, "redetect_every": 6, "search_lag": 1},
-    "balanced": {"idle_palm_rate": 0.2, "redetect_every": 3, "search_lag": 1},
-    "thorough": {"idle_palm_rate": 0.34, "redetect_every": 1, "search_lag": 1},
+    "light": {"idle_palm_rate": 0.1, "scene_looks_per_frame": 2, "search_lag": 1},
+    "balanced": {"idle_palm_rate": 0.15, "search_lag": 1},
+    "thorough": {"idle_palm_rate": 0.25, "search_lag": 1},
     "every-frame": {"idle_palm_rate": None, "search_lag": 0},  # no budget: as before issue 34
 }
 DEFAULT_HAND_SEARCH = "balanced"
