@@ -198,12 +198,12 @@ def test_build_is_cached_and_checked(hand_models: Path) -> None:
 
 
 def test_finds_one_hand_in_a_real_photo_and_tracks_it(hand_models: Path) -> None:
-    from rnn_jax.hands import HandFinder
+    from rnn_jax.hands import FinderConfig, HandFinder
 
     folder = shared_data("sign-language-digits", "val", "5")
     photo = sorted(folder.iterdir())[0]
     image = pad_for_detection(cv2.imread(str(photo)))
-    finder = HandFinder.load(hand_models)
+    finder = HandFinder.load(hand_models, config=FinderConfig(max_hands=1))  # (2: a second hand is searched)
     (hand,) = finder.find(image)
     assert hand.presence > 0.9 and not hand.tracked and hand.landmarks.shape == (21, 3)
     x, y, w, h = hand.box
@@ -359,53 +359,87 @@ def _scene(seed: int = 0) -> np.ndarray:
 
 
 def test_search_budget_looks_only_where_the_picture_changed() -> None:
-    """A still scene costs one look per region, then nothing; a change in one tile is looked at (the
-    whole frame first when the change is big enough there too); a new scene earns a look at every
-    region; a lost hand's surroundings come first."""
+    """A still scene costs one look per region, then nothing; something appearing in a corner gets
+    its tile looked at at once; a lost hand's surroundings come first, borrowed from the bucket."""
     from rnn_jax.hands.budget import SearchBudget, motion_image
     from rnn_jax.hands.finder import search_tiles
 
     tiles = search_tiles((480, 640), 3, 0.5)
-    budget = SearchBudget(burst=4.0, motion_threshold=0.01, max_gap=1000, tokens=1.0)
-    scene = _scene()
-    small = motion_image(scene)
+    budget = SearchBudget(burst=4.0, motion_threshold=0.01, max_gap=1000)
+    small = motion_image(_scene())
     looks = []
     for frame in range(60):
+        assert budget.see(small, frame, 1 + len(tiles)) == (frame == 0)  # the first frame is a new scene
+        budget.scene_looks = 0  # (paid by tokens here)
         budget.earn(1.0)
         looks.append(budget.plan(small, tiles, frame))
     assert looks[0] == ("whole", None)
     assert [look[1] for look in looks[1:10]] == tiles  # every tile once, from the middle
     assert looks[10:] == [None] * 50  # nothing changed: no palm run
     assert budget.tokens == 4.0  # saved up to the burst
-    moved = scene.copy()
-    x, y, side = tiles[-1]  # a corner tile: 1/9 of the frame
-    moved[y : y + side // 2, x : x + side // 2] = 255 - moved[y : y + side // 2, x : x + side // 2]
-    assert budget.plan(motion_image(moved), tiles, 60) == ("whole", None)  # the whole frame changed too
-    assert budget.plan(motion_image(moved), tiles, 61)[0] == "tile"
-    budget.restart([(10, 20, 100)])
-    assert budget.plan(motion_image(moved), tiles, 62) == ("focus", (10, 20, 100))
+    moved = _scene()
+    x, y, side = tiles[-1]  # a corner tile
+    moved[y + side - 80 : y + side, x + side - 80 : x + side] = 255 - moved[y + side - 80 : y + side,
+                                                                         x + side - 80 : x + side]
+    assert not budget.see(motion_image(moved), 60, 1 + len(tiles))
+    assert budget.hot is not None
+    assert budget.plan(motion_image(moved), tiles, 60) == ("tile", tiles[-1])  # where it appeared, at once
+    budget.restart([(10, 20, 100)], 61)
     budget.tokens = 0.0
-    other = motion_image(_scene(1))  # a new scene: every region is worth a look, focus dropped
-    budget.restart([(10, 20, 100)])
-    budget.tokens = 0.0
-    assert budget.plan(other, tiles, 63) == ("whole", None) and budget.tokens == len(tiles)
+    assert budget.plan(motion_image(moved), tiles, 61) == ("focus", (10, 20, 100))  # borrowed
+    assert budget.tokens == -1.0
+    budget.restart([(10, 20, 100)] * 5, 62)
+    focus = [budget.plan(motion_image(moved), tiles, 62) for _ in range(5)]
+    assert focus[:2] == [("focus", (10, 20, 100))] * 2 and focus[2:] == [None] * 3  # debt <= burst - 1
+    assert budget.tokens == -3.0
 
 
-def test_search_budget_spends_its_rate_on_a_scene_that_never_stops_moving() -> None:
+def test_search_budget_new_scene_once_per_cut() -> None:
+    """A new scene (a cut, the next photo) earns one look at each region outside the bucket and drops
+    the looks around lost hands; the same picture held still is a new scene on its first frame only."""
     from rnn_jax.hands.budget import SearchBudget, motion_image
     from rnn_jax.hands.finder import search_tiles
 
     tiles = search_tiles((480, 640), 3, 0.5)
-    budget = SearchBudget(burst=4.0, motion_threshold=0.01, max_gap=30, tokens=1.0)
-    base = _scene()
-    looks = 0
-    for frame in range(300):
-        walking = base.copy()  # someone crossing the room, 8 px a frame, forever: never a new scene
-        x = (8 * frame) % 560
-        walking[200:440, x : x + 80] = 20
-        budget.earn(0.2)
-        looks += budget.plan(motion_image(walking), tiles, frame) is not None
-    assert 58 <= looks <= 61  # 0.2 palm runs per frame (+ the first look)
+    budget = SearchBudget(burst=4.0, motion_threshold=0.01, max_gap=1000, tokens=0.0)
+    first, second = motion_image(_scene(0)), motion_image(_scene(1))
+    assert budget.see(first, 0, 1 + len(tiles))  # a fresh budget: the first frame is a new scene
+    budget.scene_looks = 0
+    budget.restart([(10, 20, 100)], 0)
+    budget.focus.clear()  # (nothing borrowed below)
+    cuts, looks = [], []
+    for frame in range(1, 30):
+        cuts.append(budget.see(second, frame, 1 + len(tiles)))
+        looks += [look for look in (budget.plan(second, tiles, frame), budget.plan(second, tiles, frame)) if look]
+    assert cuts == [True] + [False] * 28  # held still: one new scene
+    assert len(looks) == 1 + len(tiles) and looks[0] == ("whole", None)  # each region once, no token spent
+    assert budget.tokens == 0.0 and budget.scene_looks == 0
+
+
+def test_search_budget_average_is_its_rate() -> None:
+    """Whatever happens (a scene that never stops moving, something appearing, hands lost again and
+    again), the looks average at most the rate, plus what the bucket held at the start and its debt."""
+    from rnn_jax.hands.budget import SearchBudget, motion_image
+    from rnn_jax.hands.finder import search_tiles
+
+    tiles = search_tiles((480, 640), 3, 0.5)
+    for lost_every in (0, 7):
+        budget = SearchBudget(burst=4.0, motion_threshold=0.01, max_gap=30)
+        start = budget.tokens
+        base = _scene()
+        looks = 0
+        for frame in range(300):
+            walking = base.copy()  # someone crossing the room, 8 px a frame, forever: never a new scene
+            x = (8 * frame) % 560
+            walking[200:440, x : x + 80] = 20
+            small = motion_image(walking)
+            budget.see(small, frame, 1 + len(tiles))
+            budget.earn(0.2)
+            if lost_every and frame % lost_every == 0:
+                budget.restart([(x, 200, 240)], frame)
+            looks += budget.plan(small, tiles, frame) is not None
+        # (+ the first frame's new scene: a look at each region)
+        assert 0.2 * 300 - 4 <= looks <= 0.2 * 300 + start + 1 + len(tiles) + (budget.burst - 1) * (lost_every > 0)
 
 
 def test_budgeted_finder_on_real_photos(hand_models: Path) -> None:
@@ -429,9 +463,25 @@ def test_budgeted_finder_on_real_photos(hand_models: Path) -> None:
     assert unbudgeted.stats.palm_runs >= 60 * 3  # as before: whole frame + 2 tiles on every frame
     now.reset()
     beside.reset()
-    (hand,) = now.find(image)
-    assert beside.find(image) == []  # its palm search runs beside the loop...
-    (later,) = beside.find(image)  # ... and joins the next frame
+    # a tracked hand in a picture held still: its landmark run on every frame; palm runs only for the
+    # first frame's new scene (a look at each region, for a second hand) and a whole-frame look every 30
+    tracked = HandFinder(now.palm_session, now.landmark_session, finder_config("balanced"), now.face_session)
+    assert all(len(tracked.find(image)) == 1 for _ in range(90)) and tracked.stats.palm_runs <= 1 + 9 + 3
+    assert tracked.stats.landmark_runs <= 90 + tracked.stats.palm_runs  # (+ a palm beside the hand, now and then)
+    tracked.close()
+    # a hand appears in a still room (not a new scene: 7% of the picture changed): the region around it
+    # is looked at on that frame; beside the loop, its palms join the next frame
+    room = np.full((480, 640, 3), 90, np.uint8)
+    entered = room.copy()
+    entered[120 : 120 + image.shape[0], 200 : 200 + image.shape[1]] = image
+    for finder in (now, beside):
+        for _ in range(12):  # the first frame's new scene: a look at each region, then nothing
+            assert finder.find(room) == []
+    runs = now.stats.palm_runs
+    (hand,) = now.find(entered)
+    assert now.stats.palm_runs == runs + 1  # one look, where it appeared
+    assert beside.find(entered) == []  # its palm search runs beside the loop...
+    (later,) = beside.find(entered)  # ... and joins the next frame
     np.testing.assert_allclose(later.box, hand.box, atol=3)
     beside.close()
     assert set(HAND_SEARCH) == {"light", "balanced", "thorough", "every-frame"}

@@ -2,16 +2,17 @@
 
 Why: on one laptop core a palm run costs ~22 ms and a landmark run ~10 ms, and most webcam
 frames show no hand. Searching every frame (whole frame + two tiles) spent ~3 palm runs on
-every idle frame. Here a search spends tokens: ``rate`` palm runs per frame on average (the
-finder decides when a search is wanted), one region per frame (the cost is spread over
-frames), up to ``burst`` saved while nothing needed a look. A region is looked at again only when its picture changed since its last
-look (frame differencing on a grey picture ``MOTION_SCALE`` times smaller than the frame,
-~0.1 ms): a still scene costs nothing after one look at each region; a hand that enters
-changes the whole frame, which has priority, and finds saved tokens. A new scene (most of
-the picture changed at once) earns a look at every region, which the finder may take a few
-per frame. ``max_gap`` frames
-without a look at the whole frame force one (slow changes stay under the threshold).
-Pure bookkeeping: the finder runs the palm model.
+every idle frame. Here every search beyond the tracked hands' landmark runs spends tokens of
+one bucket: ``rate`` palm runs per frame on average whenever a hand is missing (none tracked,
+or one of two), one region per frame (the cost is spread over frames), up to ``burst`` saved
+while nothing needed a look. A region is looked at again only when its picture changed since
+its last look (frame differencing on a grey picture ``MOTION_SCALE`` times smaller than the
+frame, ~0.1 ms): a still scene, or a still picture held in front of the camera, costs nothing
+after one look at each region; a hand that enters changes the whole frame, which has
+priority, and finds saved tokens. A new scene (most of the picture changed since the previous
+frame: a cut, the next photo) earns one look at each of its regions, outside the bucket; the
+frames after it are the same scene. ``max_gap`` frames without a look at the whole frame force
+one (slow changes stay under the threshold). Pure bookkeeping: the finder runs the palm model.
 """
 
 from __future__ import annotations
@@ -23,9 +24,13 @@ import numpy as np
 
 MOTION_SCALE = 8  # the motion picture is 1/8 of the frame per side (80x60 for 640x480)
 MOTION_DELTA = 12  # grey levels (of 255) a pixel of the small picture must change by to count as changed
-# share of the small picture changed since the last frame planned for that makes a new scene (HaGRID's
+# share of the small picture changed since the previous frame that makes a new scene (HaGRID's
 # next photo; Megamind's shot changes 0.52-0.66, its frames within a shot at most 0.09-0.34 at p99)
 CUT_FRACTION = 0.3
+CELL = 5  # small-picture pixels per side of a cell of the activity map (40 frame pixels at MOTION_SCALE 8)
+ACTIVITY_DECAY = 0.95  # per frame: each cell's usual share of changed pixels is its recent peak, fading ~5% a frame
+HOT_FRAMES = 15  # frames a place where something appeared waits for a look (then forgotten)
+SURPRISE = 0.3  # a cell is surprised when the share of it changed since the previous frame exceeds its usual share by this
 
 Region = tuple[int, int, int]  # (x, y, side) in frame pixels; the whole frame is region 0
 
@@ -36,6 +41,15 @@ def motion_image(frame_rgb: np.ndarray) -> np.ndarray:
     small = cv2.resize(frame_rgb, (max(1, w // MOTION_SCALE), max(1, h // MOTION_SCALE)),
                        interpolation=cv2.INTER_AREA)
     return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY) if small.ndim == 3 else small
+
+
+def cell_changes(now: np.ndarray, then: np.ndarray) -> np.ndarray:
+    """Share of changed pixels per CELL x CELL cell of the small picture (partial edge cells dropped)."""
+    diff = (cv2.absdiff(now, then) > MOTION_DELTA).astype(np.float32)
+    rows, cols = diff.shape[0] // CELL, diff.shape[1] // CELL
+    if rows == 0 or cols == 0:
+        return np.zeros((0, 0), np.float32)
+    return diff[: rows * CELL, : cols * CELL].reshape(rows, CELL, cols, CELL).mean(axis=(1, 3))
 
 
 def changed_fraction(now: np.ndarray, then: np.ndarray, region: Region | None) -> float:
@@ -52,34 +66,86 @@ def changed_fraction(now: np.ndarray, then: np.ndarray, region: Region | None) -
 
 @dataclass
 class SearchBudget:
-    """Token bucket + per-region memory of the last look (see the module doc)."""
+    """Token bucket + per-region memory of the last look + the new scene's looks (see the module doc)."""
 
     burst: float = 4.0  # tokens saved at most (consecutive frames a change may get a palm run)
     motion_threshold: float = 0.01  # a region whose small picture changed on less than this share is skipped
     max_gap: int = 30  # frames: the whole frame is looked at least this often while a search is wanted
-    tokens: float = field(default=1.0)  # a fresh finder looks at its first frame at once
+    tokens: float = field(default=3.0)  # a fresh finder looks at its first frame at once (and keeps its reserve)
     turn: int = 0  # next tile to consider (0 = the middle one)
     looks: dict[int, tuple[np.ndarray, int]] = field(default_factory=dict)  # region -> (small picture, frame)
     focus: list[Region] = field(default_factory=list)  # around hands just lost: looked at first
-    prev: np.ndarray | None = None  # the small picture of the last frame planned for
+    prev: np.ndarray | None = None  # the small picture of the previous frame (:meth:`see`)
     cut_at: int = -1  # the frame the last new scene was seen on
+    scene_looks: int = 0  # looks the last new scene still has (outside the bucket)
+    reserve: float = 2.0  # tokens a routine look leaves in the bucket, for looks where something appeared
+    activity: np.ndarray | None = None  # per cell: the usual share of changed pixels from frame to frame
+    hot: Region | None = None  # where something appeared lately (frame pixels), not looked at yet
+    hot_at: int = -1  # the frame it appeared on
+    lent: int = 0  # looks a lost hand may still take at once, in debt (:meth:`restart`)
 
     def earn(self, rate: float) -> None:
-        """One frame passes: ``rate`` palm runs' worth of tokens (capped at ``burst``)."""
-        cap = max(self.burst, 1.0)
-        if self.tokens < cap:  # (a new scene's grant above the cap is kept until spent)
-            self.tokens = min(cap, self.tokens + rate)
+        """One frame with a hand missing passes: ``rate`` palm runs' worth of tokens (capped at ``burst``)."""
+        self.tokens = min(max(self.burst, 1.0), self.tokens + rate)
 
-    def restart(self, lost: list[Region] | None = None) -> None:
-        """A hand was lost (or the finder reset): every region is looked at afresh, tiles from the middle.
+    def see(self, small: np.ndarray, frame: int, regions: int) -> bool:
+        """Once per frame, before any plan: is it a new scene (``CUT_FRACTION`` of the small picture
+        changed since the previous frame)? A new scene earns a look at each of its ``regions``
+        (HaGRID's next photo in its val video showed a small gesture hand in the 5th tile only after
+        23 frames at the idle rate) and drops the looks around lost hands (they are not there now).
+        Compared with the previous frame, not the last look: a picture held still is a new scene on
+        its first frame only."""
+        cut = self.prev is None or self.prev.shape != small.shape or (  # (the first frame is one too)
+            changed_fraction(small, self.prev, None) >= CUT_FRACTION)
+        if self.hot is not None and frame - self.hot_at > HOT_FRAMES:
+            self.hot = None  # nothing was looked at there in time: forget it
+        if self.prev is not None and self.prev.shape == small.shape and not cut:
+            cells = cell_changes(small, self.prev)
+            if self.activity is None or self.activity.shape != cells.shape:
+                self.activity = cells
+            else:
+                hot = np.argwhere(cells >= self.activity + SURPRISE)
+                if hot.size:
+                    (r0, c0), (r1, c1) = hot.min(0), hot.max(0) + 1
+                    side = max(r1 - r0, c1 - c0) * CELL * MOTION_SCALE
+                    self.hot = (int(c0 * CELL * MOTION_SCALE), int(r0 * CELL * MOTION_SCALE), int(side))
+                    self.hot_at = frame
+                self.activity = np.maximum(cells, ACTIVITY_DECAY * self.activity)  # peak, fading
+        elif cut:
+            self.activity = None
+        self.prev = small
+        if cut:
+            self.cut_at, self.scene_looks = frame, regions
+            self.focus.clear()
+        return cut
 
-        ``lost``: a region around each lost hand, looked at first, with a token each at once (a hand
-        lost for a frame is most often still there: waiting for tokens, and looking at the whole
-        frame first, lost Megamind's hand for 5-8 frames at a time)."""
+    def restart(self, lost: list[Region] | None = None, frame: int | None = None) -> None:
+        """A hand was lost: every region is looked at afresh, tiles from the middle; ``lost``: a region
+        around each lost hand, looked at first and at once (a hand lost for a frame is most often still
+        there: waiting for tokens lost Megamind's hand for 5-8 frames at a time).
+        Those looks are lent by the bucket (it may go ``burst`` - 1 tokens into debt, paid back before
+        the next look), so hands lost again and again (leaves taken for a hand) do not raise the average.
+        On a new scene's frame nothing is restarted: its looks are already planned."""
+        if frame is not None and frame == self.cut_at:
+            return
         self.turn = 0
         self.looks.clear()
         self.focus = list(lost or [])
-        self.tokens = max(self.tokens, len(self.focus) + 1.0)  # the looks around them, then the whole frame
+        self.lent = len(self.focus)  # the looks around them (lending the whole frame a look too: 94.9% right, 95.3 without)
+
+    def _around_hot(self, tiles: list[Region], small: np.ndarray, frame: int) -> tuple[str, Region | None]:
+        """The tile holding the region where something appeared (the one whose centre is nearest
+        it), else the whole frame; that region's look is recorded."""
+        x, y, side = self.hot
+        inside = [k for k, (tx, ty, ts) in enumerate(tiles)
+                  if tx <= x and ty <= y and x + side <= tx + ts and y + side <= ty + ts]
+        if not inside:
+            self.looks[0] = (small, frame)
+            return ("whole", None)
+        k = min(inside, key=lambda i: (tiles[i][0] + tiles[i][2] / 2 - x - side / 2) ** 2
+                + (tiles[i][1] + tiles[i][2] / 2 - y - side / 2) ** 2)
+        self.looks[k + 1] = (small, frame)
+        return ("tile", tiles[k])
 
     def _changed(self, key: int, region: Region | None, small: np.ndarray, frame: int) -> bool:
         last = self.looks.get(key)
@@ -89,25 +155,35 @@ class SearchBudget:
             return True
         return changed_fraction(small, last[0], region) >= self.motion_threshold if self.motion_threshold > 0 else True
 
-    def plan(self, small: np.ndarray, tiles: list[Region], frame: int) -> tuple[str, Region | None] | None:
-        """What to look at on this frame, or None: ("focus", region) around a hand just lost, else
-        ("whole", None) when the whole frame changed, else ("tile", the next changed tile in turn).
+    def plan(self, small: np.ndarray, tiles: list[Region], frame: int,
+             scene: bool = True) -> tuple[str, Region | None] | None:
+        """What to look at on this frame, or None: ("focus", region) around a hand just lost, else the
+        region where something appeared, else ("whole", None) when the whole frame changed, else
+        ("tile", the next changed tile in turn).
 
-        Spends one token when it returns something. A new scene (``CUT_FRACTION`` of the small picture
-        changed since the last call) earns a look at every region: HaGRID's next photo in its val video
-        showed a small gesture hand in the 5th tile only after 23 frames at the idle rate."""
-        cut = self.prev is not None and self.prev.shape == small.shape and (
-            changed_fraction(small, self.prev, None) >= CUT_FRACTION)
-        self.prev = small
-        if cut:  # a new scene: the lost hand is not where it was, and every region deserves a look
-            self.cut_at = frame
+        Who pays: a new scene's looks while they last (``scene``: the caller lets them be spent now);
+        else the looks lent after a hand was lost (:meth:`restart`); else one token, for a look where
+        something appeared, or for a routine look when ``reserve`` tokens stay in the bucket after it."""
+        cap = max(self.burst, 1.0)
+        if self.lent > 0 and self.tokens < 2.0 - cap:  # the debt is at its limit: nothing more is lent
+            self.lent = 0
+        if self.lent == 0:
             self.focus.clear()
-            self.tokens = max(self.tokens, 1.0 + len(tiles))
-        if self.tokens < 1.0:
+        if self.focus:
+            self.lent -= 1
+            self.tokens -= 1.0
+            return ("focus", self.focus.pop(0))
+        if scene and self.scene_looks > 0:
+            pay = "scene"
+        elif self.lent > 0:
+            pay = "lent"
+        elif self.tokens >= 1.0 and (self.hot is not None or self.tokens >= 1.0 + self.reserve):
+            pay = "token"
+        else:
             return None
         choice: tuple[str, Region | None] | None = None
-        if self.focus:
-            choice = ("focus", self.focus.pop(0))
+        if pay != "scene" and self.hot is not None:  # something appeared: the smallest region around it
+            choice, self.hot = self._around_hot(tiles, small, frame), None
         elif self._changed(0, None, small, frame):
             choice = ("whole", None)
             self.looks[0] = (small, frame)
@@ -118,10 +194,17 @@ class SearchBudget:
                     choice, self.turn = ("tile", tiles[k]), (k + 1) % len(tiles)
                     self.looks[k + 1] = (small, frame)
                     break
-        if choice is not None:
+        if choice is None:  # every region seen as it is now
+            if pay == "scene":
+                self.scene_looks = 0
+            elif pay == "lent":
+                self.lent = 0
+        elif pay == "scene":
+            self.scene_looks -= 1
+        else:
+            self.lent -= pay == "lent"
             self.tokens -= 1.0
         return choice
-
 
 def around(box: tuple[float, float, float, float], frame_shape: tuple[int, ...], tile_side: int) -> Region:
     """A square region centred on a hand's box (x, y, w, h): a tile's side, or 2.5x the hand when it is

@@ -5,12 +5,12 @@ frame's landmarks (no palm model). The palm detector looks at the whole frame an
 a grid of overlapping tiles (a "second look": the palm model's 192 px input makes a hand 3 m
 away a few pixels wide; a tile of half the frame doubles its size). A still picture gets the
 whole frame and every tile at once. Live, the search runs under a budget
-(:mod:`rnn_jax.hands.budget`, ``idle_palm_rate`` and the fields after it): one region per
-frame at most, a set number of palm runs per frame on average while no hand is tracked, a
-look every ``redetect_every`` frames while a hand is missing beside tracked ones, and only at
-regions whose picture changed since their last look (a new scene earns a look at every
-region; a lost hand is looked for around where it was first); with ``search_lag`` the palm
-run happens on a worker thread beside the loop and its palms join a later frame.
+(:mod:`rnn_jax.hands.budget`, ``idle_palm_rate`` and the fields after it): one bucket of palm
+runs earned at a set rate on every frame with a hand missing (none tracked, or the second of
+two), one region per frame, only at regions whose picture changed since their last look or
+where something just appeared; a new scene (a cut) earns a look at every region, a lost hand
+a look around where it was; with ``search_lag`` the palm run happens on a worker thread beside
+the loop and its palms join a later frame.
 (``idle_palm_rate=None``: the search before the budget, whole frame + ``tiles_per_search``
 tiles on every frame without a hand.) Tiles are taken in turn from the one in the middle of the frame,
 again from the middle whenever a hand is lost (people face their camera: a hand that appears or
@@ -122,32 +122,35 @@ class FinderConfig:
     max_face_overlap: float = 0.3  # a tile-only hand this much inside a face is the face
     # ---- the live search budget (rnn_jax.hands.budget; tiles="turn" only: still pictures never use it,
     # so these stay out of the repr that keys the HaGRID photo cache). Figures: docs/performance.md
-    # palm runs per frame on average while no hand is tracked (None = no budget: the palm search on
-    # every such frame, whole frame + tiles_per_search tiles, and every redetect_every-th frame while
-    # a hand is missing, as before the budget)
-    # (while some, not all, hands are tracked, the search for the missing one looks at one region
-    # every redetect_every-th frame, and at once around a hand just lost)
-    idle_palm_rate: float | None = field(default=0.2, repr=False)
+    # palm runs per frame on average, earned on every frame with a hand missing (none tracked, or
+    # fewer than max_hands: the missing second hand is searched from the same bucket); a new scene's
+    # looks and a lost hand's looks come on top (see the budget module). None = no budget: the palm
+    # search on every frame without a hand, whole frame + tiles_per_search tiles, and every
+    # redetect_every-th frame while a hand is missing, as before the budget
+    idle_palm_rate: float | None = field(default=0.15, repr=False)
     palm_burst: float = field(default=4.0, repr=False)  # palm runs saved at most for the frames after a change
+    # tokens a routine look leaves in the bucket, for looks where something appeared (a hand entering
+    # a scene that keeps moving is looked at on the next frame instead of within 1/idle_palm_rate frames)
+    palm_reserve: float = field(default=2.0, repr=False)
     motion_threshold: float = field(default=0.01, repr=False)  # region unchanged below this share: no look
     max_search_gap: int = field(default=30, repr=False)  # frames: the whole frame is looked at least this often
     # frames between a palm search's frame and the frame its palms join (0 = same frame; >= 1 = the
     # search runs on a worker thread beside the loop, and the loop waits for it only at that frame;
     # a new scene's first looks are taken on its first frame all the same: HaGRID val live 95.3% right
-    # with them beside the loop too, 95.7% before the budget)
+    # with them beside the loop too, 95.4% on the frame, at 1e78eac)
     search_lag: int = field(default=0, repr=False)
     # frames a palm the landmark model turned down is remembered: a palm found again at the same place
     # (IoU > same_hand_iou) gets no landmark run (a face in an idle scene is found again and again).
     # Off (0) by default: with 15, Megamind's hand was found on 77 of its first 97 frames instead of 94
     # (a palm turned down while the hand came into view kept it out for 15 frames)
     reject_memory: int = field(default=0, repr=False)
-    # while a hand is tracked, a new scene's looks (one per region) are spent on the frames right after
-    # it instead of one every redetect_every frames (HaGRID val photos held: a resting second hand
-    # found sooner; costs palm runs on tracked frames)
+    # while a hand is tracked, a new scene's looks (one per region) are spent too (HaGRID val photos
+    # held: a resting second hand found first; without: 95.1% right instead of 95.4%). A new scene
+    # whose tracked hands all carry over the cut (the same hand in the next photo) earns no looks
     new_scene_looks: bool = field(default=True, repr=False)
     # regions looked at per frame while a new scene's looks last (1 elsewhere): a new scene is searched
-    # about as fast as before the budget (whole frame + 2 tiles per frame; HaGRID val live with 1:
-    # 94.6% right, 95.7% before the budget)
+    # about as fast as before the budget (whole frame + 2 tiles per frame). HaGRID val live (photos held
+    # 12 frames, the first 6 not scored): 95.8% right with 3, 94.8% with 2, 92.8% with 1
     scene_looks_per_frame: int = field(default=3, repr=False)
 
     def __post_init__(self) -> None:
@@ -164,6 +167,9 @@ class FinderConfig:
         if not (self.idle_palm_rate is None or 0.0 < self.idle_palm_rate <= 1.0) or self.palm_burst < 1.0:
             raise ValueError(f"idle_palm_rate must be None or in (0, 1] and palm_burst >= 1, got "
                              f"{self.idle_palm_rate}, {self.palm_burst}")
+        if not 0.0 <= self.palm_reserve <= self.palm_burst - 1.0:
+            raise ValueError(f"palm_reserve must be in [0, palm_burst - 1], got {self.palm_reserve} "
+                             f"(palm_burst {self.palm_burst})")
         if self.redetect_every < 1:
             raise ValueError(f"redetect_every must be >= 1, got {self.redetect_every}")
         if (not 0.0 <= self.motion_threshold < 1.0 or self.max_search_gap < 1 or self.search_lag < 0
@@ -202,10 +208,12 @@ class HandFinder:
         self._pending: tuple[int, Future] | None = None  # (frame its palms join, the worker's search)
         self._executor: ThreadPoolExecutor | None = None
         self._rejected: list[tuple[np.ndarray, int]] = []  # (palm box cxcywh, frame) turned down lately
+        self._small: np.ndarray | None = None  # this frame's motion picture (budget)
 
     def _fresh_budget(self) -> SearchBudget:
         cfg = self.config
-        return SearchBudget(cfg.palm_burst, cfg.motion_threshold, cfg.max_search_gap)
+        return SearchBudget(cfg.palm_burst, cfg.motion_threshold, cfg.max_search_gap,
+                            tokens=1.0 + cfg.palm_reserve, reserve=cfg.palm_reserve)
 
     @classmethod
     def load(cls, model_dir: str | Path | None = None, threads: int | None = 1,
@@ -358,11 +366,13 @@ class HandFinder:
                 continue  # two squares converged on one hand
             hands.append(hand)
         lost = [h for h in self._tracked if all(h.track_id != o.track_id for o in hands)]
+        if budgeted and self._tracked and not lost and self._budget.cut_at == frame_no:
+            self._budget.scene_looks = 0  # the same hands in a changed picture (a held photo of the hand): no new scene
         self._tracked = hands
         if lost:
             self._next_tile = 0  # a hand was lost: look for it (or the next one) from the middle again
             side = round(cfg.tile_fraction * max(height, width))
-            self._budget.restart([around(h.box, rgb.shape, side) for h in lost])
+            self._budget.restart([around(h.box, rgb.shape, side) for h in lost], frame_no)
             if budgeted and cfg.search_lag > 0:
                 self._budgeted_search(rgb, in_frame=False)  # beside the loop: joins the next frame
         return hands
@@ -377,31 +387,34 @@ class HandFinder:
         return palms
 
     def _budgeted_search(self, rgb: np.ndarray, in_frame: bool = True) -> list[tuple[Palm, bool]]:
-        """The live palm search under the budget (:mod:`rnn_jax.hands.budget`): one region (up to
-        ``scene_looks_per_frame`` while a new scene's looks last); its palms now (``search_lag`` 0, a
-        new scene's first frame, ``in_frame``) or started on the worker thread (returns [])."""
-        cfg, frame = self.config, self.stats.frames
-        if not self._tracked:
-            self._budget.earn(cfg.idle_palm_rate)
-        elif len(self._tracked) >= cfg.max_hands:
-            return []
-        elif frame % cfg.redetect_every == 0:
-            self._budget.earn(1.0)  # a hand is missing beside tracked ones: one look this frame
-        elif not (self._budget.focus or (cfg.new_scene_looks and self._budget.tokens >= 2.0)):
-            return []  # (unless a hand was just lost, or a new scene left looks to spend)
-        if self._pending is not None:
-            return []
+        """The live palm search under the budget (:mod:`rnn_jax.hands.budget`): one region a frame
+        (up to ``scene_looks_per_frame`` while a new scene's looks last), paid from one bucket that
+        earns ``idle_palm_rate`` on every frame with a hand missing (none tracked, or fewer than
+        ``max_hands``); its palms now (``search_lag`` 0, a new scene's first frame) or started on the
+        worker thread (returns []). ``in_frame`` False: the call after a hand was lost this frame."""
+        cfg, frame, budget = self.config, self.stats.frames, self._budget
         grid = search_tiles(rgb.shape, cfg.tile_grid, cfg.tile_fraction)
-        small = motion_image(rgb)
+        if in_frame:
+            self._small = motion_image(rgb)
+            budget.see(self._small, frame, 1 + len(grid))
+        missing = len(self._tracked) < cfg.max_hands
+        if in_frame and missing:
+            budget.earn(cfg.idle_palm_rate)
+        if not missing or self._pending is not None:
+            return []
+        # a new scene's looks: also while a hand is tracked (new_scene_looks)? On the new scene's own frame
+        # not while hands are tracked: find() drops them if every tracked hand carries over
+        scene = (cfg.new_scene_looks or not self._tracked) and not (in_frame and budget.cut_at == frame
+                                                                   and self._tracked)
         areas: list[tuple[int, int, int] | None] = []
-        while not areas or (len(areas) < cfg.scene_looks_per_frame and self._budget.tokens > self._budget.burst):
-            look = self._budget.plan(small, grid, frame)  # (more than one only while a new scene's looks last)
+        while len(areas) < (cfg.scene_looks_per_frame if scene and budget.scene_looks > 0 else 1):
+            look = budget.plan(self._small, grid, frame, scene)
             if look is None:
                 break
             areas.append(look[1])
         if not areas:
             return []
-        if cfg.search_lag == 0 or (in_frame and self._budget.cut_at == frame):  # a new scene's first looks
+        if cfg.search_lag == 0 or (in_frame and budget.cut_at == frame):  # a new scene's first looks
             return self._palms_of(rgb, areas)
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, "palm-search", initializer=_lower_priority)
