@@ -7,9 +7,9 @@ leaks into another's. Events carry the hand's track id (motion events ``dynamic=
 A two-hand gesture (zoom with two hands) is seen by both hands' motion models: it is reported
 **once per hand pair**: the hand whose partner already shows the same two-hand gesture keeps
 it silently (no "started", no "ended"; its JSONL row still shows it). For
-:data:`REFRACTORY_S` after a hand's dynamic gesture ends, that hand starts no other one
-(except ``drop`` after ``drag`` and ``double_tap`` after ``tap``): the hand coming back after a
-swipe, and the gesture scrolling out of the model's window, are not new gestures.
+:data:`REFRACTORY_S` after a hand's dynamic gesture ends, that hand starts no other one while it
+rests (except ``drop`` after ``drag`` and ``double_tap`` after ``tap``): the gesture scrolling out
+of the model's window is not a new gesture.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ TRAIL_POINT = 8  # the tracked point drawn as a trail: the index fingertip (what
 TRAIL_FRAMES = 24
 # after a dynamic gesture ends, the same hand starts no other one for this long (s), except its successor
 REFRACTORY_S = 0.6
+ACTIVE_WINDOW_S = 0.2  # ... unless the hand moved within this long (a circle after its first arc fired a swipe)
 SUCCESSORS = {"drop": "drag", "double_tap": "tap"}  # gesture -> the one it may follow at once
 
 
@@ -103,9 +104,9 @@ class HandTracks:
 
     def _quiet(self, moves: list[GestureEvent]) -> list[GestureEvent]:
         """The refractory period: for REFRACTORY_S after a hand's dynamic gesture ended, that hand starts
-        no other one (the gesture is still in the model's window: the hand coming back after a swipe, or
-        the gesture scrolling out of the window, is not a new gesture), except an expected successor
-        (``drop`` after ``drag``, ``double_tap`` after ``tap``). A silenced start's end is silent too."""
+        no other one while it rests (no motion within ACTIVE_WINDOW_S: the gesture scrolling out of the
+        model's window is not a new gesture), except an expected successor (``drop`` after ``drag``,
+        ``double_tap`` after ``tap``). A silenced start's end is silent too."""
         if self.motion is None:
             return moves
         now, out = self.motion.now, []
@@ -113,7 +114,9 @@ class HandTracks:
             h = e.hand
             if e.kind == "started":
                 last = self.last_end.get(h)
-                if last is not None and now - last[1] < REFRACTORY_S and SUCCESSORS.get(e.label) != last[0]:
+                resting = now - self.motion.active_at.get(h, -np.inf) > ACTIVE_WINDOW_S
+                if (last is not None and now - last[1] < REFRACTORY_S and SUCCESSORS.get(e.label) != last[0]
+                        and resting):
                     self.silenced[h] = e.label
                     continue
             elif self.silenced.get(h) == e.label:

@@ -43,6 +43,7 @@ DEFAULT_MIN_TRACK_AGE = 0.25
 # short side) of where it was continues it (state, first frame): fast hands at 15 frames/s are lost
 # for a frame or two and come back with a new id
 RELINK_S, RELINK_DISTANCE = 0.35, 0.6
+ACTIVE_LEVEL = 0.25  # feature units (x 1.5 = short sides per second): a hand at rest with jitter is ~0.05
 DUPLICATE_FRACTION = 0.4  # two tracks whose centres are closer than this share of a hand's size: one hand
 
 
@@ -75,6 +76,7 @@ class MotionModel:
         self.lost: dict[int, tuple] = {}  # hands not seen lately: (state, last stats, first seen, last seen)
         self.relinked: dict[int, int] = {}  # this frame: a new track id -> the lost hand it continues
         self.duplicates: set[int] = set()  # this frame: tracks on the same hand as an older track
+        self.active_at: dict[int, float] = {}  # each hand's last frame with motion (moving_now), s
 
     @classmethod
     def load(cls, path: str | Path, threads: int | None = 1, threshold: float | None = None,
@@ -140,6 +142,9 @@ class MotionModel:
             feats.append(frame_features(stats[t], prev, dt if prev is not None else NOMINAL_DT,
                                         None if other is None else stats[other],
                                         None if other is None else self.previous.get(other)))
+        for t, f in zip(track_ids, feats):
+            if moving_now(f):
+                self.active_at[t] = now
         fresh = [t for t in track_ids if t not in self.states]
         state = np.concatenate([self.states.get(t, self.predictor.initial_state(1)) for t in track_ids])
         probs, new_state = self.predictor.predict(np.stack(feats), state)
@@ -156,6 +161,7 @@ class MotionModel:
                             self.seen_at.pop(t, now))
         for t in [t for t, rec in self.lost.items() if now - rec[3] > RELINK_S]:
             del self.lost[t]
+            self.active_at.pop(t, None)
 
     def _relink(self, t: int, stats: HandStats) -> None:
         """A new track near where a lost hand was (within RELINK_DISTANCE) takes over its state and times."""
@@ -168,6 +174,8 @@ class MotionModel:
         if best is not None:
             self.states[t], self.previous[t], self.first_seen[t], self.seen_at[t] = self.lost.pop(best)
             self.relinked[t] = best
+            if best in self.active_at:
+                self.active_at[t] = self.active_at.pop(best)
 
     def old_enough(self, track_id: int) -> bool:
         """Has this hand been tracked for ``min_track_age`` seconds (from its first frame to this one)?
@@ -183,9 +191,18 @@ class MotionModel:
         return self.step([hand.track_id for hand in hands], views, now)
 
     def reset(self) -> None:
-        for d in (self.states, self.previous, self.seen_at, self.first_seen, self.partners, self.lost, self.relinked):
+        for d in (self.states, self.previous, self.seen_at, self.first_seen, self.partners, self.lost, self.relinked,
+                  self.active_at):
             d.clear()
         self.duplicates = set()
+
+
+def moving_now(features: np.ndarray) -> bool:
+    """Does this frame show motion (the hand or its fingertip moving, the thumb-index spread or the hand's
+    size changing, the distance to its partner changing) above :data:`ACTIVE_LEVEL`? A new dynamic gesture
+    starting right after another needs it (``rnn_jax.live.hand_tracks``: the refractory period)."""
+    m = features[:, 2]
+    return bool(max(abs(m[0]), abs(m[1]), abs(m[2]), abs(m[3]), abs(m[6]), abs(m[9]), abs(m[16])) > ACTIVE_LEVEL)
 
 
 def nearest_partners(track_ids: list[int], stats: dict[int, HandStats]) -> dict[int, int]:
