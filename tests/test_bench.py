@@ -145,6 +145,21 @@ def test_budget_section_counts_entries_and_summarises_passes(tmp_path):
                                       check=True).stdout
 
 
+def test_budget_counts_model_the_loop_and_find_entries():
+    """The counts section's pure parts: a palm run started beside the loop delays the next frame only by
+    what did not fit in the rest of its frame; a pasted hand counts as found where a hand's centre lies."""
+    from tools.benchkit.budget_counts import GAP_MS, entries_found, modelled_loop_ms
+
+    loop = modelled_loop_ms(np.array([12.0, 12.0, 12.0, 12.0]), np.array([22.0, 44.0, 0.0, 0.0]))
+    assert loop[0] == 12.0  # nothing started before it
+    assert loop[1] == pytest.approx(12.0 + 22.0 - (GAP_MS - 12.0))  # 22 ms in the 21.3 ms left: 0.7 ms late
+    assert loop[2] == pytest.approx(12.0 + 44.0 - (GAP_MS - loop[1]))
+    assert loop[3] == 12.0
+    centres = [[]] * 5 + [[(50.0, 50.0)]] * 3 + [[(500.0, 50.0)]] * 40
+    assert entries_found(centres, [(2, [0, 0, 100, 100]), (2, [400, 0, 600, 100]), (9, [0, 0, 100, 100])]) == [
+        3, 6, None]
+
+
 def test_finder_probe_times_a_video_with_this_checkouts_finder(tmp_path, hand_models):
     """The budget section's probe: one pass over a small video, in its own process, its figures as JSON."""
     import cv2

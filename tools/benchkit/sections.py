@@ -6,7 +6,8 @@ average is written next to every figure. The sections live in themed modules:
 :mod:`~tools.benchkit.step_sections` (one train step and its inputs),
 :mod:`~tools.benchkit.run_sections` (whole runs in fresh processes),
 :mod:`~tools.benchkit.deploy_sections` (the exported model), :mod:`~tools.benchkit.candidate_sections`
-(candidate speed-ups), :mod:`~tools.benchkit.live_budget` (the hand finder's search budget)
+(candidate speed-ups), :mod:`~tools.benchkit.live_budget` and :mod:`~tools.benchkit.budget_counts`
+(the hand finder's search budget: timed, and counted)
 and :mod:`~tools.benchkit.profile`; what they share is in
 :mod:`~tools.benchkit.context`.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tools.benchkit.budget_counts import section_budget_counts
 from tools.benchkit.candidate_sections import (
     section_batch,
     section_bf16,
@@ -45,7 +47,7 @@ SECTIONS: dict[str, Callable[[Context], Section]] = {
     "bf16": section_bf16, "batch": section_batch, "widths": section_widths, "scan": section_scan,
     "startup": section_startup, "devices": section_devices, "allocator": section_allocator,
     "profile": section_profile, "parts": section_parts, "presets": section_presets,
-    "hands": section_hands, "budget": section_budget,
+    "hands": section_hands, "budget": section_budget, "budget-counts": section_budget_counts,
 }
 # what --quick runs unless --only names sections: every row issue #7 asks for, in < 3 minutes
 QUICK_SECTIONS = ("peak", "train", "teacher", "data", "generation", "onnx", "live", "hands")
