@@ -84,9 +84,12 @@ def test_composed_windows_show_their_class() -> None:
             both = np.abs(view).sum((1, 2)) > 0
             gap = np.linalg.norm(view[both, 8] - view[both, 4], axis=1) / np.linalg.norm(
                 view[both] - view[both, :1], axis=-1).max(-1)
-            if abs(gap[-1] - gap[0]) < 0.15:  # not a pinch: two hands (the distance between them)
+            def ends(x: np.ndarray) -> tuple[float, float]:  # medians: a finger flicker is one frame's outlier
+                return float(np.median(x[:5])), float(np.median(x[-5:]))
+            if abs(np.subtract(*ends(gap))) < 0.15:  # not a pinch: two hands (the distance between them)
                 gap = np.linalg.norm(view[both].mean(1) - partner[both].mean(1), axis=1)
-            assert (gap[-1] > gap[0]) == (name == "zoom_in"), name
+            first, last = ends(gap)
+            assert (last > first) == (name == "zoom_in"), name
         still = tip("still")
         assert np.abs(still - still[0]).max() < 0.1
 

@@ -172,6 +172,8 @@ class Composer:
         hand, partner = getattr(self, "_" + label.split("_")[0])(label, sc, rng)
         if partner is None and rng.random() < (0.25 if label not in ("still", "no_motion") else 0.35):
             partner = self._idle_partner(sc, rng)
+        if rng.random() < 0.3:  # the finder mis-fits the fingers on a frame or three
+            hand = self._flicker(hand, sc, rng, int(rng.integers(1, 4)))
         hand, partner = self._noise(hand, sc, rng), None if partner is None else self._noise(partner, sc, rng)
         hand = self._glitches(hand, rng)
         partner = np.zeros_like(hand) if partner is None else np.where(
@@ -285,8 +287,8 @@ class Composer:
     def _no(self, label: str, sc: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
         """no_motion: slow drift, short small moves, pose changes, a slow partial pinch, any gesture gone
         0.25-1.5 s ago (its residue scrolling out of the window: a third of these windows), a pinch just reopened (a tap not yet told from a double tap), a circle just begun,
-        two hands drifting together."""
-        kind = 4 if rng.random() < 0.35 else int(rng.integers(0, 8))  # residues: a third of no_motion
+        a resting hand whose finger landmarks flicker, two hands drifting together."""
+        kind = 4 if rng.random() < 0.3 else int(rng.integers(0, 9))  # residues: a third of no_motion
         pose = self.bank.pick(rng, "any")
         if kind == 0:  # slow drift in any direction (well below a swipe's speed)
             a = rng.uniform(-np.pi, np.pi)
@@ -322,6 +324,9 @@ class Composer:
         if kind == 5:  # a pinch that just reopened: a tap is not yet a tap
             dur = float(rng.uniform(0.12, 0.3))
             return self._pinches(sc, rng, [-float(rng.uniform(0, 0.12)) - dur], [dur]), None
+        if kind == 8:  # a resting hand whose fingers the finder keeps re-fitting (holding a glass)
+            hand = place(pose, sc.start + self._tremor(sc, rng, 0.003), sc.size, sc.angle)
+            return self._flicker(hand, sc, rng, int(rng.integers(3, max(4, sc.n // 3)))), None
         if kind == 7:  # a circle just begun (15-55% of it): an arc is not yet a circle, nor a swipe
             label = str(rng.choice(["circle_cw", "circle_ccw"]))
             turns, period = rng.uniform(0.9, 1.6), rng.uniform(0.45, 1.3)
@@ -352,6 +357,19 @@ class Composer:
     def _idle_partner(self, sc: Scene, rng: np.random.Generator) -> np.ndarray:
         anchor = sc.start + self._offset(rng) + self._tremor(sc, rng, 0.003)
         return place(self.bank.pick(rng, "any"), anchor, sc.size * rng.uniform(0.8, 1.2), -sc.angle)
+
+    @staticmethod
+    def _flicker(view: np.ndarray, sc: Scene, rng: np.random.Generator, frames: int) -> np.ndarray:
+        """On ``frames`` random frames, some fingers' joints jump (more at the tip): a real finder's
+        landmarks on a hand holding something, or half hidden, re-fit differently from frame to frame."""
+        out = view.copy()
+        for i in rng.choice(len(out), size=min(frames, len(out)), replace=False):
+            for finger in range(5):
+                if rng.random() < 0.5:
+                    jump = rng.normal(0, 0.12 * sc.size, 2)
+                    joints = 1 + 4 * finger + np.arange(4)
+                    out[i, joints] += np.array([0.25, 0.5, 0.75, 1.0])[:, None] * jump
+        return out
 
     @staticmethod
     def _noise(view: np.ndarray, sc: Scene, rng: np.random.Generator) -> np.ndarray:
