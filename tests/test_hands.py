@@ -503,5 +503,7 @@ def test_hand_search_mode_is_checked_before_the_camera_opens() -> None:
         FinderConfig(idle_palm_rate=0.0)
     with pytest.raises(ValueError, match="reject_memory"):
         FinderConfig(reject_memory=-1)
+    with pytest.raises(ValueError, match="palm_reserve"):
+        FinderConfig(palm_reserve=3.5)  # routine looks need 1 + reserve <= palm_burst (4) tokens
     # the budget's fields stay out of the repr that keys the HaGRID photo cache (photos never use them)
     assert repr(FinderConfig()) == repr(FinderConfig(idle_palm_rate=None, search_lag=1, reject_memory=0))

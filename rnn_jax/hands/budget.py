@@ -8,11 +8,15 @@ or one of two), one region per frame (the cost is spread over frames), up to ``b
 while nothing needed a look. A region is looked at again only when its picture changed since
 its last look (frame differencing on a grey picture ``MOTION_SCALE`` times smaller than the
 frame, ~0.1 ms): a still scene, or a still picture held in front of the camera, costs nothing
-after one look at each region; a hand that enters changes the whole frame, which has
-priority, and finds saved tokens. A new scene (most of the picture changed since the previous
-frame: a cut, the next photo) earns one look at each of its regions, outside the bucket; the
-frames after it are the same scene. ``max_gap`` frames without a look at the whole frame force
-one (slow changes stay under the threshold). Pure bookkeeping: the finder runs the palm model.
+after one look at each region. Where something appears (a cell of the small picture changes
+much more than it usually does) the region around it is looked at at once, paid from a
+``reserve`` that routine looks leave in the bucket: in a scene that keeps moving the routine
+looks come every 1/rate frames, a hand that appears should not wait for them. A new scene
+(most of the picture changed since the previous frame: a cut, the next photo) earns one look
+at each of its regions, outside the bucket; the frames after it are the same scene. Looks
+around a hand just lost are lent (the bucket may go into debt, and pays it back). ``max_gap``
+frames without a look at the whole frame force one (slow changes stay under the threshold).
+Pure bookkeeping: the finder runs the palm model.
 """
 
 from __future__ import annotations
