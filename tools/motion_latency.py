@@ -1,0 +1,102 @@
+"""Latency per hand-frame of the live motion step, 1 onnxruntime thread, A/B in one process.
+
+    python tools/motion_latency.py runs/motion.onnx              # today's path vs the version-1 rule
+    python tools/motion_latency.py runs/motion.onnx --rounds 7 --calls 1500
+
+Rounds are interleaved (each round times every path), so a shared machine's load hits all paths
+alike; the table gives the median and the fastest round, ms per hand and frame:
+
+- the model's ONNX step alone;
+- the version-1 feature rule (per-frame rates, no partner; ``git show 7e8e433:...``) + the step:
+  what the live motion step cost before issue 35 (needs git and the commit);
+- today's ``MotionModel.step`` with one hand, and with two hands in view (per hand): features
+  version 2 with the partner block, partner search, relink bookkeeping and the step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from rnn_jax.errors import DataError, main_guard  # noqa: E402
+
+OLD_RULE = "7e8e433:rnn_jax/hands/motion_features.py"
+
+
+def old_rule() -> types.ModuleType | None:
+    """The version-1 feature rule from git history (None when git or the commit is missing)."""
+    try:
+        src = subprocess.run(["git", "show", OLD_RULE], capture_output=True, text=True, check=True, cwd=REPO).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    module = types.ModuleType("motion_features_v1")
+    exec(compile(src, OLD_RULE, "exec"), module.__dict__)  # noqa: S102 - our own history
+    return module
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python tools/motion_latency.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("onnx", type=Path, help="a motion model (python -m experiments.motion --export)")
+    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--calls", type=int, default=1500)
+    args = p.parse_args(argv)
+    if not args.onnx.is_file():
+        raise DataError(f"{args.onnx}: not found")
+    from rnn_jax.live.motion import MotionModel
+    from rnn_jax.runtime.landmark_predictor import LandmarkPredictor
+
+    pred = LandmarkPredictor.load(args.onnx, threads=1)
+    live = MotionModel.load(args.onnx, threads=1)
+    rng = np.random.default_rng(0)
+    v, p_, o, _ = rng.uniform(0, 1, (4, 21, 2))
+    state = [pred.initial_state(1)]
+    tick = [0]
+    zeros = np.zeros((1, 21, 3), np.float32)
+    v1 = old_rule()
+
+    def model_step() -> None:
+        state[0] = pred.predict(zeros, state[0])[1]
+
+    def one() -> None:
+        tick[0] += 1
+        live.step([1], (v + 0.001 * (tick[0] % 2))[None], tick[0] / 30)
+
+    def two() -> None:
+        tick[0] += 1
+        live.step([1, 2], np.stack([v, o]) + 0.001 * (tick[0] % 2), tick[0] / 30)
+
+    paths = [("model step alone (ONNX)", model_step, 1)]
+    if v1 is not None:
+        paths.append(("version-1 rule + step (before issue 35)",
+                      lambda: state.__setitem__(0, pred.predict(v1.motion_features(v, p_)[None], state[0])[1]), 1))
+    paths += [("MotionModel.step, one hand", one, 1), ("MotionModel.step, two hands (per hand)", two, 2)]
+    times: dict[str, list[float]] = {name: [] for name, _, _ in paths}
+    for _ in range(args.rounds):
+        for name, f, per in paths:
+            for _ in range(100):
+                f()
+            t0 = time.perf_counter()
+            for _ in range(args.calls):
+                f()
+            times[name].append((time.perf_counter() - t0) / args.calls / per * 1e3)
+    print("| path | median ms | fastest round ms |\n|---|---|---|")
+    for name, x in times.items():
+        print(f"| {name} | {np.median(x):.4f} | {np.min(x):.4f} |")
+    if v1 is None:
+        print(f"(the version-1 rule was not found: git show {OLD_RULE})")
+    return 0
+
+
+if __name__ == "__main__":
+    main_guard(main)
