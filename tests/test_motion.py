@@ -94,6 +94,16 @@ def test_composed_windows_show_their_class() -> None:
         assert np.abs(still - still[0]).max() < 0.1
 
 
+def test_a_fist_is_smaller_than_an_open_hand() -> None:
+    from rnn_jax.data.motion_compose import OPEN_REACH, reach
+
+    open_hand, fist = np.zeros((21, 2)), np.zeros((21, 2))
+    open_hand[9], open_hand[12] = (0, -1 / OPEN_REACH), (0, -1)  # fingers out: twice the palm
+    fist[9], fist[12] = (0, -0.73), (0, -1)  # curled: the knuckle is the farthest point's 0.73
+    assert reach(open_hand) == pytest.approx(1.0) and reach(fist) == pytest.approx(1 / 0.73 / OPEN_REACH)
+    assert 0.65 < reach(fist) < 0.75
+
+
 def test_frame_times_and_rates() -> None:
     rng = np.random.default_rng(0)
     for fps in (10.0, 15.0, 30.0, 60.0):

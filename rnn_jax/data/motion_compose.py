@@ -39,6 +39,7 @@ KEYPOINT_GROUPS = {"open": (0,), "one": (2,), "fist": (1,), "L": (2,)}  # keypoi
 L_MIN_SPREAD = 0.45
 SWIPE_DIRECTIONS = {"swipe_left": np.pi, "swipe_right": 0.0, "swipe_up": -np.pi / 2, "swipe_down": np.pi / 2}
 FPS_RANGE = (10.0, 60.0)
+OPEN_REACH = 1.95  # an open hand's (palm, stop) largest wrist-landmark distance / its palm length (HaGRID median)
 
 
 def unit_poses(landmarks: np.ndarray, mirror_x: bool = True) -> np.ndarray:
@@ -83,12 +84,20 @@ class HandBank:
         return cls(poses, groups)
 
     def pick(self, rng: np.random.Generator, group: str) -> np.ndarray:
-        """A random real pose of ``group``, mirrored (the other hand) half the time."""
+        """A random real pose of ``group``, mirrored (the other hand) half the time, at its own reach:
+        scaled so that its palm (wrist to middle knuckle) is an open hand's, so a fist is ~0.7 the size
+        of an open hand as in a real picture (``Scene.size`` is an open hand's size)."""
         idx = self.groups[group] if len(self.groups[group]) else self.groups["any"]
         pose = self.poses[idx[rng.integers(len(idx))]].copy()
         if rng.random() < 0.5:
             pose[:, 0] *= -1
-        return pose
+        return pose * reach(pose)
+
+
+def reach(pose: np.ndarray) -> float:
+    """A unit pose's size relative to an open hand with the same palm: (1 / palm length) / OPEN_REACH."""
+    palm = float(np.linalg.norm(pose[9] - pose[0]))
+    return float(np.clip(1.0 / max(palm, 1e-6) / OPEN_REACH, 0.5, 1.3))
 
 
 def frame_times(rng: np.random.Generator, n: int, fps: float) -> np.ndarray:
