@@ -50,9 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
                            "photo of another class; loss on the first frame from a zero state and on every "
                            "frame after --stream-settle with the carried state: truncated BPTT, the state "
                            "trained as live uses it; rnn_jax/data/streams.py). auto (default): on for the "
-                           "trm without --window, off otherwise. ~20x the training time of single photos")
+                           "trm without --window, off otherwise. Costs several times the training time of "
+                           "single photos (docs/landmarks.md)")
     data.add_argument("--stream-hold", type=int, default=StreamLayout.hold, metavar="F",
-                      help="--streams: frames each photo is held (default %(default)s, as tools/live_accuracy.py)")
+                      help="--streams: frames each photo is held (default %(default)s; tools/live_accuracy.py "
+                           "holds photos longer: a state settles within a few frames of a held photo)")
     data.add_argument("--stream-settle", type=int, default=StreamLayout.settle, metavar="F",
                       help="--streams: frames after a change without a loss (default %(default)s)")
     add_field_flag(data, "distill.teacher_heads")

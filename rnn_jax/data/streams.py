@@ -36,8 +36,12 @@ from rnn_jax.hands.features import LEFT
 class StreamLayout:
     """Where the frames of a stream window come from and which of them carry a loss."""
 
-    hold: int = 15
-    settle: int = 3
+    # 5 frames held, loss from the 3rd: 11-frame windows train the carried state as well as the
+    # 31-frame ones (hold 15, settle 3) did at 0.38x the training CPU (SLD, trm small, 3 seeds:
+    # docs/landmarks.md); a state left by 5 frames of another photo is what 15 leave (the gate
+    # mixes each frame in), and live gives a gesture more than 2 frames to take over
+    hold: int = 5
+    settle: int = 2
     lead: int = 1
 
     def __post_init__(self) -> None:
