@@ -117,3 +117,17 @@ def test_a_stored_threshold_carries_its_smoothing_even_into_an_older_file(tmp_pa
     store_threshold(path, 0.5, "EMA:0.25", 4)  # now present: replaced in place, written in the parsed form
     info = Predictor.load(path).info
     assert (info.reject_threshold, info.live_smoothing, info.live_stable_frames) == (0.5, "ema:0.25", 4)
+
+
+def test_iter_predictions_keeps_the_live_defaults():
+    """rnn_jax.live.iter_predictions still types its own smoothing and stable-frame defaults
+    (rnn_jax/live/loop.py): until they read GestureConfig, they must at least equal it."""
+    import inspect
+
+    from rnn_jax.live import iter_predictions
+
+    params = inspect.signature(iter_predictions).parameters
+    base = GestureConfig()
+    assert SmoothingConfig.parse(str(params["smoothing"].default)) == base.smoothing
+    assert params["stable_frames"].default == base.stable_frames
+    assert params["threshold"].default is None  # the model file's, else DEFAULT_THRESHOLD
