@@ -185,6 +185,8 @@ class Composer:
             hand = self._flicker(hand, sc, rng, int(rng.integers(1, 4)))
         hand, partner = self._noise(hand, sc, rng), None if partner is None else self._noise(partner, sc, rng)
         hand = self._glitches(hand, rng)
+        if partner is not None and rng.random() < 0.2:  # the finder found the other hand k frames ago
+            partner[: sc.n - int(rng.integers(1, sc.n))] = 0.0
         partner = np.zeros_like(hand) if partner is None else np.where(
             (np.abs(hand).sum((1, 2)) > 0)[:, None, None], partner, 0.0)
         return hand, partner, sc.t
