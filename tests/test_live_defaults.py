@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -119,15 +120,22 @@ def test_a_stored_threshold_carries_its_smoothing_even_into_an_older_file(tmp_pa
     assert (info.reject_threshold, info.live_smoothing, info.live_stable_frames) == (0.5, "ema:0.25", 4)
 
 
-def test_iter_predictions_keeps_the_live_defaults():
-    """rnn_jax.live.iter_predictions still types its own smoothing and stable-frame defaults
-    (rnn_jax/live/loop.py): until they read GestureConfig, they must at least equal it."""
+def test_iter_predictions_takes_the_live_defaults_from_the_model_file_or_gesture_config(tmp_path):
+    """rnn_jax.live.iter_predictions types no default of its own: None = the model file's stored
+    setting, else GestureConfig's (a typed default here would be a second copy that drifts)."""
     import inspect
 
     from rnn_jax.live import iter_predictions
 
     params = inspect.signature(iter_predictions).parameters
-    base = GestureConfig()
-    assert SmoothingConfig.parse(str(params["smoothing"].default)) == base.smoothing
-    assert params["stable_frames"].default == base.stable_frames
-    assert params["threshold"].default is None  # the model file's, else DEFAULT_THRESHOLD
+    assert params["smoothing"].default is None and params["stable_frames"].default is None
+    assert params["threshold"].default is None
+    video = write_test_video(tmp_path / "clip.avi", ["red"] * 3)
+    stored = write_fixture_onnx(tmp_path / "stored.onnx", info=make_fixture_info(**STORED))
+    plain = write_fixture_onnx(tmp_path / "plain.onnx", info=make_fixture_info(reject_threshold=0.5))
+    with iter_predictions(stored, str(video), threads=1) as stream:
+        assert stream.config.gesture == GestureConfig(SmoothingConfig("vote", window=5), 0.5, 1)
+    with iter_predictions(stored, str(video), threads=1, smoothing="none", stable_frames=3) as stream:
+        assert stream.config.gesture == GestureConfig(SmoothingConfig.parse("none"), 0.5, 3)
+    with iter_predictions(plain, str(video), threads=1) as stream:
+        assert stream.config.gesture == replace(GestureConfig(), threshold=0.5)

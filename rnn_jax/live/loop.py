@@ -36,10 +36,11 @@ from rnn_jax.live.settings import (
     default_live_threads,
     hands_wanted,
     make_finder,
+    resolve_gesture,
     resolve_threshold,
     threshold_origin,
 )
-from rnn_jax.live.smoothing import GestureConfig, GestureEvent, GestureTracker, SmoothingConfig
+from rnn_jax.live.smoothing import GestureEvent, GestureTracker, SmoothingConfig
 from rnn_jax.live.sources import FrameSource, open_source
 from rnn_jax.runtime.landmark_predictor import load_predictor
 from rnn_jax.runtime.predictor import Predictor
@@ -220,9 +221,9 @@ def iter_predictions(
     model: str | Path | Predictor,
     source: str | int | Path | FrameSource,
     *,
-    smoothing: str | SmoothingConfig = "ema:0.5",
+    smoothing: str | SmoothingConfig | None = None,
     threshold: float | None = None,
-    stable_frames: int = 5,
+    stable_frames: int | None = None,
     roi: bool | None = None,
     roi_fraction: float = 0.6,
     max_frames: int | None = None,
@@ -255,23 +256,22 @@ def iter_predictions(
     (``action_timeout`` s) and ``dry_run`` are as in ``--on``; callbacks and commands run on
     their own threads, and each record's ``actions`` lists what fired and what finished; call
     ``stream.finish_actions()`` at the end for the rest. Other arguments are as in
-    ``python -m rnn_jax.live``. Configuration is validated before the source is opened.
+    ``python -m rnn_jax.live``; ``smoothing``, ``threshold`` and ``stable_frames`` left None are
+    the model file's stored live settings, else the defaults. Configuration is validated before
+    the source is opened.
 
     ``motion``: a motion model (path or :class:`rnn_jax.live.motion.MotionModel`) run beside the
     static one on the same hands (turns the hand finder on); its events have ``dynamic=True``.
     """
     from rnn_jax.live.motion import MotionModel, check_motion_model
 
-    if isinstance(smoothing, str):
-        smoothing = SmoothingConfig.parse(smoothing)
-    config = LiveConfig(
-        gesture=GestureConfig(smoothing=smoothing, threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
-                              stable_frames=stable_frames),
-        roi=roi, roi_fraction=roi_fraction, max_frames=max_frames)
+    # the user's values are checked before anything is opened; None = the model file's, else the default
+    config = LiveConfig(gesture=resolve_gesture(smoothing, threshold, stable_frames), roi=roi,
+                        roi_fraction=roi_fraction, max_frames=max_frames)
     predictor = model if not isinstance(model, (str, Path)) else load_predictor(
         model, threads=threads if threads is not None else default_live_threads())
     check_motion_model(predictor, str(model))
-    config = replace(config, gesture=replace(config.gesture, threshold=resolve_threshold(threshold, predictor.info)))
+    config = replace(config, gesture=resolve_gesture(smoothing, threshold, stable_frames, predictor.info))
     if motion is not None and not isinstance(motion, MotionModel):
         motion = MotionModel.load(motion)
     known = predictor.class_names + (motion.gestures if motion is not None else ())
