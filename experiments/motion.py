@@ -30,12 +30,11 @@ from experiments.common import check_before_data, default_out, run_experiment
 from experiments.flags import add_common_flags
 from rnn_jax.atomic import write_json_atomic
 from rnn_jax.errors import main_guard
+from rnn_jax.presets import RECIPES
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 DEFAULT_DATA = SHARED / "hand-keypoints"
 DEFAULT_HAGRID = SHARED / "hagrid-sample"
-# motion's training settings, in this one place (the rest are rnn_jax/config.py's defaults)
-MOTION_TRAINING = {"epochs": 20, "model": "motion", "batch_size": 64, "no_flip": True}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--export", metavar="RUN", help="export RUN's final student and report (no training)")
     exp.add_argument("--gen", type=int, default=None, help="with --export: this generation instead")
     exp.add_argument("--onnx", default="motion.onnx", metavar="PATH", help="with --export: output (default %(default)s)")
-    add_common_flags(parser, **MOTION_TRAINING)
+    add_common_flags(parser, **RECIPES["motion"])  # defaults: rnn_jax/presets.py
     return parser
 
 

@@ -65,6 +65,9 @@ RECIPES: dict[str, dict[str, object]] = {
     # landmark files: the stateful TRM (docs/landmarks.md), 40 epochs at batch 64; no flips (as the
     # landmark presets: left hands are mirrored by the feature rule; --flip turns them on)
     "landmarks": {"epochs": 40, "model": "trm", "batch_size": 64, "no_flip": True},
+    # dynamic gestures: the window model (docs/motion.md), 20 epochs at batch 64; no flips (the
+    # motion features keep the user's view: a swipe's direction and a circle's sense must survive)
+    "motion": {"epochs": 20, "model": "motion", "batch_size": 64, "no_flip": True},
     # HaGRID and photo folders: model, size, epochs, batch, lr and augmentation from PRESETS
     "hagrid": {"gens": 5, "epochs": None, "model": None, "size": None, "batch_size": None, "lr": None,
                "augment": None},

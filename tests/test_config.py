@@ -183,7 +183,7 @@ def test_a_spec_without_an_image_size_takes_the_presets(monkeypatch, kind, modul
 @pytest.mark.parametrize(("experiment", "key", "value"), [
     ("fashion_mnist", "epochs", 7), ("fashion_mnist", "mixup", 0.3), ("fashion_mnist", "teacher", "cached"),
     ("fashion_mnist", "gens", 2), ("landmarks", "epochs", 9), ("landmarks", "model", "lstm"),
-    ("landmarks", "batch_size", 16), ("hagrid", "gens", 3),
+    ("landmarks", "batch_size", 16), ("hagrid", "gens", 3), ("motion", "epochs", 7), ("motion", "batch_size", 32),
 ])
 def test_each_experiments_defaults_come_from_its_recipe(monkeypatch, experiment, key, value):
     """Change the recipe in rnn_jax/presets.py and the experiment's parser follows: no second copy."""

@@ -319,10 +319,14 @@ def test_experiment_cli_bad_input_is_one_line(tmp_path: Path, capsys: pytest.Cap
     from experiments import motion
     from rnn_jax.errors import main_guard
 
+    keypoints = tmp_path / "keypoints"  # passes the folder check, so each case reaches its own check
+    keypoints.mkdir()                    # with or without ../shared beside the project
+    (keypoints / "point_history.csv").write_text("")
+    given = ["--data", str(keypoints)]
     for argv, message in ((["--data", str(tmp_path)], "has no point_history.csv"),
-                          (["--model", "resnet"], "takes images"),
-                          (["--per-class", "3"], "--per-class must be >= 10"),
-                          (["--hagrid", str(tmp_path / "nowhere")], "no such folder")):
+                          ([*given, "--model", "resnet"], "takes images"),
+                          ([*given, "--per-class", "3"], "--per-class must be >= 10"),
+                          ([*given, "--hagrid", str(tmp_path / "nowhere")], "no such folder")):
         with pytest.raises(SystemExit) as info:
             main_guard(motion.main, [*argv, "--out", str(tmp_path / "run"), "--no-progress"])
         assert info.value.code == 2
