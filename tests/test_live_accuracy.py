@@ -278,3 +278,22 @@ def test_the_people_of_hagrid_val_fall_in_two_halves_by_the_documented_rule():
         for entry in json.loads(path.read_text()).values():
             halves[entry["user_id"]] = person_half(entry["user_id"])
     assert collections.Counter(halves.values()) == {"A": 63, "B": 54}  # docs/selection-and-headroom.md
+
+
+def test_hand_search_reaches_the_hagrid_run(tmp_path, monkeypatch) -> None:
+    """--hand-search is passed to run_hagrid, which builds the finder with it (as rnn_jax.live
+    --hand-search), so each mode's HaGRID val figure is reproducible without editing HAND_SEARCH."""
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_run_hagrid(*args, hand_search=None, **kwargs):
+        seen.append(hand_search)
+        raise Stop
+
+    monkeypatch.setattr(live_accuracy, "run_hagrid", fake_run_hagrid)
+    for given in (["--hand-search", "light"], []):
+        with pytest.raises(Stop):
+            live_accuracy.main(["--onnx", str(tmp_path / "m.onnx"), "--hagrid", str(tmp_path), *given])
+    assert seen == ["light", live_accuracy.DEFAULT_HAND_SEARCH]

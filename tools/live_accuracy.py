@@ -56,6 +56,7 @@ from rnn_jax import calibration  # noqa: E402
 from rnn_jax.atomic import write_json_atomic  # noqa: E402
 from rnn_jax.calibration import smallest_threshold_within  # noqa: E402
 from rnn_jax.errors import main_guard  # noqa: E402
+from rnn_jax.live.settings import DEFAULT_HAND_SEARCH, HAND_SEARCH  # noqa: E402
 from rnn_jax.live.smoothing import DEFAULT_THRESHOLD, SMOOTHING_HELP, GestureConfig  # noqa: E402
 from tools.live_checks.folders import print_result, run  # noqa: E402
 from tools.live_checks.hagrid import (  # noqa: E402
@@ -95,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="find the hand in each frame as rnn_jax.live --hands does (default auto: on "
                              "for hand-crop models when the hand models are built)")
     parser.add_argument("--hand-models", type=Path, default=None, help="folder of the hand models")
+    parser.add_argument("--hand-search", choices=tuple(HAND_SEARCH), default=DEFAULT_HAND_SEARCH,
+                        help="--hagrid: the hand finder's search budget, as rnn_jax.live --hand-search "
+                             "(default %(default)s)")
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
     parser.add_argument("--sweep", action="store_true",
                         help="--hagrid: replay the same frames at thresholds 0.30..0.90 (step 0.05)")
@@ -128,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     sweep = tuple(round(0.30 + 0.05 * k, 2) for k in range(13)) if args.sweep else ()
     if hagrid:
         result = run_hagrid(Path(args.onnx), args.hagrid, args.split, args.hold, args.settle, args.smoothing,
-                            args.threshold, args.stable_frames, args.frame, args.hand_models, sweep, args.halves)
+                            args.threshold, args.stable_frames, args.frame, args.hand_models, sweep, args.halves,
+                            hand_search=args.hand_search)
         if sweep:
             rates = {row["threshold"]: row["live_resting_triggered"] for row in result["sweep"]
                      if row["live_resting_triggered"] is not None}  # None: no resting hand found

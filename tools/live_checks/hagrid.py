@@ -180,7 +180,8 @@ def _rates(counts: dict) -> dict:
 
 def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoothing: str | None,
                threshold: float | None, stable_frames: int | None, frame_size: int, hand_models: Path | None = None,
-               sweep: tuple[float, ...] = (), halves: bool = False, finder: ReplayFinder | None = None) -> dict:
+               sweep: tuple[float, ...] = (), halves: bool = False, finder: ReplayFinder | None = None,
+               hand_search: str | None = None) -> dict:
     """Annotated HaGRID photos through the live loop with hands on (see the module docstring).
 
     ``sweep``: thresholds to replay the same frames at (hands found once, then played back):
@@ -189,9 +190,10 @@ def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoot
     ``finder``: a :class:`ReplayFinder` that already saw these frames (another model on the same
     photos, same ``frame_size`` and ``hold``) plays its hands back instead of finding them again.
     ``smoothing``, ``threshold``, ``stable_frames``: None = the model file's, else the live defaults
-    (:func:`rnn_jax.live.settings.resolve_gesture`, as rnn_jax.live)."""
+    (:func:`rnn_jax.live.settings.resolve_gesture`, as rnn_jax.live); ``hand_search``: the finder's
+    search mode (``--hand-search``; None = rnn_jax.live's default)."""
     from rnn_jax.live import iter_predictions
-    from rnn_jax.live.settings import make_finder, resolve_gesture
+    from rnn_jax.live.settings import DEFAULT_HAND_SEARCH, make_finder, resolve_gesture
     from rnn_jax.runtime.landmark_predictor import load_predictor
 
     predictor = load_predictor(onnx)
@@ -203,7 +205,7 @@ def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoot
     groups = [person_half(m["user"]) for _, m in items] if halves else None
     offline = offline_annotated(predictor, items, hand_models, threshold)
     if finder is None:
-        finder = ReplayFinder(make_finder(True, predictor, hand_models))
+        finder = ReplayFinder(make_finder(True, predictor, hand_models, hand_search=hand_search or DEFAULT_HAND_SEARCH))
     elif finder.frames:
         finder.replay()
     sweep_rows = []
