@@ -16,8 +16,11 @@ alike; the table gives the median and the fastest round, ms per hand and frame:
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import types
 from pathlib import Path
@@ -39,8 +42,13 @@ def old_rule() -> types.ModuleType | None:
         src = subprocess.run(["git", "show", OLD_RULE], capture_output=True, text=True, check=True, cwd=REPO).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
-    module = types.ModuleType("motion_features_v1")
-    exec(compile(src, OLD_RULE, "exec"), module.__dict__)  # noqa: S102 - our own history
+    folder = Path(tempfile.mkdtemp(prefix="motion-v1-"))
+    path = folder / "motion_features_v1.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("motion_features_v1", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # the file as it was at that commit, imported like any module
+    shutil.rmtree(folder, ignore_errors=True)
     return module
 
 
