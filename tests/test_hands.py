@@ -358,6 +358,61 @@ def _scene(seed: int = 0) -> np.ndarray:
     return cv2.resize(coarse, (640, 480), interpolation=cv2.INTER_CUBIC)
 
 
+def test_a_lost_hands_look_goes_where_it_was_heading() -> None:
+    """A hand lost mid-swipe is looked for one step ahead, in a region grown by the step (so it
+    still holds where the hand was); a still hand (no step, or no earlier box) where it was."""
+    from rnn_jax.hands.budget import around, box_step
+
+    frame = (480, 640, 3)
+    box = (300.0, 200.0, 60.0, 60.0)  # centre (330, 230)
+    assert box_step(None, box) == (0.0, 0.0)
+    step = box_step((255.0, 200.0, 60.0, 60.0), box)
+    assert step == (45.0, 0.0)
+    x0, y0, side = around(box, frame, 160, step)
+    still = around(box, frame, 160)
+    assert still == (250, 150, 160) and side == 160 + 90
+    assert x0 + side / 2 == 330 + 45 and y0 + side / 2 == 230  # centred one step ahead
+    assert x0 <= 300 and x0 + side >= 360 + 45  # the last box and the next one both inside
+    x0, _, side = around((600.0, 200.0, 30.0, 30.0), frame, 160, (45.0, 0.0))  # heading out: clipped inside
+    assert x0 + side == 640
+
+
+def test_a_tracked_hand_is_looked_for_ahead_when_it_moves_fast() -> None:
+    """A fast hand's square is tried one step ahead first and where it was second; a jittering
+    one where it was first; a hand without a step once, where it was."""
+    from rnn_jax.hands.finder import AHEAD_FIRST, tracking_squares
+    from rnn_jax.hands.geometry import Rect
+
+    rect = Rect(300.0, 200.0, 150.0, 0.1)
+    first, second = tracking_squares(rect, (45.0, 0.0))  # a swipe at 15 fps: 0.3 of the square
+    assert (first.cx, first.cy, first.side, first.angle) == (345.0, 200.0, 150.0, 0.1) and second == rect
+    small = AHEAD_FIRST * rect.side / 2
+    first, second = tracking_squares(rect, (0.0, -small))
+    assert first == rect and (second.cx, second.cy) == (300.0, 200.0 - small)
+    assert tracking_squares(rect, (0.0, 0.0)) == (rect, None)
+
+
+def test_a_real_hand_swiped_at_15_fps_stays_tracked(hand_models: Path) -> None:
+    """A real HaGRID val hand (open palm) held still, then moved 45 px a frame (a swipe at 15
+    frames/s) with the live budget on: tracked on every frame under one id. Looked for where it
+    was, the landmark model lost it mid-swipe and the budget found it again only frames later."""
+    from rnn_jax.hands import HandFinder
+    from rnn_jax.live.settings import DEFAULT_HAND_SEARCH, finder_config
+    from tools.motion_videos import FRAME, load_crops, paste
+
+    crops = load_crops(shared_data("hagrid-sample"))["open"][:2]
+    finder = HandFinder.load(hand_models, threads=1, config=finder_config(DEFAULT_HAND_SEARCH, 2))
+    for crop in crops:
+        finder.reset()
+        seen = []
+        for k in range(20):
+            frame = crop.background.copy()
+            paste(frame, crop.image, (150.0 + 45.0 * max(0, k - 10), FRAME[1] / 2))
+            seen.append([h.track_id for h in finder.find(frame)])
+        moving = seen[10:]
+        assert all(len(ids) == 1 for ids in moving) and len({ids[0] for ids in moving}) == 1, seen
+
+
 def test_search_budget_looks_only_where_the_picture_changed() -> None:
     """A still scene costs one look per region, then nothing; something appearing in a corner gets
     its tile looked at at once; a lost hand's surroundings come first, borrowed from the bucket."""

@@ -210,14 +210,26 @@ class SearchBudget:
             self.tokens -= 1.0
         return choice
 
-def around(box: tuple[float, float, float, float], frame_shape: tuple[int, ...], tile_side: int) -> Region:
+def around(box: tuple[float, float, float, float], frame_shape: tuple[int, ...], tile_side: int,
+           step: tuple[float, float] = (0.0, 0.0)) -> Region:
     """A square region centred on a hand's box (x, y, w, h): a tile's side, or 2.5x the hand when it is
-    bigger than half a tile, clipped inside the frame."""
+    bigger than half a tile, clipped inside the frame. ``step``: the hand's move over its last frame
+    (pixels); the region is centred one step ahead and grows by the step, so a fast hand lost in a
+    swipe (45 px a frame at 15 frames/s) is looked for where it went, and a still one where it was."""
     h, w = frame_shape[:2]
     x, y, bw, bh = box
-    side = int(min(max(tile_side, 2.5 * max(bw, bh)), max(h, w)))
+    dx, dy = step
+    side = int(min(max(tile_side, 2.5 * max(bw, bh)) + 2 * max(abs(dx), abs(dy)), max(h, w)))
     side = max(1, min(side, max(h, w)))
-    cx, cy = x + bw / 2, y + bh / 2
+    cx, cy = x + bw / 2 + dx, y + bh / 2 + dy
     x0 = int(round(min(max(cx - side / 2, 0), max(w - side, 0))))
     y0 = int(round(min(max(cy - side / 2, 0), max(h - side, 0))))
     return (x0, y0, side)
+
+
+def box_step(earlier: tuple[float, float, float, float] | None,
+             latest: tuple[float, float, float, float]) -> tuple[float, float]:
+    """A box's centre move from ``earlier`` to ``latest`` (pixels; none without an earlier box)."""
+    if earlier is None:
+        return (0.0, 0.0)
+    return (latest[0] + latest[2] / 2 - earlier[0] - earlier[2] / 2, latest[1] + latest[3] / 2 - earlier[1] - earlier[3] / 2)
