@@ -2,6 +2,8 @@
 
     python tools/motion_videos.py --motion motion.onnx --out runs/motion-videos            # 15 and 30 fps
     python tools/motion_videos.py --motion motion.onnx --fps 15 --per-gesture 2 --keep-videos
+    python tools/motion_videos.py --motion motion.onnx --split tune --per-gesture 6 --out runs/mv-tune
+    python tools/motion_videos.py --motion other.onnx --replay runs/mv-tune --out runs/mv-tune-other
 
 Each video: a hand cut from a real HaGRID **val** photo (held-out people; the box enlarged to a
 square with its surroundings, edges feathered) pasted on a blurred copy of its photo and moved
@@ -12,6 +14,17 @@ still for 0.7 s first (the track's minimum age), then the gesture, then 0.6 s st
 at 15 and at 30 frames/s (an AVI that says its rate) and read by ``rnn_jax.live`` with the hand
 finder on and the motion model beside the bundled static model. Counted per gesture: videos whose
 expected dynamic event fired, and dynamic events that are wrong (any other label).
+
+People: ``--split tune`` uses only the val people of half 0 (the motion model's validation people,
+``rnn_jax.data.motion.people_halves``), ``--split report`` only half 1 (its test people), each with
+its own random paths (seed, split); choose decoding settings on ``tune``, report ``report``.
+``all`` (the default) draws from every val person, as before the split existed.
+
+Every video's hands as the finder reported them (landmarks, presence, track ids, frame times) are
+stored under ``OUT/hands``; ``--replay OUT`` runs a (new) motion model and the live decoding
+(:class:`rnn_jax.live.motion.MotionModel`, :class:`rnn_jax.live.hand_tracks.HandTracks`) on those
+stored hands instead of rendering and finding again: the same events as the live loop (the motion
+side never feeds back into the finder), in seconds instead of minutes.
 
 Not rendered: taps, double taps and the one-hand pinch zoom (they need a hand whose fingers move;
 still photos cannot show that), and ``no_motion`` (the still video is the negative).
@@ -27,6 +40,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -76,12 +90,22 @@ GESTURES = (
 )
 
 
-def load_crops(root: Path) -> dict[str, list[Crop]]:
-    """Every gesture hand of the annotated val photos, as a square crop, by group."""
-    from rnn_jax.data.hagrid.prepare import annotated_photos
+SPLITS = ("all", "tune", "report")
 
+
+def load_crops(root: Path, split: str = "all") -> dict[str, list[Crop]]:
+    """Every gesture hand of the annotated val photos of ``split``'s people, as a square crop, by group."""
+    from rnn_jax.data.hagrid.prepare import annotated_photos
+    from rnn_jax.data.motion import people_halves
+
+    if split not in SPLITS:
+        raise DataError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    photos = annotated_photos(root, "val")
+    if split != "all" and photos:
+        half = people_halves(np.array([str(ann["user"]) for _, ann in photos]))
+        photos = [p for p, h in zip(photos, half) if h == SPLITS.index(split) - 1]
     by_group: dict[str, list[Crop]] = {g: [] for g in (*GROUPS, "any")}
-    for path, ann in annotated_photos(root, "val"):
+    for path, ann in photos:
         img = cv2.imread(str(path))
         if img is None:
             continue
@@ -196,19 +220,78 @@ def render(g: Gesture, crops: dict[str, list[Crop]], fps: float, path: Path, rng
     return {"gesture": g.name, "fps": fps, "frames": n, "photos": [f"{p.label}/{p.user[:8]}" for p in picks]}
 
 
-def run_video(path: Path, static: Path, motion: Path, threads: int, hand_search: str) -> dict:
+def run_video(path: Path, static: Path, motion: Path, threads: int, hand_search: str,
+              record: Path | None = None) -> dict:
+    """``path`` through ``rnn_jax.live`` (finder, static and motion models): its dynamic events started,
+    the share of frames with a hand; with ``record``, every frame's hands saved there (:func:`save_hands`)."""
     from rnn_jax.live import iter_predictions
     from rnn_jax.live.motion import MotionModel
 
-    events, frames, with_hand = [], 0, 0
+    events, frames, with_hand, seen = [], 0, 0, []
     model = MotionModel.load(motion, threads=threads)
     with iter_predictions(static, str(path), hands="on", motion=model, threads=threads,
                           hand_search=hand_search) as stream:
         for rec in stream:
             frames += 1
             with_hand += bool(rec.hands)
+            seen.append((rec.index, model.now, [h.hand for h in rec.hands or ()], rec.frame.shape))
             events += [(e.label, e.frame) for e in rec.events if e.dynamic and e.kind == "started"]
+    if record is not None:
+        save_hands(record, seen)
     return {"started": events, "hand_rate": with_hand / max(frames, 1)}
+
+
+HAND_FIELDS = ("frame", "time", "landmarks", "presence", "right", "handedness_score", "rect", "track_id", "tracked")
+
+
+def save_hands(path: Path, seen: list[tuple[int, float, list, tuple]]) -> None:
+    """Every frame's hands (as the finder gave them) and time, one row per hand, to an .npz."""
+    rows = [(i, t, h) for i, t, hands, _ in seen for h in hands]
+    np.savez_compressed(
+        path, frames=np.array([i for i, _, _, _ in seen], np.int32), times=np.array([t for _, t, _, _ in seen]),
+        shape=np.array(seen[0][3] if seen else (FRAME[1], FRAME[0], 3), np.int32),
+        frame=np.array([i for i, _, _ in rows], np.int32), time=np.array([t for _, t, _ in rows]),
+        landmarks=np.array([h.landmarks for _, _, h in rows], np.float32).reshape(-1, 21, 3),
+        presence=np.array([h.presence for _, _, h in rows], np.float32),
+        right=np.array([h.handedness == "right" for _, _, h in rows], bool),
+        handedness_score=np.array([h.handedness_score for _, _, h in rows], np.float32),
+        rect=np.array([(h.rect.cx, h.rect.cy, h.rect.side, h.rect.angle) for _, _, h in rows], np.float64).reshape(-1, 4),
+        track_id=np.array([h.track_id for _, _, h in rows], np.int64),
+        tracked=np.array([h.tracked for _, _, h in rows], bool),
+        frame_size=np.array([h.frame_size for _, _, h in rows], np.int32).reshape(-1, 2))
+
+
+def load_hands(path: Path) -> list[tuple[int, float, list, tuple]]:
+    """:func:`save_hands`' file -> per frame (index, time, hands, frame shape)."""
+    from rnn_jax.hands.finder import Hand
+    from rnn_jax.hands.geometry import Rect
+
+    z = np.load(path)
+    shape = tuple(int(v) for v in z["shape"])
+    by_frame: dict[int, list] = {int(i): [] for i in z["frames"]}
+    for k in range(len(z["frame"])):
+        by_frame[int(z["frame"][k])].append(Hand(
+            z["landmarks"][k].copy(), float(z["presence"][k]), "right" if z["right"][k] else "left",
+            float(z["handedness_score"][k]), Rect(*(float(v) for v in z["rect"][k])), int(z["track_id"][k]),
+            bool(z["tracked"][k]), tuple(int(v) for v in z["frame_size"][k])))
+    return [(int(i), float(t), by_frame[int(i)], shape) for i, t in zip(z["frames"], z["times"])]
+
+
+def replay_video(seen: list[tuple[int, float, list, tuple]], motion: Any, n_static: int) -> dict:
+    """The live loop's motion side on stored hands: ``motion.classify`` then ``HandTracks.update`` per frame
+    (as ``rnn_jax.live.loop.PredictionStream``; the static probabilities, which start no dynamic event, are
+    zeros). Returns the dynamic events started and the share of frames with a hand."""
+    from rnn_jax.live.hand_tracks import HandTracks
+    from rnn_jax.live.smoothing import GestureConfig
+
+    motion.reset()
+    tracks = HandTracks(tuple(f"c{i}" for i in range(n_static)), GestureConfig(), motion)
+    events = []
+    for index, t, hands, shape in seen:
+        probs = motion.classify(hands, shape, t)
+        _, evs = tracks.update([(h, np.zeros(n_static, np.float32)) for h in hands], probs, index, shape)
+        events += [(e.label, e.frame) for e in evs if e.dynamic and e.kind == "started"]
+    return {"started": events, "hand_rate": sum(bool(h) for _, _, h, _ in seen) / max(len(seen), 1)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,11 +302,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hagrid", type=Path, default=DEFAULT_HAGRID, help="the HaGRID sample (val photos)")
     p.add_argument("--fps", type=float, action="append", help="frame rates (repeatable; default 15 and 30)")
     p.add_argument("--per-gesture", type=int, default=2, help="videos per gesture and rate (default %(default)s)")
+    p.add_argument("--split", choices=SPLITS, default="all",
+                   help="whose val photos: tune = half 0 of the val people, report = half 1 (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--hand-search", default="balanced",
                    help="the finder's search budget, as rnn_jax.live --hand-search (default %(default)s)")
-    p.add_argument("--out", type=Path, default=None, help="folder for results.json (and the videos with --keep-videos)")
+    p.add_argument("--replay", type=Path, default=None,
+                   help="a folder of an earlier run: decode its stored hands with --motion (no rendering, no finder)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder for results.json and hands/ (and the videos with --keep-videos)")
     p.add_argument("--keep-videos", action="store_true")
     return p
 
@@ -235,36 +323,77 @@ def main(argv: list[str] | None = None) -> int:
             raise DataError(f"{f}: not found")
     if args.per_gesture < 1:
         raise DataError(f"--per-gesture must be >= 1, got {args.per_gesture}")
-    rates = args.fps or [15.0, 30.0]
-    crops = load_crops(args.hagrid)
-    rng = np.random.default_rng(args.seed)
     out = args.out or Path(tempfile.mkdtemp(prefix="motion-videos-"))
+    if args.replay is not None:
+        rows, rates = replay(args.replay, args.motion, args.threads, args.static)
+    else:
+        rows, rates = render_and_run(args, out)
+    print(table(rows, rates))
     out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"rows": rows, "args": {k: str(v) for k, v in vars(args).items()}},
+                                                 indent=1))
+    print(f"wrote {out / 'results.json'}")
+    return 0
+
+
+def render_and_run(args: argparse.Namespace, out: Path) -> tuple[list[dict], list[float]]:
+    """Render every video, run it through the live loop, store its hands; the rows and the rates."""
+    rates = args.fps or [15.0, 30.0]
+    crops = load_crops(args.hagrid, args.split)
+    rng = np.random.default_rng(args.seed if args.split == "all" else [args.seed, SPLITS.index(args.split)])
+    (out / "hands").mkdir(parents=True, exist_ok=True)
     folder = out if args.keep_videos else Path(tempfile.mkdtemp(prefix="motion-videos-"))
     rows, t0 = [], time.perf_counter()
     total = len(GESTURES) * args.per_gesture * len(rates)
     for fps in rates:
         for gi, g in enumerate(GESTURES):
             for k in range(args.per_gesture):
-                path = folder / f"{gi:02d}-{k}-{fps:g}fps.avi"
-                row = render(g, crops, fps, path, rng) | run_video(path, args.static, args.motion, args.threads,
-                                                                     args.hand_search)
-                labels = [label for label, _ in row["started"]]
-                row["fired"] = bool(set(labels) & set(g.expected)) if g.expected else None
-                row["wrong"] = [x for x in labels if x not in g.expected]
-                rows.append(row)
+                name = f"{gi:02d}-{k}-{fps:g}fps"
+                path = folder / f"{name}.avi"
+                row = {"video": name} | render(g, crops, fps, path, rng) | run_video(
+                    path, args.static, args.motion, args.threads, args.hand_search, out / "hands" / f"{name}.npz")
+                rows.append(score(row, g))
                 if not args.keep_videos:
                     path.unlink(missing_ok=True)
                 done = len(rows)
                 rate = done / (time.perf_counter() - t0)
-                print(f"[{done}/{total}] {g.name} @ {fps:g} fps: started {labels or '-'} "
+                print(f"[{done}/{total}] {g.name} @ {fps:g} fps: started {[x for x, _ in row['started']] or '-'} "
                       f"(hand on {100 * row['hand_rate']:.0f}% of frames; {rate:.2f} videos/s, "
                       f"ETA {(total - done) / rate:.0f} s)", flush=True)
-    print(table(rows, rates))
-    (out / "results.json").write_text(json.dumps({"rows": rows, "args": {k: str(v) for k, v in vars(args).items()}},
-                                                 indent=1))
-    print(f"wrote {out / 'results.json'}")
-    return 0
+    return rows, rates
+
+
+def replay(folder: Path, motion: Path, threads: int, static: Path) -> tuple[list[dict], list[float]]:
+    """Decode the stored hands of an earlier run (``folder``) with ``motion``; the rows and the rates."""
+    from rnn_jax.live.motion import MotionModel
+    from rnn_jax.runtime.landmark_predictor import LandmarkPredictor
+
+    results = folder / "results.json"
+    if not results.is_file():
+        raise DataError(f"{folder}: no results.json (run this tool with --out {folder} first)")
+    old = json.loads(results.read_text())["rows"]
+    if not old or "video" not in old[0]:
+        raise DataError(f"{results}: made before hands were stored (no 'video' field): render it again")
+    n_static = len(LandmarkPredictor.load(static, threads=threads).class_names)
+    model = MotionModel.load(motion, threads=threads)
+    by_name = {g.name: g for g in GESTURES}
+    rows = []
+    for r in old:
+        hands = folder / "hands" / f"{r['video']}.npz"
+        if not hands.is_file():
+            raise DataError(f"{hands}: missing (the run in {folder} was cut short?)")
+        row = {k: r[k] for k in ("video", "gesture", "fps", "frames", "photos")} | replay_video(
+            load_hands(hands), model, n_static)
+        rows.append(score(row, by_name[r["gesture"]]))
+    return rows, sorted({r["fps"] for r in rows})
+
+
+def score(row: dict, g: Gesture) -> dict:
+    """``row`` with ``fired`` (the expected event started; None for a video that expects none) and ``wrong``."""
+    labels = [label for label, _ in row["started"]]
+    row["fired"] = bool(set(labels) & set(g.expected)) if g.expected else None
+    row["wrong"] = [x for x in labels if x not in g.expected]
+    return row
 
 
 def table(rows: list[dict], rates: list[float]) -> str:
