@@ -38,8 +38,9 @@ def test_a_swipe_left_moves_right_in_camera_pixels(tmp_path: Path, fps: float) -
     g = next(x for x in mv.GESTURES if x.name == "swipe_left (open)")
     info = mv.render(g, fake_crops(), fps, tmp_path / "v.avi", np.random.default_rng(0))
     got_fps, frames = read(tmp_path / "v.avi")
+    assert mv.PACE[0] * g.seconds <= info["seconds"] <= mv.PACE[1] * g.seconds
     assert got_fps == pytest.approx(fps) and len(frames) == info["frames"] == round(
-        (mv.HOLD_BEFORE + g.seconds + mv.HOLD_AFTER) * fps)
+        (mv.HOLD_BEFORE + info["seconds"] + mv.HOLD_AFTER) * fps)
 
     def x_of(frame: np.ndarray) -> float:
         ys, xs = np.nonzero(frame[..., 0] > 128)

@@ -57,6 +57,7 @@ DEFAULT_STATIC = REPO / "rnn_jax" / "bundled" / "hagrid_landmarks.onnx"
 FRAME = (640, 480)  # width, height
 HAND_PX = 190  # the pasted square's side (the hand box is ~60% of it)
 HOLD_BEFORE, HOLD_AFTER = 0.7, 0.6
+PACE = (0.8, 1.25)  # each video's gesture lasts its script's seconds times a factor drawn in this range
 
 
 @dataclass(frozen=True)
@@ -165,10 +166,12 @@ def smooth(u: np.ndarray) -> np.ndarray:
     return u * u * (3 - 2 * u)
 
 
-def paths(g: Gesture, t: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
-    """Per hand: its centre [T, 2] in the **user's view** (pixels, x to the user's right)."""
+def paths(g: Gesture, t: np.ndarray, rng: np.random.Generator, seconds: float | None = None) -> list[np.ndarray]:
+    """Per hand: its centre [T, 2] in the **user's view** (pixels, x to the user's right); the gesture
+    lasts ``seconds`` (default its script's)."""
     w, h = FRAME
-    u = smooth((t - HOLD_BEFORE) / g.seconds)
+    seconds = g.seconds if seconds is None else seconds
+    u = smooth((t - HOLD_BEFORE) / seconds)
     centre = np.array([w / 2 + rng.uniform(-30, 30), h / 2 + rng.uniform(-20, 20)])
     tremor = rng.normal(0, 0.8, (len(t), 2))
     name = g.name.split(" ")[0]
@@ -184,20 +187,23 @@ def paths(g: Gesture, t: np.ndarray, rng: np.random.Generator) -> list[np.ndarra
     if name == "drag":
         a = rng.uniform(-np.pi, np.pi)
         vec = 0.35 * h * np.array([np.cos(a), np.sin(a)])
-        return [centre - vec / 2 + smooth((t - HOLD_BEFORE) / (g.seconds * 0.7))[:, None] * vec + tremor]
-    if name.startswith("circle"):
+        return [centre - vec / 2 + smooth((t - HOLD_BEFORE) / (seconds * 0.7))[:, None] * vec + tremor]
+    if name.startswith("circle"):  # from a random point of the circle (its first arc heads any way)
         sense = 1.0 if name == "circle_cw" else -1.0  # y down: angle up = clockwise on screen
-        theta = sense * 2 * np.pi * 1.1 * np.clip((t - HOLD_BEFORE) / g.seconds, 0, 1)
-        return [centre + 0.16 * h * np.stack([np.cos(theta) - 1, np.sin(theta)], 1) + tremor]
+        radius, start = rng.uniform(0.12, 0.18) * h, rng.uniform(-np.pi, np.pi)
+        theta = start + sense * 2 * np.pi * 1.1 * np.clip((t - HOLD_BEFORE) / seconds, 0, 1)
+        ring = np.stack([np.cos(theta) - np.cos(start), np.sin(theta) - np.sin(start)], 1)
+        return [centre + radius * ring + tremor]
     return [centre + np.cumsum(rng.normal(0, 0.3, (len(t), 2)), 0)]
 
 
 def render(g: Gesture, crops: dict[str, list[Crop]], fps: float, path: Path, rng: np.random.Generator) -> dict:
     """Write one video of ``g`` at ``fps``; returns what it shows."""
     picks = [crops[grp][rng.integers(len(crops[grp]))] for grp in g.groups]
-    n = int(round((HOLD_BEFORE + g.seconds + HOLD_AFTER) * fps))
+    seconds = g.seconds * rng.uniform(*PACE)
+    n = int(round((HOLD_BEFORE + seconds + HOLD_AFTER) * fps))
     t = np.arange(n) / fps
-    tracks = paths(g, t, rng)
+    tracks = paths(g, t, rng, seconds)
     images = [p.image for p in picks]
     if g.name.startswith("zoom"):
         images[1] = cv2.flip(images[1], 1)  # the other hand
@@ -205,7 +211,7 @@ def render(g: Gesture, crops: dict[str, list[Crop]], fps: float, path: Path, rng
     if not writer.isOpened():
         raise DataError(f"cannot write {path} (OpenCV's MJPG writer)")
     w = FRAME[0]
-    opening = HOLD_BEFORE + g.seconds * 0.75  # drag and drop: the fist opens after its move
+    opening = HOLD_BEFORE + seconds * 0.75  # drag and drop: the fist opens after its move
     for k in range(n):
         frame = picks[0].background.copy()
         if len(picks) == 2 and g.name.startswith("drag"):  # one hand: the fist, then the open hand
@@ -217,7 +223,7 @@ def render(g: Gesture, crops: dict[str, list[Crop]], fps: float, path: Path, rng
                 paste(frame, img, (w - track[k, 0], track[k, 1]))  # user's view -> camera pixels
         writer.write(frame)
     writer.release()
-    return {"gesture": g.name, "fps": fps, "frames": n, "photos": [f"{p.label}/{p.user[:8]}" for p in picks]}
+    return {"gesture": g.name, "fps": fps, "frames": n, "seconds": round(seconds, 3), "photos": [f"{p.label}/{p.user[:8]}" for p in picks]}
 
 
 def run_video(path: Path, static: Path, motion: Path, threads: int, hand_search: str,
