@@ -471,6 +471,58 @@ def test_search_budget_new_scene_once_per_cut() -> None:
     assert budget.tokens == 0.0 and budget.scene_looks == 0
 
 
+def test_search_budget_a_gust_is_not_a_new_scene() -> None:
+    """A new scene is a jump from a steady picture (a cut, the next photo); the same share changed
+    after a frame that was already changing a lot (wind in a tree, a body moving close) is not one."""
+    from rnn_jax.hands.budget import CUT_FRACTION, SearchBudget
+
+    rng = np.random.default_rng(0)
+    picture = rng.integers(0, 200, (60, 80)).astype(np.uint8)
+    budget = SearchBudget()
+
+    def changed(share: float) -> np.ndarray:
+        mask = rng.random(picture.shape) < share
+        return np.where(mask, picture + 50, picture).astype(np.uint8)
+
+    assert budget.see(picture, 0, 10)  # the first frame
+    assert not budget.see(picture, 1, 10)  # steady
+    gust = changed(0.2)
+    assert not budget.see(gust, 2, 10)  # under CUT_FRACTION
+    assert not budget.see(changed(CUT_FRACTION + 0.1), 3, 10)  # over it, but the frame before was changing
+    assert not budget.see(picture, 4, 10) and budget.change >= CUT_FRACTION  # (back: also a big change)
+    assert not budget.see(picture, 5, 10)  # steady again
+    assert budget.see(changed(CUT_FRACTION + 0.1), 6, 10)  # a jump from a steady picture
+
+
+def test_a_near_persons_new_scene_is_looked_at_whole_first(hand_models: Path) -> None:
+    """Megamind's face close-up (a face 0.33-0.42 of the frame, no hand): a new scene costs one palm
+    run, not one per region; without the rule, ten. A HaGRID val photo of a person near the camera
+    showing a fist: the whole frame finds the hand alone, then the tiles look for the other hand."""
+    from rnn_jax.hands import FinderConfig, HandFinder
+    from rnn_jax.preprocess import letterbox
+
+    capture = cv2.VideoCapture(str(shared_data("video", "Megamind.avi")))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, NO_HAND_SHOTS[1][0])
+    frames = [capture.read()[1] for _ in range(6)]
+    capture.release()
+    base = HandFinder.load(hand_models)
+    near = HandFinder(base.palm_session, base.landmark_session, FinderConfig(), base.face_session)
+    always = HandFinder(base.palm_session, base.landmark_session, FinderConfig(near_face=None), base.face_session)
+    for finder in (near, always):
+        for frame in frames:
+            assert finder.find(frame) == []
+    assert near.stats.palm_runs <= 2  # the whole frame (+ one routine look)
+    assert always.stats.palm_runs >= 10  # the whole frame and every tile
+    photo = shared_data("hagrid-sample", "hagrid_dataset", "fist", "1a1c385a-7ab5-49a0-8291-99b804d8ec38.jpg")
+    frame = letterbox(cv2.imread(str(photo)), 640)  # (face 0.25 of the frame)
+    near.reset()
+    near.stats.palm_runs = 0
+    assert len(near.find(frame)) == 1 and near.stats.palm_runs == 1  # the fist, from the whole frame alone
+    for _ in range(4):
+        near.find(frame)
+    assert near.stats.palm_runs >= 1 + 9  # then every tile, for the other hand
+
+
 def test_search_budget_average_is_its_rate() -> None:
     """Whatever happens (a scene that never stops moving, something appearing, hands lost again and
     again), the looks average at most the rate, plus what the bucket held at the start and its debt."""

@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--video", default=str(SHARED / "video" / "Megamind.avi"),
                         help="video file for the live loop (skipped with a message when absent)")
     parser.add_argument("--no-torch", action="store_true", help="do not use PyTorch even if it is installed")
+    parser.add_argument("--budget-vs", default=None, metavar="COMMIT",
+                        help="budget section: also time this commit's finder with today's default --hand-search "
+                             "fields, in the same rounds (a before/after of a finder change)")
     return parser
 
 
@@ -188,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                   data_root=data if (data / "train").is_dir() else None,
                   video=video if video.is_file() else None,
                   torch_ok=not args.no_torch and torch_available(),
-                  models=[m.strip() for m in args.models.split(",")] if args.models else None)
+                  models=[m.strip() for m in args.models.split(",")] if args.models else None,
+                  budget_vs=args.budget_vs)
     if ctx.torch_ok:
         from tools.benchkit.torch_ref import setup_threads
 

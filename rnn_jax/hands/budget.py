@@ -29,7 +29,8 @@ import numpy as np
 MOTION_SCALE = 8  # the motion picture is 1/8 of the frame per side (80x60 for 640x480)
 MOTION_DELTA = 12  # grey levels (of 255) a pixel of the small picture must change by to count as changed
 # share of the small picture changed since the previous frame that makes a new scene (HaGRID's
-# next photo; Megamind's shot changes 0.52-0.66, its frames within a shot at most 0.09-0.34 at p99)
+# next photo; Megamind's shot changes 0.52-0.66, its frames within a shot at most 0.09-0.34 at p99),
+# when the frame before it was steady (under half this changed: see SearchBudget.see)
 CUT_FRACTION = 0.3
 CELL = 5  # small-picture pixels per side of a cell of the activity map (40 frame pixels at MOTION_SCALE 8)
 ACTIVITY_DECAY = 0.95  # per frame: each cell's usual share of changed pixels is its recent peak, fading ~5% a frame
@@ -87,6 +88,7 @@ class SearchBudget:
     hot: Region | None = None  # where something appeared lately (frame pixels), not looked at yet
     hot_at: int = -1  # the frame it appeared on
     lent: int = 0  # looks a lost hand may still take at once, in debt (:meth:`restart`)
+    change: float = 0.0  # share of the small picture that changed on the previous frame (:meth:`see`)
 
     def earn(self, rate: float) -> None:
         """One frame with a hand missing passes: ``rate`` palm runs' worth of tokens (capped at ``burst``)."""
@@ -94,13 +96,18 @@ class SearchBudget:
 
     def see(self, small: np.ndarray, frame: int, regions: int) -> bool:
         """Once per frame, before any plan: is it a new scene (``CUT_FRACTION`` of the small picture
-        changed since the previous frame)? A new scene earns a look at each of its ``regions``
-        (HaGRID's next photo in its val video showed a small gesture hand in the 5th tile only after
-        23 frames at the idle rate) and drops the looks around lost hands (they are not there now).
+        changed since the previous frame, after a steady frame: less than half that changed on the one
+        before)? A cut and the next photo jump from a still picture (Megamind's cut: 0.00 -> 0.61);
+        wind in a tree or a body moving close builds up over frames (the tree: 0.14 -> 0.27 -> 0.34,
+        each such gust was a new scene and its ten looks before this rule). A new scene earns a look
+        at each of its ``regions`` (HaGRID's next photo in its val video showed a small gesture hand in
+        the 5th tile only after 23 frames at the idle rate) and drops the looks around lost hands.
         Compared with the previous frame, not the last look: a picture held still is a new scene on
         its first frame only."""
-        cut = self.prev is None or self.prev.shape != small.shape or (  # (the first frame is one too)
-            changed_fraction(small, self.prev, None) >= CUT_FRACTION)
+        first = self.prev is None or self.prev.shape != small.shape  # (the first frame is one too)
+        change = 0.0 if first else changed_fraction(small, self.prev, None)
+        cut = first or (change >= CUT_FRACTION and self.change < CUT_FRACTION / 2)
+        self.change = change
         if self.hot is not None and frame - self.hot_at > HOT_FRAMES:
             self.hot = None  # nothing was looked at there in time: forget it
         if self.prev is not None and self.prev.shape == small.shape and not cut:

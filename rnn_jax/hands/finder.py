@@ -152,6 +152,15 @@ class FinderConfig:
     # about as fast as before the budget (whole frame + 2 tiles per frame). HaGRID val live (photos held
     # 12 frames, the first 6 not scored): 95.8% right with 3, 94.8% with 2, 92.8% with 1
     scene_looks_per_frame: int = field(default=3, repr=False)
+    # a new scene with a face at least this share of the frame's long side in view (a person near the
+    # camera, whose hands are big enough for the whole frame's look) is looked at whole first, alone;
+    # its tiles follow only if that look found a hand (the other hand may be small or half hidden).
+    # An idle new scene then costs one palm run instead of 1 + tile_grid**2 (Megamind's no-hand shots:
+    # 20 of 41 palm runs were its two new scenes). The face model (~1 ms) runs once per new scene;
+    # without it, or None: every new scene gets its tiles. 0.18 chosen on 500 HaGRID *train* photos
+    # (tools/near_face.py, docs/performance.md): of the 80 whose largest face is >= 0.18, 3 had a hand only
+    # a tile found; Megamind's faces are 0.19-0.42
+    near_face: float | None = field(default=0.18, repr=False)
 
     def __post_init__(self) -> None:
         if self.tile_grid < 0 or not 0.1 <= self.tile_fraction <= 1.0:
@@ -173,10 +182,12 @@ class FinderConfig:
         if self.redetect_every < 1:
             raise ValueError(f"redetect_every must be >= 1, got {self.redetect_every}")
         if (not 0.0 <= self.motion_threshold < 1.0 or self.max_search_gap < 1 or self.search_lag < 0
-                or self.reject_memory < 0 or self.scene_looks_per_frame < 1):
+                or self.reject_memory < 0 or self.scene_looks_per_frame < 1
+                or not (self.near_face is None or 0.0 < self.near_face <= 1.0)):
             raise ValueError(f"need motion_threshold in [0, 1), max_search_gap, scene_looks_per_frame >= 1, "
-                             f"search_lag, reject_memory >= 0, got {self.motion_threshold}, {self.max_search_gap}, "
-                             f"{self.scene_looks_per_frame}, {self.search_lag}, {self.reject_memory}")
+                             f"search_lag, reject_memory >= 0, near_face None or in (0, 1], got "
+                             f"{self.motion_threshold}, {self.max_search_gap}, {self.scene_looks_per_frame}, "
+                             f"{self.search_lag}, {self.reject_memory}, {self.near_face}")
 
 
 @dataclass
@@ -210,6 +221,7 @@ class HandFinder:
         self._executor: ThreadPoolExecutor | None = None
         self._rejected: list[tuple[np.ndarray, int]] = []  # (palm box cxcywh, frame) turned down lately
         self._small: np.ndarray | None = None  # this frame's motion picture (budget)
+        self._near_cut = -2  # the last new scene with a near person in view (its tiles wait for its whole frame)
 
     def _fresh_budget(self) -> SearchBudget:
         cfg = self.config
@@ -233,6 +245,7 @@ class HandFinder:
             self._pending = None
         self._budget = self._fresh_budget()
         self._rejected = []
+        self._near_cut = -2
 
     def close(self) -> None:
         """Stop the search worker thread (if ``search_lag`` started one)."""
@@ -377,6 +390,7 @@ class HandFinder:
         lost = [h for h in self._tracked if all(h.track_id != o.track_id for o in hands)]
         if budgeted and self._tracked and not lost and self._budget.cut_at == frame_no:
             self._budget.scene_looks = 0  # the same hands in a changed picture (a held photo of the hand): no new scene
+            self._near_cut = -2
         before, self._before = self._before, {h.track_id: h.box for h in self._tracked}
         self._tracked = hands
         if lost:
@@ -407,7 +421,10 @@ class HandFinder:
         grid = search_tiles(rgb.shape, cfg.tile_grid, cfg.tile_fraction)
         if in_frame:
             self._small = motion_image(rgb)
-            budget.see(self._small, frame, 1 + len(grid))
+            if budget.see(self._small, frame, 1 + len(grid)) and self._person_near(rgb):
+                budget.scene_looks, self._near_cut = 1, frame  # the whole frame first, alone
+            elif self._near_cut == frame - 1 and self._tracked:
+                budget.scene_looks = len(grid)  # it found a hand: the tiles look for the other one
         missing = len(self._tracked) < cfg.max_hands
         if in_frame and missing:
             budget.earn(cfg.idle_palm_rate)
@@ -431,6 +448,13 @@ class HandFinder:
             self._executor = ThreadPoolExecutor(1, "palm-search", initializer=_lower_priority)
         self._pending = (frame + cfg.search_lag, self._executor.submit(self._palms_of, rgb.copy(), areas))
         return []
+
+    def _person_near(self, rgb: np.ndarray) -> bool:
+        """Is a face at least ``near_face`` of the frame's long side in view (see FinderConfig)?"""
+        if self.config.near_face is None or self.face_session is None:
+            return False
+        limit = self.config.near_face * max(rgb.shape[:2])
+        return any(float(face[2]) >= limit for face in self.detect_faces(rgb))
 
     def _palms_of(self, rgb: np.ndarray, areas: list[tuple[int, int, int] | None]) -> list[tuple[Palm, bool]]:
         """Palms in the whole frame (area None) and in tiles (marked tile-only); a tile's palm that the

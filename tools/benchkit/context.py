@@ -29,6 +29,7 @@ class Context:
     peak_gflops: float | None = None
     torch_ok: bool = False
     models: list[str] | None = None  # train section: only these labels (e.g. resnet-small, mlp-tiny)
+    budget_vs: str | None = None  # budget section: also this commit's default hand search, side by side
     cache: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -34,13 +34,18 @@ PROBE = Path(__file__).with_name("finder_probe.py")
 SAMPLES_ENV = "RNN_JAX_OPENCV_SAMPLES"  # OpenCV's sample data (Debian opencv-doc: .../examples/data)
 SAMPLES_DEFAULT = Path("/usr/share/doc/opencv-doc/examples/data")
 MEGAMIND_NO_HAND = ((98, 153), (200, 269))  # the man alone, then the face close-up (tests/test_hands.py)
-def finders() -> dict[str, tuple[str, dict]]:
-    """label -> ("baseline" or "" for this checkout, FinderConfig fields): the live modes of today."""
+def finders(vs: str | None = None) -> dict[str, tuple[str, dict]]:
+    """label -> (the commit whose files run it, "" for this checkout; FinderConfig fields): the
+    baseline, today's every-frame and default modes, and with ``vs`` that commit's finder under
+    today's default mode's fields."""
     from rnn_jax.live.settings import DEFAULT_HAND_SEARCH, HAND_SEARCH
 
-    return {f"{BASELINE} (before tiles)": ("baseline", {}),
-            "today --hand-search every-frame": ("", HAND_SEARCH["every-frame"]),
-            f"today --hand-search {DEFAULT_HAND_SEARCH}": ("", HAND_SEARCH[DEFAULT_HAND_SEARCH])}
+    rows = {f"{BASELINE} (before tiles)": (BASELINE, {}),
+            "today --hand-search every-frame": ("", HAND_SEARCH["every-frame"])}
+    if vs:
+        rows[f"{vs} --hand-search {DEFAULT_HAND_SEARCH}"] = (vs, HAND_SEARCH[DEFAULT_HAND_SEARCH])
+    rows[f"today --hand-search {DEFAULT_HAND_SEARCH}"] = ("", HAND_SEARCH[DEFAULT_HAND_SEARCH])
+    return rows
 
 
 def _writer(path: Path, size: tuple[int, int]):
@@ -138,9 +143,9 @@ def make_videos(ctx: Context, folder: Path) -> dict[str, tuple[Path, int | None]
     return videos
 
 
-def baseline_tree(folder: Path) -> Path | None:
-    """The baseline commit's files, unpacked (git archive) into ``folder``; None without git history."""
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", BASELINE, "rnn_jax"], capture_output=True)
+def baseline_tree(folder: Path, commit: str = BASELINE) -> Path | None:
+    """A commit's files, unpacked (git archive) into ``folder``; None without it in git history."""
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", commit, "rnn_jax"], capture_output=True)
     if archive.returncode != 0:
         return None
     folder.mkdir(parents=True, exist_ok=True)
@@ -217,10 +222,12 @@ def section_budget(ctx: Context) -> Section:
         return sec
     tmp = Path(tempfile.mkdtemp(prefix="rnn_jax_budget_"))
     try:
-        base = baseline_tree(tmp / "baseline")
-        candidates = {k: v for k, v in finders().items() if v[0] != "baseline" or base is not None}
-        if base is None:
-            sec.notes.append(f"{BASELINE} is not in this checkout's history: today's code only")
+        trees: dict[str, Path | None] = {"": REPO}
+        for commit in {where for where, _ in finders(ctx.budget_vs).values() if where}:
+            trees[commit] = baseline_tree(tmp / commit, commit)
+            if trees[commit] is None:
+                sec.notes.append(f"{commit} is not in this checkout's history: left out")
+        candidates = {k: v for k, v in finders(ctx.budget_vs).items() if trees[v[0]] is not None}
         videos = make_videos(ctx, tmp)
         if not videos:
             sec.skipped = "no video: ../shared/data/video/Megamind.avi is absent"
@@ -233,7 +240,7 @@ def section_budget(ctx: Context) -> Section:
                 order = labels if r % 2 == 0 else labels[::-1]  # alternate who goes first
                 for label in order:
                     where, fields = candidates[label]
-                    tree = base if where == "baseline" else REPO
+                    tree = trees[where]
                     progress(f"budget: round {r + 1}/{rounds}, {name}, {label}")
                     passes.setdefault((name, label), []).append(
                         probe(tree, video, fields, tmp / "probe.json"))
