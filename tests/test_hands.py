@@ -413,6 +413,42 @@ def test_a_real_hand_swiped_at_15_fps_stays_tracked(hand_models: Path) -> None:
         assert all(len(ids) == 1 for ids in moving) and len({ids[0] for ids in moving}) == 1, seen
 
 
+def test_lag_shift_follows_a_moved_picture() -> None:
+    """The picture around a palm found a frame ago is found again where it moved (a swipe), and a
+    still or featureless one does not move."""
+    from rnn_jax.hands.finder import lag_shift
+
+    then = _scene(3)
+    now = np.roll(then, (-10, 40), axis=(0, 1))  # 40 px right, 10 up
+    dx, dy = lag_shift(then, now, np.array([300.0, 240.0, 60.0, 60.0]))
+    assert abs(dx - 40) <= 2 and abs(dy + 10) <= 2
+    assert lag_shift(then, then, np.array([300.0, 240.0, 60.0, 60.0])) == (0.0, 0.0)
+    flat = np.full_like(then, 120)
+    assert lag_shift(flat, flat, np.array([300.0, 240.0, 60.0, 60.0])) == (0.0, 0.0)
+
+
+def test_a_hand_lost_in_a_fast_swipe_is_found_where_it_went(hand_models: Path) -> None:
+    """A real HaGRID val hand held still, then moved 75 px a frame (a fast swipe at 15 frames/s, more
+    than the look-ahead keeps): once lost, the palm the search beside the loop finds is moved to where
+    its picture went before the landmark model looks (else it looked a frame behind the hand, turned
+    it down frame after frame, and the swipe's rest went unseen), and the hand is tracked on."""
+    from rnn_jax.hands import HandFinder
+    from rnn_jax.live.settings import DEFAULT_HAND_SEARCH, finder_config
+    from tools.motion_videos import FRAME, load_crops, paste
+
+    crops = load_crops(shared_data("hagrid-sample"))["open"][:2]
+    finder = HandFinder.load(hand_models, threads=1, config=finder_config(DEFAULT_HAND_SEARCH, 2))
+    for crop in crops:
+        finder.reset()
+        seen = []
+        for k in range(18):
+            frame = crop.background.copy()
+            paste(frame, crop.image, (80.0 + 75.0 * max(0, k - 10), FRAME[1] / 2))
+            seen.append([h.track_id for h in finder.find(frame)])
+        last = seen[-4:]  # the swipe's last frames: one hand, one id
+        assert all(len(ids) >= 1 for ids in last) and len({ids[-1] for ids in last}) == 1, seen
+
+
 def test_search_budget_looks_only_where_the_picture_changed() -> None:
     """A still scene costs one look per region, then nothing; something appearing in a corner gets
     its tile looked at at once; a lost hand's surroundings come first, borrowed from the bucket."""

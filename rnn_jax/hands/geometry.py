@@ -113,6 +113,7 @@ class Palm:
     score: float
     box: np.ndarray  # (cx, cy, w, h)
     keypoints: np.ndarray  # (7, 2)
+    step: tuple[float, float] = (0.0, 0.0)  # its picture's move per frame since it was searched (a lagged search)
 
 
 def decode_ssd(raw: np.ndarray, logits: np.ndarray, box: Letterbox, anchors: np.ndarray, keypoints: int,
