@@ -227,14 +227,14 @@ def render(g: Gesture, crops: dict[str, list[Crop]], fps: float, path: Path, rng
 
 
 def run_video(path: Path, static: Path, motion: Path, threads: int, hand_search: str,
-              record: Path | None = None) -> dict:
+              record: Path | None = None, rules: Any = None) -> dict:
     """``path`` through ``rnn_jax.live`` (finder, static and motion models): its dynamic events started,
     the share of frames with a hand; with ``record``, every frame's hands saved there (:func:`save_hands`)."""
     from rnn_jax.live import iter_predictions
     from rnn_jax.live.motion import MotionModel
 
     events, frames, with_hand, seen = [], 0, 0, []
-    model = MotionModel.load(motion, threads=threads)
+    model = MotionModel.load(motion, threads=threads, rules=rules)
     with iter_predictions(static, str(path), hands="on", motion=model, threads=threads,
                           hand_search=hand_search) as stream:
         for rec in stream:
@@ -314,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--hand-search", default="balanced",
                    help="the finder's search budget, as rnn_jax.live --hand-search (default %(default)s)")
+    p.add_argument("--rules", choices=("default", "off"), default="default",
+                   help="the live decoding rules (rnn_jax.live.motion_rules): default, or off (the decoding before "
+                        "them) (default %(default)s)")
     p.add_argument("--replay", type=Path, default=None,
                    help="a folder of an earlier run: decode its stored hands with --motion (no rendering, no finder)")
     p.add_argument("--out", type=Path, default=None,
@@ -331,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         raise DataError(f"--per-gesture must be >= 1, got {args.per_gesture}")
     out = args.out or Path(tempfile.mkdtemp(prefix="motion-videos-"))
     if args.replay is not None:
-        rows, rates = replay(args.replay, args.motion, args.threads, args.static)
+        rows, rates = replay(args.replay, args.motion, args.threads, args.static, chosen_rules(args.rules))
     else:
         rows, rates = render_and_run(args, out)
     print(table(rows, rates))
@@ -340,6 +343,12 @@ def main(argv: list[str] | None = None) -> int:
                                                  indent=1))
     print(f"wrote {out / 'results.json'}")
     return 0
+
+
+def chosen_rules(name: str) -> Any:
+    from rnn_jax.live.motion_rules import DEFAULT_RULES, NO_RULES
+
+    return NO_RULES if name == "off" else DEFAULT_RULES
 
 
 def render_and_run(args: argparse.Namespace, out: Path) -> tuple[list[dict], list[float]]:
@@ -357,7 +366,8 @@ def render_and_run(args: argparse.Namespace, out: Path) -> tuple[list[dict], lis
                 name = f"{gi:02d}-{k}-{fps:g}fps"
                 path = folder / f"{name}.avi"
                 row = {"video": name} | render(g, crops, fps, path, rng) | run_video(
-                    path, args.static, args.motion, args.threads, args.hand_search, out / "hands" / f"{name}.npz")
+                    path, args.static, args.motion, args.threads, args.hand_search, out / "hands" / f"{name}.npz",
+                    chosen_rules(args.rules))
                 rows.append(score(row, g))
                 if not args.keep_videos:
                     path.unlink(missing_ok=True)
@@ -369,7 +379,7 @@ def render_and_run(args: argparse.Namespace, out: Path) -> tuple[list[dict], lis
     return rows, rates
 
 
-def replay(folder: Path, motion: Path, threads: int, static: Path) -> tuple[list[dict], list[float]]:
+def replay(folder: Path, motion: Path, threads: int, static: Path, rules: Any = None) -> tuple[list[dict], list[float]]:
     """Decode the stored hands of an earlier run (``folder``) with ``motion``; the rows and the rates."""
     from rnn_jax.live.motion import MotionModel
     from rnn_jax.runtime.landmark_predictor import LandmarkPredictor
@@ -381,7 +391,7 @@ def replay(folder: Path, motion: Path, threads: int, static: Path) -> tuple[list
     if not old or "video" not in old[0]:
         raise DataError(f"{results}: made before hands were stored (no 'video' field): render it again")
     n_static = len(LandmarkPredictor.load(static, threads=threads).class_names)
-    model = MotionModel.load(motion, threads=threads)
+    model = MotionModel.load(motion, threads=threads, rules=rules)
     by_name = {g.name: g for g in GESTURES}
     rows = []
     for r in old:

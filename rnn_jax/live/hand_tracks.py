@@ -155,7 +155,7 @@ class HandTracks:
         tracker = self.motion_trackers.get(track_id)
         if tracker is None:
             tracker = self.motion_trackers[track_id] = self.motion.tracker()
-        state = tracker.update(probs, index)
+        state = tracker.update(self.motion.gate(track_id, probs), index)  # rnn_jax.live.motion_rules
         return ({"motion": state.label, "motion_top": state.top_label, "motion_confidence": state.confidence},
                 [replace(e, hand=track_id, dynamic=True) for e in state.events])
 

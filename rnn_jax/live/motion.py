@@ -30,6 +30,14 @@ from rnn_jax.hands.motion_features import (
     motion_version,
     view_coords,
 )
+from rnn_jax.live.motion_rules import (
+    DEFAULT_RULES,
+    MotionRules,
+    Trace,
+    size_flicker,
+    unsteady,
+    vetoed,
+)
 from rnn_jax.live.smoothing import GestureConfig, GestureTracker, SmoothingConfig
 
 # classes that never start an event: the hand held still, and "no motion gesture"
@@ -52,7 +60,7 @@ class MotionModel:
     relinked, duplicate tracks left out of partners and events."""
 
     def __init__(self, predictor: Any, gesture: GestureConfig = DEFAULT_MOTION_GESTURE,
-                 min_track_age: float = DEFAULT_MIN_TRACK_AGE) -> None:
+                 min_track_age: float = DEFAULT_MIN_TRACK_AGE, rules: MotionRules = DEFAULT_RULES) -> None:
         if not min_track_age >= 0:
             raise ConfigError(f"the motion model's minimum track age must be >= 0 s, got {min_track_age}")
         if not is_motion_info(predictor.info):
@@ -77,11 +85,17 @@ class MotionModel:
         self.relinked: dict[int, int] = {}  # this frame: a new track id -> the lost hand it continues
         self.duplicates: set[int] = set()  # this frame: tracks on the same hand as an older track
         self.active_at: dict[int, float] = {}  # each hand's last frame with motion (moving_now), s
+        self.rules = rules  # the decoding rules (rnn_jax.live.motion_rules)
+        self.drag_at: dict[int, float] = {}  # each hand's last frame whose top class was drag, s
+        self.unsteady_at: dict[int, float] = {}  # each hand's last frame with unsteady landmarks, s
+        self.traces: dict[int, Trace] = {}  # each hand's recent frames (the evidence rule)
+        self.jumps: dict[int, tuple[float, float] | None] = {}  # each hand's last size jump (time, log ratio)
+        self._memos = (self.active_at, self.drag_at, self.unsteady_at, self.traces, self.jumps)  # follow a hand through a relink
 
     @classmethod
     def load(cls, path: str | Path, threads: int | None = 1, threshold: float | None = None,
              stable_frames: int | None = None, smoothing: str | SmoothingConfig | None = None,
-             min_track_age: float | None = None) -> MotionModel:
+             min_track_age: float | None = None, rules: MotionRules | None = None) -> MotionModel:
         """Load ``path``; ``threshold`` None = the file's reject_threshold, else the default (0.6);
         ``min_track_age`` (seconds) None = :data:`DEFAULT_MIN_TRACK_AGE`."""
         from rnn_jax.runtime.landmark_predictor import LandmarkPredictor, is_landmark_model
@@ -98,7 +112,8 @@ class MotionModel:
         chosen = threshold if threshold is not None else predictor.info.reject_threshold
         gesture = GestureConfig(smoothing or base.smoothing, base.threshold if chosen is None else float(chosen),
                                 stable_frames or base.stable_frames)
-        return cls(predictor, gesture, DEFAULT_MIN_TRACK_AGE if min_track_age is None else min_track_age)
+        return cls(predictor, gesture, DEFAULT_MIN_TRACK_AGE if min_track_age is None else min_track_age,
+                   DEFAULT_RULES if rules is None else rules)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -112,11 +127,13 @@ class MotionModel:
     def tracker(self) -> GestureTracker:
         return GestureTracker(self.class_names, self.gesture, background=MOTION_BACKGROUND)
 
-    def step(self, track_ids: list[int], views: np.ndarray, now: float | None = None) -> np.ndarray:
+    def step(self, track_ids: list[int], views: np.ndarray, now: float | None = None,
+             flagged: set[int] | frozenset[int] = frozenset()) -> np.ndarray:
         """User-view landmarks [n, 21, 2] of this frame's hands at time ``now`` (s; None = one nominal
         frame after the last) -> probabilities [n, C]; states advanced. A hand not in ``track_ids`` is
         kept aside for :data:`RELINK_S`: a new track that appears near where it was continues it
-        (``relinked``: the finder lost a fast hand for a few frames, or gave it a new id)."""
+        (``relinked``: the finder lost a fast hand for a few frames, or gave it a new id). ``flagged``:
+        hands whose landmarks the finder gave unsteady this frame (low presence, at the frame's edge)."""
         k = len(self.class_names)
         now = self.now + NOMINAL_DT if now is None else float(now)
         self.now = now
@@ -145,9 +162,24 @@ class MotionModel:
         for t, f in zip(track_ids, feats):
             if moving_now(f):
                 self.active_at[t] = now
+            prev = self.previous.get(t)
+            if self.rules.evidence_s is not None or self.rules.max_turn is not None:
+                other = self.partners.get(t)
+                pd = None if other is None else float(np.hypot(stats[t].centre[0] - stats[other].centre[0],
+                                                               stats[t].centre[1] - stats[other].centre[1]))
+                trace = self.traces.setdefault(t, Trace(max(self.rules.evidence_s or 0.0, self.rules.turn_s)))
+                trace.add(now, stats[t].tip, stats[t].centre, stats[t].size, stats[t].spread, pd)
+            flicker, self.jumps[t] = size_flicker(self.rules, now, None if prev is None else stats[t].size / prev.size,
+                                                  self.jumps.get(t))
+            if flicker or t in flagged:
+                self.unsteady_at[t] = now
         fresh = [t for t in track_ids if t not in self.states]
         state = np.concatenate([self.states.get(t, self.predictor.initial_state(1)) for t in track_ids])
         probs, new_state = self.predictor.predict(np.stack(feats), state)
+        drag = self.class_names.index("drag") if "drag" in self.class_names else -1
+        for t, p in zip(track_ids, probs):
+            if int(np.argmax(p)) == drag:
+                self.drag_at[t] = now
         self.states = {t: new_state[i:i + 1] for i, t in enumerate(track_ids)}
         self.previous = stats  # each hand's stats, for its next frame and its partner's
         self.seen_at = {t: now for t in track_ids}
@@ -161,7 +193,8 @@ class MotionModel:
                             self.seen_at.pop(t, now))
         for t in [t for t, rec in self.lost.items() if now - rec[3] > RELINK_S]:
             del self.lost[t]
-            self.active_at.pop(t, None)
+            for memo in self._memos:
+                memo.pop(t, None)
 
     def _relink(self, t: int, stats: HandStats) -> None:
         """A new track near where a lost hand was (within RELINK_DISTANCE) takes over its state and times."""
@@ -174,8 +207,9 @@ class MotionModel:
         if best is not None:
             self.states[t], self.previous[t], self.first_seen[t], self.seen_at[t] = self.lost.pop(best)
             self.relinked[t] = best
-            if best in self.active_at:
-                self.active_at[t] = self.active_at.pop(best)
+            for memo in self._memos:
+                if best in memo:
+                    memo[t] = memo.pop(best)
 
     def old_enough(self, track_id: int) -> bool:
         """Has this hand been tracked for ``min_track_age`` seconds (from its first frame to this one)?
@@ -184,15 +218,38 @@ class MotionModel:
         return (first is not None and track_id not in self.duplicates
                 and self.now - first >= self.min_track_age - 1e-9)
 
+    def gate(self, track_id: int, probs: np.ndarray) -> np.ndarray:
+        """``probs`` of one hand with the classes it may not start now (:func:`rnn_jax.live.motion_rules.vetoed`)
+        moved to ``no_motion``."""
+        partner = self.partners.get(track_id)
+        first = self.first_seen.get(partner) if partner is not None else None
+        trace = self.traces.get(track_id)
+        out = vetoed(self.rules, self.now, changes=None if trace is None else trace.changes(),
+                     turn=0.0 if trace is None or self.rules.max_turn is None else trace.turn(self.rules.turn_s, self.rules.turn_move),
+                     drag_at=self.drag_at.get(track_id),
+                     unsteady_at=self.unsteady_at.get(track_id),
+                     partner_age=None if partner is None else self.now - (self.now if first is None else first))
+        if not out or "no_motion" not in self.class_names:
+            return probs
+        names = self.class_names
+        veto = np.array([(n in out or "*" in out) and n not in MOTION_BACKGROUND for n in names])
+        if not veto.any():
+            return probs
+        probs = np.array(probs, np.float32, copy=True)
+        probs[names.index("no_motion")] += probs[veto].sum()
+        probs[veto] = 0.0
+        return probs
+
     def classify(self, hands: list, frame_shape: tuple[int, ...], now: float | None = None) -> np.ndarray:
         """This frame's hands (``rnn_jax.hands.Hand``) at time ``now`` (s) -> probabilities [len(hands), C]."""
         h, w = frame_shape[:2]
         views = np.stack([view_coords(hand.landmarks, (w, h)) for hand in hands]) if hands else np.zeros((0, 21, 2))
-        return self.step([hand.track_id for hand in hands], views, now)
+        flagged = {hand.track_id for hand in hands if unsteady(self.rules, hand.presence, hand.box, (w, h))}
+        return self.step([hand.track_id for hand in hands], views, now, flagged)
 
     def reset(self) -> None:
         for d in (self.states, self.previous, self.seen_at, self.first_seen, self.partners, self.lost, self.relinked,
-                  self.active_at):
+                  *self._memos):
             d.clear()
         self.duplicates = set()
 

@@ -1,0 +1,189 @@
+"""Decoding rules of dynamic gestures live: which classes a hand may *start* this frame (numpy only).
+
+The motion model reads each hand's last frames; these rules veto a class before the hand's
+motion tracker sees it (its probability goes to ``no_motion``), where what the model saw cannot
+be that gesture. Each rule is a fact about the gesture, not about the model, and each was found
+by the pixel-level check (``tools/motion_videos.py``, tuned on its ``tune`` people only):
+
+- **what it is made of** (``evidence_s``): each gesture changes something, and over the last
+  ``evidence_s`` seconds of the hand (its :class:`Trace`) that something must have changed by more
+  than landmark jitter: a swipe, circle or drag moved the fingertip or the hand's centre by
+  ``move``; a tap or one-hand zoom changed the thumb-index spread by ``spread``; a two-hand zoom
+  changed the hands' distance by ``move`` (or the spread, one-handed); a drop changed the spread or
+  the hand's log size by ``spread``. A hand just found has changed nothing yet: the model, seeing
+  an open hand appear, read it as the end of a ``drop`` (a fist that opened), a fist as a closing
+  ``zoom_out``, an L or two fingers as a pinch. Ranges, not per-frame rates: jitter does not add up.
+- **straight swipes** (``max_turn``, ``turn_s``): a swipe is a straight stroke. While the hand's
+  centre turns by more than ``max_turn`` degrees between the two halves of its last ``turn_s``
+  seconds (each half moving at least ``turn_move``), no swipe starts: a circle's first arc looked
+  like a swipe to the model.
+- **drop after drag** (``drop_after_s``): a ``drop`` is the fist opening after its move; it
+  starts only if the model's top class for that hand was ``drag`` within the last ``drop_after_s``.
+- **steady landmarks** (``size_jump``, ``flicker_s``, ``min_presence``, ``edge``, ``unsteady_s``): the
+  pose-change gestures (tap, double tap, drop, one-hand zoom) are read from the landmarks' shape;
+  while the finder's landmarks of that hand flicker in size (a jump of more than ``size_jump`` in
+  log size, then one back within ``flicker_s``), its presence score is low or its box touches the
+  frame's edge, and for ``unsteady_s`` after, they start nothing (the hand holding a glass in
+  Megamind.avi: its landmarks' size jumps back and forth by up to 25% from frame to frame).
+- **settled partner** (``partner_age_s``): a hand whose nearest other hand has been tracked for
+  under ``partner_age_s`` starts no zoom (the finder settling on a second hand is no zoom).
+
+:data:`NO_RULES` turns every rule off (the decoding before these rules).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from rnn_jax.errors import ConfigError
+
+POSE_CHANGE = ("tap", "double_tap", "drop", "zoom_in", "zoom_out")  # read from the hand's shape
+ZOOM = ("zoom_in", "zoom_out")
+MOVES = ("swipe_left", "swipe_right", "swipe_up", "swipe_down", "circle_cw", "circle_ccw", "drag")
+
+
+@dataclass(frozen=True)
+class MotionRules:
+    """Thresholds of the decoding rules (module docstring); ``None`` turns a rule off."""
+
+    evidence_s: float | None = 0.8
+    move: float = 0.08  # short sides: a gesture's own change over evidence_s (jitter stays under ~0.01)
+    spread: float = 0.25  # thumb-index spread / hand size (and log size, for drop)
+    max_turn: float | None = 30.0  # degrees
+    turn_s: float = 0.2
+    turn_move: float = 0.03  # short sides each half must move for a heading (a swipe's slow end has none)
+    drop_after_s: float | None = 1.5
+    size_jump: float | None = 0.1
+    min_presence: float | None = 0.5
+    edge: float | None = 0.01  # of the frame's short side: a landmark box within this of an edge
+    flicker_s: float = 0.4
+    unsteady_s: float = 0.6
+    partner_age_s: float | None = 0.25
+
+    def __post_init__(self) -> None:
+        for name in ("evidence_s", "max_turn", "drop_after_s", "size_jump", "min_presence", "edge", "partner_age_s"):
+            value = getattr(self, name)
+            if value is not None and not value >= 0:
+                raise ConfigError(f"motion rule {name} must be >= 0 or None, got {value}")
+        for name in ("flicker_s", "unsteady_s", "move", "spread", "turn_s", "turn_move"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"motion rule {name} must be >= 0, got {getattr(self, name)}")
+
+
+DEFAULT_RULES = MotionRules()
+NO_RULES = MotionRules(evidence_s=None, max_turn=None, drop_after_s=None, size_jump=None, min_presence=None, edge=None,
+                       unsteady_s=0.0, partner_age_s=None)
+
+
+class Trace:
+    """One hand's recent frames (time, fingertip, centre, log size, spread, partner distance), for the
+    evidence rule: the range of each over the last ``keep`` seconds."""
+
+    def __init__(self, keep: float) -> None:
+        self.keep = keep
+        self.rows: deque[tuple[float, ...]] = deque()
+
+    def add(self, now: float, tip: tuple[float, float], centre: tuple[float, float], size: float, spread: float,
+            partner_distance: float | None) -> None:
+        self.rows.append((now, *tip, *centre, math.log(max(size, 1e-9)), spread,
+                          math.nan if partner_distance is None else partner_distance))
+        while self.rows and now - self.rows[0][0] > self.keep:
+            self.rows.popleft()
+
+    def turn(self, span: float, least: float = 0.01) -> float:
+        """Degrees between the centre's displacement in the first and in the second half of the last
+        ``span`` seconds (0 when either half moved under ``least`` short sides: a hand at rest has no heading)."""
+        if len(self.rows) < 3:
+            return 0.0
+        now = self.rows[-1][0]
+        p = [(r[3], r[4]) for r in self.rows if now - r[0] <= span + 1e-9]
+        if len(p) < 3:
+            return 0.0
+        m = len(p) // 2
+        (ax, ay), (bx, by) = (p[m][0] - p[0][0], p[m][1] - p[0][1]), (p[-1][0] - p[m][0], p[-1][1] - p[m][1])
+        na, nb = math.hypot(ax, ay), math.hypot(bx, by)
+        if min(na, nb) < least:
+            return 0.0
+        return math.degrees(math.acos(max(-1.0, min(1.0, (ax * bx + ay * by) / (na * nb)))))
+
+    def changes(self) -> dict[str, float]:
+        """Over the kept frames: how far the fingertip or centre got from where it was (``move``), the
+        range of the spread, of the log size and of the partner distance (0 without two frames)."""
+        if len(self.rows) < 2:
+            return {"move": 0.0, "spread": 0.0, "size": 0.0, "pair": 0.0}
+        a = np.array(self.rows)
+        tip, centre = a[:, 1:3], a[:, 3:5]
+        move = max(float(np.ptp(tip, 0).max()), float(np.ptp(centre, 0).max()))
+        pair = a[:, 7][~np.isnan(a[:, 7])]
+        return {"move": move, "spread": float(np.ptp(a[:, 6])), "size": float(np.ptp(a[:, 5])),
+                "pair": float(np.ptp(pair)) if len(pair) > 1 else 0.0}
+
+
+def unmade(rules: MotionRules, changes: dict[str, float], has_partner: bool) -> set[str]:
+    """The gestures whose own change is missing from ``changes`` (:meth:`Trace.changes`)."""
+    if rules.evidence_s is None:
+        return set()
+    out: set[str] = set()
+    if changes["move"] < rules.move:
+        out.update(MOVES)
+    spread = changes["spread"] >= rules.spread
+    if not spread:
+        out.update(("tap", "double_tap"))
+        if not (has_partner and changes["pair"] >= rules.move):
+            out.update(ZOOM)
+        if changes["size"] < rules.spread:
+            out.add("drop")
+    return out
+
+
+def vetoed(rules: MotionRules, now: float, *, changes: dict[str, float] | None, drag_at: float | None,
+           unsteady_at: float | None, partner_age: float | None, turn: float = 0.0) -> set[str]:
+    """The classes this hand may not start now (``changes``: its :meth:`Trace.changes`; ``*_at``: the last
+    time, s, it showed ``drag`` / had unsteady landmarks; ``partner_age``: its partner's tracked seconds,
+    None when alone; ``turn``: its :meth:`Trace.turn` over ``turn_s``)."""
+    out: set[str] = set()
+    if changes is not None:
+        out |= unmade(rules, changes, partner_age is not None)
+    if rules.max_turn is not None and turn > rules.max_turn:
+        out.update(m for m in MOVES if m.startswith("swipe"))
+    if rules.drop_after_s is not None and (drag_at is None or now - drag_at > rules.drop_after_s):
+        out.add("drop")
+    if unsteady_at is not None and now - unsteady_at <= rules.unsteady_s:
+        out.update(POSE_CHANGE if partner_age is None else ("tap", "double_tap", "drop"))
+    if rules.partner_age_s is not None and partner_age is not None and partner_age < rules.partner_age_s:
+        out.update(ZOOM)
+    return out
+
+
+def unsteady(rules: MotionRules, presence: float | None, box: tuple[float, float, float, float] | None,
+             frame: tuple[int, int]) -> bool:
+    """Is a hand's presence score low or its landmark box (x, y, w, h in pixels) at the edge of the frame
+    (width, height)?"""
+    if rules.min_presence is not None and presence is not None and presence < rules.min_presence:
+        return True
+    if rules.edge is not None and box is not None:
+        w, h = frame
+        margin = rules.edge * min(w, h)
+        x, y, bw, bh = box
+        if x <= margin or y <= margin or x + bw >= w - margin or y + bh >= h - margin:
+            return True
+    return False
+
+
+def size_flicker(rules: MotionRules, now: float, ratio: float | None,
+                 last: tuple[float, float] | None) -> tuple[bool, tuple[float, float] | None]:
+    """A hand's size / its previous frame's (``ratio``) and its last jump (time, log ratio) -> (does its size
+    flicker: a jump over ``size_jump`` back against one within ``flicker_s``; the last jump now). A fist
+    opening (a drop) or a hand coming closer grows one way; the landmarks of a half-hidden hand jump back
+    and forth."""
+    if rules.size_jump is None or ratio is None:
+        return False, last
+    jump = math.log(max(ratio, 1e-9))
+    if abs(jump) <= rules.size_jump:
+        return False, last
+    back = last is not None and now - last[0] <= rules.flicker_s and last[1] * jump < 0
+    return back, (now, jump)
