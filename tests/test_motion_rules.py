@@ -14,7 +14,7 @@ import pytest
 from rnn_jax.errors import ConfigError
 from rnn_jax.hands.finder import Hand
 from rnn_jax.hands.geometry import Rect
-from rnn_jax.hands.motion_features import MOTION_CLASSES, feature_spec
+from rnn_jax.hands.motion_features import MOTION_CLASSES, feature_spec, hand_stats, view_coords
 from rnn_jax.live.hand_tracks import HandTracks
 from rnn_jax.live.motion import MotionModel
 from rnn_jax.live.motion_rules import (
@@ -23,6 +23,7 @@ from rnn_jax.live.motion_rules import (
     POSE_CHANGE,
     MotionRules,
     Trace,
+    finger_extension,
     size_flicker,
     unsteady,
     vetoed,
@@ -54,13 +55,14 @@ class SaysOneClass:
 
 
 def hand(track_id: int, x: float, y: float = 240.0, size: float = 80.0, spread: float = 0.5,
-         presence: float = 0.99) -> Hand:
+         presence: float = 0.99, fist: bool = False) -> Hand:
     """A hand in camera pixels: wrist at (x, y), ``size`` px from wrist to the middle fingertip, its thumb
-    tip ``spread`` x size from the index tip."""
+    tip ``spread`` x size from the index tip; ``fist``: the four fingers curled (tips by the knuckles)."""
     pts = np.zeros((21, 3))
     for finger in range(5):
         for joint in range(4):
-            pts[1 + 4 * finger + joint] = ((-0.3 + 0.15 * finger) * size, -(0.25 + 0.25 * joint) * size, 0)
+            reach = (0.25, 0.31, 0.29, 0.24)[joint] if fist and finger else 0.25 + 0.25 * joint
+            pts[1 + 4 * finger + joint] = ((-0.3 + 0.15 * finger) * size, -reach * size, 0)
     tip = pts[8, :2]
     pts[4, :2] = tip + (spread * size, 0.0)  # the thumb tip, level with the index tip
     pts[:, 0] += x
@@ -141,15 +143,28 @@ def test_turn_needs_a_heading_in_both_halves() -> None:
     assert trace.turn(0.2, 0.03) == pytest.approx(90.0, abs=1.0)
 
 
+# ------------------------------------------------------------------ the hand's shape
+def test_a_moving_fist_is_no_swipe_and_an_open_hand_no_drag() -> None:
+    fist = still(10, fist=True) + [[hand(1, 300 - 20 * i, fist=True)] for i in range(1, 10)]
+    palm = still(10) + [[hand(1, 300 - 20 * i)] for i in range(1, 10)]
+    assert starts(SaysOneClass("swipe_left"), fist) == []
+    assert starts(SaysOneClass("swipe_left"), fist, replace(DEFAULT_RULES, finger_open=None)) == ["swipe_left"]
+    assert starts(SaysOneClass("drag"), palm) == []
+    assert starts(SaysOneClass("drag"), fist) == ["drag"] and starts(SaysOneClass("swipe_left"), palm) == ["swipe_left"]
+    assert finger_extension(hand_stats(view_coords(hand(1, 300, fist=True).landmarks, (W, H))).pose) < 1.2
+    assert finger_extension(hand_stats(view_coords(hand(1, 300).landmarks, (W, H))).pose) > 1.8
+
+
 # ------------------------------------------------------------------ drop after drag
 def test_drop_needs_the_drag_before_it() -> None:
     opening = [[hand(1, 300, size=s, spread=p)] for s, p in ((60, 0.1), (68, 0.25), (76, 0.4), (80, 0.5))]
-    moving_fist = [[hand(1, 200 + 12 * i, size=60, spread=0.1)] for i in range(15)]
+    moving_fist = [[hand(1, 200 + 12 * i, size=60, spread=0.1, fist=True)] for i in range(15)]
     opened = [[hand(1, 380, size=80, spread=0.5)]] * 8
-    assert starts(SaysOneClass("drop"), still(12, size=60, spread=0.1) + opening + opened) == []
+    assert starts(SaysOneClass("drop"), still(12, size=60, spread=0.1, fist=True) + opening + opened) == []
     script = lambda k: "drag" if k < 20 else "drop"  # noqa: E731
-    frames = still(5, size=60, spread=0.1) + moving_fist + [[hand(1, 380, size=s, spread=p)] for s, p in
-                                                            ((60, 0.1), (68, 0.25), (76, 0.4), (80, 0.5))] + opened
+    frames = still(5, size=60, spread=0.1, fist=True) + moving_fist + [[hand(1, 380, size=s, spread=p)] for s, p in
+                                                                       ((60, 0.1), (68, 0.25), (76, 0.4), (80, 0.5))]
+    frames += opened
     assert starts(SaysOneClass(script), frames) == ["drag", "drop"]
     assert vetoed(DEFAULT_RULES, 5.0, changes=None, drag_at=4.0, unsteady_at=None, partner_age=None) == set()
     assert "drop" in vetoed(DEFAULT_RULES, 5.0, changes=None, drag_at=3.0, unsteady_at=None, partner_age=None)

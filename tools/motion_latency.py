@@ -9,8 +9,10 @@ alike; the table gives the median and the fastest round, ms per hand and frame:
 - the model's ONNX step alone;
 - the version-1 feature rule (per-frame rates, no partner; ``git show 7e8e433:...``) + the step:
   what the live motion step cost before issue 35 (needs git and the commit);
-- today's ``MotionModel.step`` with one hand, and with two hands in view (per hand): features
-  version 2 with the partner block, partner search, relink bookkeeping and the step.
+- today's live motion side with one hand, and with two hands in view (per hand):
+  ``MotionModel.classify`` (features version 2 with the partner block, partner search, relink
+  bookkeeping, the step) and ``MotionModel.gate`` (the decoding rules, ``rnn_jax.live.motion_rules``),
+  with the rules on (default) and off (``NO_RULES``: the motion side before the rules).
 """
 
 from __future__ import annotations
@@ -61,13 +63,23 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not args.onnx.is_file():
         raise DataError(f"{args.onnx}: not found")
+    from rnn_jax.hands.finder import Hand
+    from rnn_jax.hands.geometry import Rect
     from rnn_jax.live.motion import MotionModel
+    from rnn_jax.live.motion_rules import NO_RULES
     from rnn_jax.runtime.landmark_predictor import LandmarkPredictor
 
     pred = LandmarkPredictor.load(args.onnx, threads=1)
-    live = MotionModel.load(args.onnx, threads=1)
+    models = {"on": MotionModel.load(args.onnx, threads=1), "off": MotionModel.load(args.onnx, threads=1,
+                                                                                     rules=NO_RULES)}
     rng = np.random.default_rng(0)
     v, p_, o, _ = rng.uniform(0, 1, (4, 21, 2))
+    shape = (480, 640, 3)
+
+    def hands(k: int, wobble: float) -> list:
+        """k hands in camera pixels (v, then o), the finder's way."""
+        return [Hand(np.c_[(x + wobble) * 300 + 100, np.zeros(21)], 0.99, "right", 0.9, Rect(250, 250, 200, 0.0),
+                     i + 1, True, (640, 480)) for i, x in enumerate((v, o)[:k])]
     state = [pred.initial_state(1)]
     tick = [0]
     zeros = np.zeros((1, 21, 3), np.float32)
@@ -76,19 +88,27 @@ def main(argv: list[str] | None = None) -> int:
     def model_step() -> None:
         state[0] = pred.predict(zeros, state[0])[1]
 
-    def one() -> None:
-        tick[0] += 1
-        live.step([1], (v + 0.001 * (tick[0] % 2))[None], tick[0] / 30)
+    frames = {k: [hands(k, 0.0), hands(k, 0.001)] for k in (1, 2)}
 
-    def two() -> None:
-        tick[0] += 1
-        live.step([1, 2], np.stack([v, o]) + 0.001 * (tick[0] % 2), tick[0] / 30)
+    def live(rules: str, k: int):
+        model = models[rules]
+
+        def f() -> None:
+            tick[0] += 1
+            found = frames[k][tick[0] % 2]
+            probs = model.classify(found, shape, tick[0] / 30)
+            for hand, p in zip(found, probs):
+                model.gate(hand.track_id, p)
+        return f
 
     paths = [("model step alone (ONNX)", model_step, 1)]
     if v1 is not None:
         paths.append(("version-1 rule + step (before issue 35)",
                       lambda: state.__setitem__(0, pred.predict(v1.motion_features(v, p_)[None], state[0])[1]), 1))
-    paths += [("MotionModel.step, one hand", one, 1), ("MotionModel.step, two hands (per hand)", two, 2)]
+    paths += [("live motion side, rules off, one hand", live("off", 1), 1),
+              ("live motion side, rules on, one hand", live("on", 1), 1),
+              ("live motion side, rules off, two hands (per hand)", live("off", 2), 2),
+              ("live motion side, rules on, two hands (per hand)", live("on", 2), 2)]
     times: dict[str, list[float]] = {name: [] for name, _, _ in paths}
     for _ in range(args.rounds):
         for name, f, per in paths:

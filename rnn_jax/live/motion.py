@@ -34,6 +34,7 @@ from rnn_jax.live.motion_rules import (
     DEFAULT_RULES,
     MotionRules,
     Trace,
+    finger_extension,
     size_flicker,
     unsteady,
     vetoed,
@@ -90,7 +91,8 @@ class MotionModel:
         self.unsteady_at: dict[int, float] = {}  # each hand's last frame with unsteady landmarks, s
         self.traces: dict[int, Trace] = {}  # each hand's recent frames (the evidence rule)
         self.jumps: dict[int, tuple[float, float] | None] = {}  # each hand's last size jump (time, log ratio)
-        self._memos = (self.active_at, self.drag_at, self.unsteady_at, self.traces, self.jumps)  # follow a hand through a relink
+        self.extension: dict[int, float] = {}  # each hand's most extended finger, last frame (finger_extension)
+        self._memos = (self.active_at, self.drag_at, self.unsteady_at, self.traces, self.jumps, self.extension)  # follow a hand through a relink
 
     @classmethod
     def load(cls, path: str | Path, threads: int | None = 1, threshold: float | None = None,
@@ -169,6 +171,8 @@ class MotionModel:
                                                                stats[t].centre[1] - stats[other].centre[1]))
                 trace = self.traces.setdefault(t, Trace(max(self.rules.evidence_s or 0.0, self.rules.turn_s)))
                 trace.add(now, stats[t].tip, stats[t].centre, stats[t].size, stats[t].spread, pd)
+            if self.rules.finger_open is not None:
+                self.extension[t] = finger_extension(stats[t].pose)
             flicker, self.jumps[t] = size_flicker(self.rules, now, None if prev is None else stats[t].size / prev.size,
                                                   self.jumps.get(t))
             if flicker or t in flagged:
@@ -226,6 +230,7 @@ class MotionModel:
         trace = self.traces.get(track_id)
         out = vetoed(self.rules, self.now, changes=None if trace is None else trace.changes(),
                      turn=0.0 if trace is None or self.rules.max_turn is None else trace.turn(self.rules.turn_s, self.rules.turn_move),
+                     extension=self.extension.get(track_id),
                      drag_at=self.drag_at.get(track_id),
                      unsteady_at=self.unsteady_at.get(track_id),
                      partner_age=None if partner is None else self.now - (self.now if first is None else first))

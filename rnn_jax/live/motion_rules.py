@@ -17,6 +17,10 @@ by the pixel-level check (``tools/motion_videos.py``, tuned on its ``tune`` peop
   centre turns by more than ``max_turn`` degrees between the two halves of its last ``turn_s``
   seconds (each half moving at least ``turn_move``), no swipe starts: a circle's first arc looked
   like a swipe to the model.
+- **the hand's shape** (``finger_open``): a swipe is made with an open hand, one or two fingers,
+  a drag with a fist. A swipe starts only while one of the hand's four fingers is out (its tip
+  at least ``finger_open`` times as far from the wrist as its knuckle), a drag only while none
+  is: a moving fist read as a swipe, two fingers moving read as a drag.
 - **drop after drag** (``drop_after_s``): a ``drop`` is the fist opening after its move; it
   starts only if the model's top class for that hand was ``drag`` within the last ``drop_after_s``.
 - **steady landmarks** (``size_jump``, ``flicker_s``, ``min_presence``, ``edge``, ``unsteady_s``): the
@@ -56,6 +60,7 @@ class MotionRules:
     max_turn: float | None = 30.0  # degrees
     turn_s: float = 0.2
     turn_move: float = 0.03  # short sides each half must move for a heading (a swipe's slow end has none)
+    finger_open: float | None = 1.4
     drop_after_s: float | None = 1.5
     size_jump: float | None = 0.1
     min_presence: float | None = 0.5
@@ -65,7 +70,7 @@ class MotionRules:
     partner_age_s: float | None = 0.25
 
     def __post_init__(self) -> None:
-        for name in ("evidence_s", "max_turn", "drop_after_s", "size_jump", "min_presence", "edge", "partner_age_s"):
+        for name in ("evidence_s", "max_turn", "finger_open", "drop_after_s", "size_jump", "min_presence", "edge", "partner_age_s"):
             value = getattr(self, name)
             if value is not None and not value >= 0:
                 raise ConfigError(f"motion rule {name} must be >= 0 or None, got {value}")
@@ -75,36 +80,54 @@ class MotionRules:
 
 
 DEFAULT_RULES = MotionRules()
-NO_RULES = MotionRules(evidence_s=None, max_turn=None, drop_after_s=None, size_jump=None, min_presence=None, edge=None,
+NO_RULES = MotionRules(evidence_s=None, max_turn=None, finger_open=None, drop_after_s=None, size_jump=None, min_presence=None, edge=None,
                        unsteady_s=0.0, partner_age_s=None)
 
 
 class Trace:
     """One hand's recent frames (time, fingertip, centre, log size, spread, partner distance), for the
-    evidence rule: the range of each over the last ``keep`` seconds."""
+    evidence and turn rules: each kept in its own short deque (builtin min / max over ~24 numbers is
+    cheaper than numpy per frame)."""
 
     def __init__(self, keep: float) -> None:
         self.keep = keep
-        self.rows: deque[tuple[float, ...]] = deque()
+        self.t: deque[float] = deque()
+        self.cols: tuple[deque[float], ...] = tuple(deque() for _ in range(6))  # tip x, y, centre x, y, log size, spread
+        self.pair: deque[tuple[float, float]] = deque()  # (time, partner distance) when there was a partner
+
+    @property
+    def rows(self) -> list[tuple[float, ...]]:
+        """The kept frames as (time, tip x, tip y, centre x, centre y, log size, spread)."""
+        return list(zip(self.t, *self.cols))
 
     def add(self, now: float, tip: tuple[float, float], centre: tuple[float, float], size: float, spread: float,
             partner_distance: float | None) -> None:
-        self.rows.append((now, *tip, *centre, math.log(max(size, 1e-9)), spread,
-                          math.nan if partner_distance is None else partner_distance))
-        while self.rows and now - self.rows[0][0] > self.keep:
-            self.rows.popleft()
+        self.t.append(now)
+        for col, x in zip(self.cols, (*tip, *centre, math.log(max(size, 1e-9)), spread)):
+            col.append(x)
+        if partner_distance is not None:
+            self.pair.append((now, partner_distance))
+        while self.t and now - self.t[0] > self.keep:
+            self.t.popleft()
+            for col in self.cols:
+                col.popleft()
+        while self.pair and now - self.pair[0][0] > self.keep:
+            self.pair.popleft()
 
     def turn(self, span: float, least: float = 0.01) -> float:
         """Degrees between the centre's displacement in the first and in the second half of the last
         ``span`` seconds (0 when either half moved under ``least`` short sides: a hand at rest has no heading)."""
-        if len(self.rows) < 3:
+        n = len(self.t)
+        if n < 3:
             return 0.0
-        now = self.rows[-1][0]
-        p = [(r[3], r[4]) for r in self.rows if now - r[0] <= span + 1e-9]
-        if len(p) < 3:
+        now, k = self.t[-1], n - 1
+        while k > 0 and now - self.t[k - 1] <= span + 1e-9:
+            k -= 1
+        if n - k < 3:
             return 0.0
-        m = len(p) // 2
-        (ax, ay), (bx, by) = (p[m][0] - p[0][0], p[m][1] - p[0][1]), (p[-1][0] - p[m][0], p[-1][1] - p[m][1])
+        xs, ys = self.cols[2], self.cols[3]
+        m = k + (n - k) // 2
+        ax, ay, bx, by = xs[m] - xs[k], ys[m] - ys[k], xs[-1] - xs[m], ys[-1] - ys[m]
         na, nb = math.hypot(ax, ay), math.hypot(bx, by)
         if min(na, nb) < least:
             return 0.0
@@ -113,14 +136,12 @@ class Trace:
     def changes(self) -> dict[str, float]:
         """Over the kept frames: how far the fingertip or centre got from where it was (``move``), the
         range of the spread, of the log size and of the partner distance (0 without two frames)."""
-        if len(self.rows) < 2:
+        if len(self.t) < 2:
             return {"move": 0.0, "spread": 0.0, "size": 0.0, "pair": 0.0}
-        a = np.array(self.rows)
-        tip, centre = a[:, 1:3], a[:, 3:5]
-        move = max(float(np.ptp(tip, 0).max()), float(np.ptp(centre, 0).max()))
-        pair = a[:, 7][~np.isnan(a[:, 7])]
-        return {"move": move, "spread": float(np.ptp(a[:, 6])), "size": float(np.ptp(a[:, 5])),
-                "pair": float(np.ptp(pair)) if len(pair) > 1 else 0.0}
+        ranges = [max(c) - min(c) for c in self.cols]
+        pair = [d for _, d in self.pair]
+        return {"move": max(ranges[:4]), "spread": ranges[5], "size": ranges[4],
+                "pair": max(pair) - min(pair) if len(pair) > 1 else 0.0}
 
 
 def unmade(rules: MotionRules, changes: dict[str, float], has_partner: bool) -> set[str]:
@@ -141,15 +162,21 @@ def unmade(rules: MotionRules, changes: dict[str, float], has_partner: bool) -> 
 
 
 def vetoed(rules: MotionRules, now: float, *, changes: dict[str, float] | None, drag_at: float | None,
-           unsteady_at: float | None, partner_age: float | None, turn: float = 0.0) -> set[str]:
+           unsteady_at: float | None, partner_age: float | None, turn: float = 0.0,
+           extension: float | None = None) -> set[str]:
     """The classes this hand may not start now (``changes``: its :meth:`Trace.changes`; ``*_at``: the last
     time, s, it showed ``drag`` / had unsteady landmarks; ``partner_age``: its partner's tracked seconds,
-    None when alone; ``turn``: its :meth:`Trace.turn` over ``turn_s``)."""
+    None when alone; ``turn``: its :meth:`Trace.turn` over ``turn_s``; ``extension``: its :func:`finger_extension`)."""
     out: set[str] = set()
     if changes is not None:
         out |= unmade(rules, changes, partner_age is not None)
     if rules.max_turn is not None and turn > rules.max_turn:
         out.update(m for m in MOVES if m.startswith("swipe"))
+    if rules.finger_open is not None and extension is not None:
+        if extension < rules.finger_open:
+            out.update(m for m in MOVES if m.startswith("swipe"))
+        else:
+            out.add("drag")
     if rules.drop_after_s is not None and (drag_at is None or now - drag_at > rules.drop_after_s):
         out.add("drop")
     if unsteady_at is not None and now - unsteady_at <= rules.unsteady_s:
@@ -157,6 +184,15 @@ def vetoed(rules: MotionRules, now: float, *, changes: dict[str, float] | None, 
     if rules.partner_age_s is not None and partner_age is not None and partner_age < rules.partner_age_s:
         out.update(ZOOM)
     return out
+
+
+FINGERS = ((8, 5), (12, 9), (16, 13), (20, 17))  # (tip, knuckle) of the index, middle, ring and little finger
+
+
+def finger_extension(pose: np.ndarray) -> float:
+    """The most extended finger of a hand's wrist-relative pose [21, 2]: its tip's distance from the wrist
+    over its knuckle's (a fist ~0.9, a finger out ~1.9 on the finder's landmarks of HaGRID photos)."""
+    return max(math.hypot(*pose[t]) / max(math.hypot(*pose[k]), 1e-9) for t, k in FINGERS)
 
 
 def unsteady(rules: MotionRules, presence: float | None, box: tuple[float, float, float, float] | None,
