@@ -183,16 +183,17 @@ def test_landmarks_that_jump_in_size_start_no_pose_change() -> None:
     assert size_flicker(DEFAULT_RULES, 1.0, 1.25, (0.5, -0.2))[0] is False  # long after
     assert size_flicker(DEFAULT_RULES, 1.0, 1.05, (0.9, -0.2)) == (False, (0.9, -0.2))  # no jump
     assert unsteady(DEFAULT_RULES, 0.3, None, (W, H))  # low presence
-    assert unsteady(DEFAULT_RULES, None, (0.0, 100.0, 80.0, 80.0), (W, H))  # at the frame's left edge
-    assert not unsteady(DEFAULT_RULES, 0.9, (100.0, 100.0, 80.0, 80.0), (W, H))
+    at_edge = hand(1, 20).landmarks  # its little finger reaches x = 20 - 0.3 * 80 < 0
+    assert unsteady(DEFAULT_RULES, None, at_edge, (W, H)) and not unsteady(DEFAULT_RULES, 0.9, hand(1, 300).landmarks,
+                                                                              (W, H))
     alone = vetoed(DEFAULT_RULES, 1.0, changes=None, drag_at=1.0, unsteady_at=0.8, partner_age=None)
     paired = vetoed(DEFAULT_RULES, 1.0, changes=None, drag_at=1.0, unsteady_at=0.8, partner_age=1.0)
     assert set(POSE_CHANGE) <= alone and "zoom_in" not in paired and "tap" in paired
 
 
 def test_a_hand_at_the_frame_edge_starts_no_tap() -> None:
-    pinch = [[hand(1, 300, y=470, spread=s)] for s in [0.5] * 10 + [0.4, 0.25, 0.1, 0.05, 0.1, 0.3, 0.5, 0.5, 0.5]]
-    assert starts(SaysOneClass("tap"), pinch) == []  # its fingers reach y = 470 + ...: outside the picture
+    pinch = [[hand(1, 300, y=478, spread=s)] for s in [0.5] * 10 + [0.4, 0.25, 0.1, 0.05, 0.1, 0.3, 0.5, 0.5, 0.5]]
+    assert starts(SaysOneClass("tap"), pinch) == []  # its wrist 2 px from the bottom: the rest may be cut off
     assert starts(SaysOneClass("tap"), pinch, replace(DEFAULT_RULES, edge=None)) == ["tap"]
 
 

@@ -12,6 +12,7 @@ loop passes it), and a hand's minimum age before its motion may start an event i
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,7 @@ class MotionModel:
         self.duplicates: set[int] = set()  # this frame: tracks on the same hand as an older track
         self.active_at: dict[int, float] = {}  # each hand's last frame with motion (moving_now), s
         self.rules = rules  # the decoding rules (rnn_jax.live.motion_rules)
+        self._where = {n: i for i, n in enumerate(predictor.class_names)}
         self.drag_at: dict[int, float] = {}  # each hand's last frame whose top class was drag, s
         self.unsteady_at: dict[int, float] = {}  # each hand's last frame with unsteady landmarks, s
         self.traces: dict[int, Trace] = {}  # each hand's recent frames (the evidence rule)
@@ -167,8 +169,8 @@ class MotionModel:
             prev = self.previous.get(t)
             if self.rules.evidence_s is not None or self.rules.max_turn is not None:
                 other = self.partners.get(t)
-                pd = None if other is None else float(np.hypot(stats[t].centre[0] - stats[other].centre[0],
-                                                               stats[t].centre[1] - stats[other].centre[1]))
+                pd = None if other is None else math.hypot(stats[t].centre[0] - stats[other].centre[0],
+                                                           stats[t].centre[1] - stats[other].centre[1])
                 trace = self.traces.setdefault(t, Trace(max(self.rules.evidence_s or 0.0, self.rules.turn_s)))
                 trace.add(now, stats[t].tip, stats[t].centre, stats[t].size, stats[t].spread, pd)
             if self.rules.finger_open is not None:
@@ -228,20 +230,18 @@ class MotionModel:
         partner = self.partners.get(track_id)
         first = self.first_seen.get(partner) if partner is not None else None
         trace = self.traces.get(track_id)
-        out = vetoed(self.rules, self.now, changes=None if trace is None else trace.changes(),
-                     turn=0.0 if trace is None or self.rules.max_turn is None else trace.turn(self.rules.turn_s, self.rules.turn_move),
-                     extension=self.extension.get(track_id),
-                     drag_at=self.drag_at.get(track_id),
+        turn = 0.0 if trace is None or self.rules.max_turn is None else trace.turn(self.rules.turn_s,
+                                                                                   self.rules.turn_move)
+        out = vetoed(self.rules, self.now, changes=None if trace is None else trace.changes(), turn=turn,
+                     extension=self.extension.get(track_id), drag_at=self.drag_at.get(track_id),
                      unsteady_at=self.unsteady_at.get(track_id),
                      partner_age=None if partner is None else self.now - (self.now if first is None else first))
-        if not out or "no_motion" not in self.class_names:
-            return probs
-        names = self.class_names
-        veto = np.array([(n in out or "*" in out) and n not in MOTION_BACKGROUND for n in names])
-        if not veto.any():
+        where = self._where
+        veto = [where[n] for n in out if n in where and n not in MOTION_BACKGROUND]
+        if not veto or "no_motion" not in where:
             return probs
         probs = np.array(probs, np.float32, copy=True)
-        probs[names.index("no_motion")] += probs[veto].sum()
+        probs[where["no_motion"]] += probs[veto].sum()
         probs[veto] = 0.0
         return probs
 
@@ -249,7 +249,8 @@ class MotionModel:
         """This frame's hands (``rnn_jax.hands.Hand``) at time ``now`` (s) -> probabilities [len(hands), C]."""
         h, w = frame_shape[:2]
         views = np.stack([view_coords(hand.landmarks, (w, h)) for hand in hands]) if hands else np.zeros((0, 21, 2))
-        flagged = {hand.track_id for hand in hands if unsteady(self.rules, hand.presence, hand.box, (w, h))}
+        flagged = ({hand.track_id for hand in hands if unsteady(self.rules, hand.presence, hand.landmarks, (w, h))}
+                   if self.rules.min_presence is not None or self.rules.edge is not None else set())
         return self.step([hand.track_id for hand in hands], views, now, flagged)
 
     def reset(self) -> None:

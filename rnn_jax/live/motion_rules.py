@@ -195,17 +195,17 @@ def finger_extension(pose: np.ndarray) -> float:
     return max(math.hypot(*pose[t]) / max(math.hypot(*pose[k]), 1e-9) for t, k in FINGERS)
 
 
-def unsteady(rules: MotionRules, presence: float | None, box: tuple[float, float, float, float] | None,
+def unsteady(rules: MotionRules, presence: float | None, landmarks: np.ndarray | None,
              frame: tuple[int, int]) -> bool:
-    """Is a hand's presence score low or its landmark box (x, y, w, h in pixels) at the edge of the frame
-    (width, height)?"""
+    """Is a hand's presence score low or one of its landmarks ([21, 2+] pixels) within ``edge`` of the
+    frame's (width, height) edge or outside it?"""
     if rules.min_presence is not None and presence is not None and presence < rules.min_presence:
         return True
-    if rules.edge is not None and box is not None:
+    if rules.edge is not None and landmarks is not None:
         w, h = frame
         margin = rules.edge * min(w, h)
-        x, y, bw, bh = box
-        if x <= margin or y <= margin or x + bw >= w - margin or y + bh >= h - margin:
+        (x0, y0), (x1, y1) = landmarks[:, :2].min(0), landmarks[:, :2].max(0)
+        if x0 <= margin or y0 <= margin or x1 >= w - margin or y1 >= h - margin:
             return True
     return False
 
