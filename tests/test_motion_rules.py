@@ -143,6 +143,18 @@ def test_turn_needs_a_heading_in_both_halves() -> None:
     assert trace.turn(0.2, 0.03) == pytest.approx(90.0, abs=1.0)
 
 
+# ------------------------------------------------------------------ circles turn
+def test_a_circle_needs_its_turn_a_swipes_end_is_none() -> None:
+    stroke_end = still(10) + [[hand(1, 300 + 18 * i)] for i in range(1, 10)] + [[hand(1, 462 + 2 * i)] for i in range(6)]
+    assert starts(SaysOneClass("circle_ccw"), stroke_end) == []
+    assert starts(SaysOneClass("circle_ccw"), stroke_end, replace(DEFAULT_RULES, min_winding=None)) == ["circle_ccw"]
+    assert starts(SaysOneClass("circle_cw"), still(10) + circle(25)) == ["circle_cw"]
+    trace = Trace(0.8)
+    for i, (x, y) in enumerate(zip(np.cos(np.linspace(0, np.pi, 13)), np.sin(np.linspace(0, np.pi, 13)))):
+        trace.add(i / FPS, (0, 0), (0.1 * x, 0.1 * y), 0.2, 0.5, None)
+    assert trace.winding() == pytest.approx(180.0, abs=16.0)  # half a turn (heading changes between 12 steps)
+
+
 # ------------------------------------------------------------------ the hand's shape
 def test_a_moving_fist_is_no_swipe_and_an_open_hand_no_drag() -> None:
     fist = still(10, fist=True) + [[hand(1, 300 - 20 * i, fist=True)] for i in range(1, 10)]

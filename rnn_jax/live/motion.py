@@ -232,7 +232,9 @@ class MotionModel:
         trace = self.traces.get(track_id)
         turn = 0.0 if trace is None or self.rules.max_turn is None else trace.turn(self.rules.turn_s,
                                                                                    self.rules.turn_move)
+        winding = None if trace is None or self.rules.min_winding is None else trace.winding()
         out = vetoed(self.rules, self.now, changes=None if trace is None else trace.changes(), turn=turn,
+                     winding=winding,
                      extension=self.extension.get(track_id), drag_at=self.drag_at.get(track_id),
                      unsteady_at=self.unsteady_at.get(track_id),
                      partner_age=None if partner is None else self.now - (self.now if first is None else first))

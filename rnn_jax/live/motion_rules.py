@@ -17,6 +17,8 @@ by the pixel-level check (``tools/motion_videos.py``, tuned on its ``tune`` peop
   centre turns by more than ``max_turn`` degrees between the two halves of its last ``turn_s``
   seconds (each half moving at least ``turn_move``), no swipe starts: a circle's first arc looked
   like a swipe to the model.
+- **circles turn** (``min_winding``): a circle starts only once the hand's centre has turned
+  through ``min_winding`` degrees over the last ``evidence_s`` (a swipe's end read as a circle).
 - **the hand's shape** (``finger_open``): a swipe is made with an open hand, one or two fingers,
   a drag with a fist. A swipe starts only while one of the hand's four fingers is out (its tip
   at least ``finger_open`` times as far from the wrist as its knuckle), a drag only while none
@@ -60,6 +62,7 @@ class MotionRules:
     max_turn: float | None = 30.0  # degrees
     turn_s: float = 0.2
     turn_move: float = 0.03  # short sides each half must move for a heading (a swipe's slow end has none)
+    min_winding: float | None = 90.0  # degrees
     finger_open: float | None = 1.4
     drop_after_s: float | None = 1.5
     size_jump: float | None = 0.1
@@ -70,7 +73,7 @@ class MotionRules:
     partner_age_s: float | None = 0.25
 
     def __post_init__(self) -> None:
-        for name in ("evidence_s", "max_turn", "finger_open", "drop_after_s", "size_jump", "min_presence", "edge", "partner_age_s"):
+        for name in ("evidence_s", "max_turn", "min_winding", "finger_open", "drop_after_s", "size_jump", "min_presence", "edge", "partner_age_s"):
             value = getattr(self, name)
             if value is not None and not value >= 0:
                 raise ConfigError(f"motion rule {name} must be >= 0 or None, got {value}")
@@ -80,7 +83,7 @@ class MotionRules:
 
 
 DEFAULT_RULES = MotionRules()
-NO_RULES = MotionRules(evidence_s=None, max_turn=None, finger_open=None, drop_after_s=None, size_jump=None, min_presence=None, edge=None,
+NO_RULES = MotionRules(evidence_s=None, max_turn=None, min_winding=None, finger_open=None, drop_after_s=None, size_jump=None, min_presence=None, edge=None,
                        unsteady_s=0.0, partner_age_s=None)
 
 
@@ -143,6 +146,24 @@ class Trace:
         return {"move": max(ranges[:4]), "spread": ranges[5], "size": ranges[4],
                 "pair": max(pair) - min(pair) if len(pair) > 1 else 0.0}
 
+    def winding(self, least: float = 0.01) -> float:
+        """Degrees the centre's heading turned over the kept frames (absolute, summed signed steps between
+        successive displacements of at least ``least`` short sides: jitter has no heading)."""
+        xs, ys = self.cols[2], self.cols[3]
+        total, last, px, py = 0.0, None, None, None
+        for x, y in zip(xs, ys):
+            if px is None:
+                px, py = x, y
+                continue
+            dx, dy = x - px, y - py
+            if math.hypot(dx, dy) < least:
+                continue
+            heading = math.atan2(dy, dx)
+            if last is not None:
+                total += (heading - last + math.pi) % (2 * math.pi) - math.pi
+            last, px, py = heading, x, y
+        return abs(math.degrees(total))
+
 
 def unmade(rules: MotionRules, changes: dict[str, float], has_partner: bool) -> set[str]:
     """The gestures whose own change is missing from ``changes`` (:meth:`Trace.changes`)."""
@@ -163,7 +184,7 @@ def unmade(rules: MotionRules, changes: dict[str, float], has_partner: bool) -> 
 
 def vetoed(rules: MotionRules, now: float, *, changes: dict[str, float] | None, drag_at: float | None,
            unsteady_at: float | None, partner_age: float | None, turn: float = 0.0,
-           extension: float | None = None) -> set[str]:
+           extension: float | None = None, winding: float | None = None) -> set[str]:
     """The classes this hand may not start now (``changes``: its :meth:`Trace.changes`; ``*_at``: the last
     time, s, it showed ``drag`` / had unsteady landmarks; ``partner_age``: its partner's tracked seconds,
     None when alone; ``turn``: its :meth:`Trace.turn` over ``turn_s``; ``extension``: its :func:`finger_extension`)."""
@@ -172,6 +193,8 @@ def vetoed(rules: MotionRules, now: float, *, changes: dict[str, float] | None, 
         out |= unmade(rules, changes, partner_age is not None)
     if rules.max_turn is not None and turn > rules.max_turn:
         out.update(m for m in MOVES if m.startswith("swipe"))
+    if rules.min_winding is not None and winding is not None and winding < rules.min_winding:
+        out.update(("circle_cw", "circle_ccw"))
     if rules.finger_open is not None and extension is not None:
         if extension < rules.finger_open:
             out.update(m for m in MOVES if m.startswith("swipe"))
