@@ -223,6 +223,7 @@ class HandFinder:
         self._rejected: list[tuple[np.ndarray, int]] = []  # (palm box cxcywh, frame) turned down lately
         self._small: np.ndarray | None = None  # this frame's motion picture (budget)
         self._near_cut = -2  # the last new scene with a near person in view (its tiles wait for its whole frame)
+        self._faces: tuple[int, list[np.ndarray]] | None = None  # (frame, its faces) from the near-person check
 
     def _fresh_budget(self) -> SearchBudget:
         cfg = self.config
@@ -364,7 +365,8 @@ class HandFinder:
             candidates.append((rect_from_palm(palm), -1, False, tiles_only))
             from_palm.append(palm)
         hands: list[Hand] = []
-        faces: list[np.ndarray] | None = None
+        # this frame's faces, if the near-person check already ran the face model on it
+        faces = self._faces[1] if self._faces is not None and self._faces[0] == frame_no else None
         moving: dict[int, tuple[float, float]] = {}  # new hand's id -> its palm's step (a lagged search)
         for (rect, track_id, tracked, tiles_only), palm in zip(candidates, from_palm, strict=True):
             if len(hands) >= cfg.max_hands:
@@ -473,7 +475,8 @@ class HandFinder:
         if self.config.near_face is None or self.face_session is None:
             return False
         limit = self.config.near_face * max(rgb.shape[:2])
-        return any(float(face[2]) >= limit for face in self.detect_faces(rgb))
+        self._faces = (self.stats.frames, self.detect_faces(rgb))  # the face check of this frame reuses them
+        return any(float(face[2]) >= limit for face in self._faces[1])
 
     def _palms_of(self, rgb: np.ndarray, areas: list[tuple[int, int, int] | None]) -> list[tuple[Palm, bool]]:
         """Palms in the whole frame (area None) and in tiles (marked tile-only); a tile's palm that the
