@@ -392,23 +392,32 @@ def test_a_tracked_hand_is_looked_for_ahead_when_it_moves_fast() -> None:
     assert tracking_squares(rect, (0.0, 0.0)) == (rect, None)
 
 
-def test_a_real_hand_swiped_at_15_fps_stays_tracked(hand_models: Path) -> None:
-    """A real HaGRID val hand (open palm) held still, then moved 45 px a frame (a swipe at 15
-    frames/s) with the live budget on: tracked on every frame under one id. Looked for where it
-    was, the landmark model lost it mid-swipe and the budget found it again only frames later."""
+def _swiped_hand_ids(hand_models: Path, start: float, step: float, frames: int) -> list[list[list[int]]]:
+    """Two real HaGRID val open hands, each held still 10 frames at x = ``start`` and then moved
+    ``step`` px a frame, through the live finder (default search): the track ids per frame, per hand."""
     from rnn_jax.hands import HandFinder
     from rnn_jax.live.settings import DEFAULT_HAND_SEARCH, finder_config
     from tools.motion_videos import FRAME, load_crops, paste
 
     crops = load_crops(shared_data("hagrid-sample"))["open"][:2]
     finder = HandFinder.load(hand_models, threads=1, config=finder_config(DEFAULT_HAND_SEARCH, 2))
+    runs = []
     for crop in crops:
         finder.reset()
         seen = []
-        for k in range(20):
+        for k in range(frames):
             frame = crop.background.copy()
-            paste(frame, crop.image, (150.0 + 45.0 * max(0, k - 10), FRAME[1] / 2))
+            paste(frame, crop.image, (start + step * max(0, k - 10), FRAME[1] / 2))
             seen.append([h.track_id for h in finder.find(frame)])
+        runs.append(seen)
+    return runs
+
+
+def test_a_real_hand_swiped_at_15_fps_stays_tracked(hand_models: Path) -> None:
+    """A real HaGRID val hand (open palm) held still, then moved 45 px a frame (a swipe at 15
+    frames/s) with the live budget on: tracked on every frame under one id. Looked for where it
+    was, the landmark model lost it mid-swipe and the budget found it again only frames later."""
+    for seen in _swiped_hand_ids(hand_models, start=150.0, step=45.0, frames=20):
         moving = seen[10:]
         assert all(len(ids) == 1 for ids in moving) and len({ids[0] for ids in moving}) == 1, seen
 
@@ -432,19 +441,7 @@ def test_a_hand_lost_in_a_fast_swipe_is_found_where_it_went(hand_models: Path) -
     than the look-ahead keeps): once lost, the palm the search beside the loop finds is moved to where
     its picture went before the landmark model looks (else it looked a frame behind the hand, turned
     it down frame after frame, and the swipe's rest went unseen), and the hand is tracked on."""
-    from rnn_jax.hands import HandFinder
-    from rnn_jax.live.settings import DEFAULT_HAND_SEARCH, finder_config
-    from tools.motion_videos import FRAME, load_crops, paste
-
-    crops = load_crops(shared_data("hagrid-sample"))["open"][:2]
-    finder = HandFinder.load(hand_models, threads=1, config=finder_config(DEFAULT_HAND_SEARCH, 2))
-    for crop in crops:
-        finder.reset()
-        seen = []
-        for k in range(18):
-            frame = crop.background.copy()
-            paste(frame, crop.image, (80.0 + 75.0 * max(0, k - 10), FRAME[1] / 2))
-            seen.append([h.track_id for h in finder.find(frame)])
+    for seen in _swiped_hand_ids(hand_models, start=80.0, step=75.0, frames=18):
         last = seen[-4:]  # the swipe's last frames: one hand, one id
         assert all(len(ids) >= 1 for ids in last) and len({ids[-1] for ids in last}) == 1, seen
 
