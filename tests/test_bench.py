@@ -130,10 +130,15 @@ def test_program_fingerprints_ignore_where_the_code_came_from():
 
 def test_budget_section_counts_entries_and_summarises_passes(tmp_path):
     """The budget section's pure parts: how soon a held photo's hand is found, medians over rounds."""
-    from tools.benchkit.live_budget import entry_frames, summarise
+    from tools.benchkit.live_budget import entry_frames, entry_ms, summarise
 
     hands = [0, 0, 1, 1] + [0, 0, 0, 0] + [2, 1, 1, 1]
     assert entry_frames(hands, 4) == [2, None, 0]
+    assert entry_ms(hands, 4) == pytest.approx([2 * 1000 / 30, None, 0.0])
+    # wall clock: the third photo's first frame was handed over at 8/30 s but done 0.5 s in (the finder
+    # fell behind): its hand came 233 ms late, not 0
+    done = [0.01, 0.04, 0.08, 0.11, 0.2, 0.3, 0.4, 0.45, 0.5, 0.52, 0.55, 0.6]
+    assert entry_ms(hands, 4, done) == pytest.approx([80.0, None, (0.5 - 8 / 30) * 1000])
     passes = [{"ms": [1.0, 2.0, 3.0, 40.0], "hands": hands[:4], "cpu_s": 0.04, "frames": 4, "palm_runs": 2,
                "landmark_runs": 3}, {"ms": [1.0, 1.0, 1.0, 1.0], "hands": hands[:4], "cpu_s": 0.02, "frames": 4,
                                      "palm_runs": 1, "landmark_runs": 1}]

@@ -139,6 +139,13 @@ class FinderConfig:
     # a new scene's first looks are taken on its first frame all the same: HaGRID val live 95.3% right
     # with them beside the loop too, 95.4% on the frame, at 1e78eac)
     search_lag: int = field(default=0, repr=False)
+    # True: the frame a search is due on waits for it (the same hands on every run over a file: the
+    # checks and tests). False: a frame never waits (a camera: the newest frame wins). A search not
+    # finished by its due frame joins the first frame after it finished, a new scene's first looks go
+    # to the worker too, and the worker (lower priority) gets the time the loop leaves between frames.
+    # On one core, HaGRID photos held as a 30 fps video waited ~30 ms on 3 frames of each photo
+    # (p90 69 ms against p50 14 ms); rnn_jax.live sets False for cameras and streams (docs/performance.md)
+    search_wait: bool = field(default=True, repr=False)
     # frames a palm the landmark model turned down is remembered: a palm found again at the same place
     # (IoU > same_hand_iou) gets no landmark run (a face in an idle scene is found again and again).
     # Off (0) by default: with 15, Megamind's hand was found on 77 of its first 97 frames instead of 94
@@ -217,12 +224,14 @@ class HandFinder:
         self._next_tile = 0
         self.stats = _Timing()
         self._budget = self._fresh_budget()
-        # (frame its palms join, the worker's search, the picture it searched)
-        self._pending: tuple[int, Future, np.ndarray] | None = None
+        # (frame its palms join, the worker's search, the picture it searched, the frame it was started on)
+        self._pending: tuple[int, Future, np.ndarray, int] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._rejected: list[tuple[np.ndarray, int]] = []  # (palm box cxcywh, frame) turned down lately
         self._small: np.ndarray | None = None  # this frame's motion picture (budget)
         self._near_cut = -2  # the last new scene with a near person in view (its tiles wait for its whole frame)
+        self._near_search = -2  # the frame that whole-frame look was started on beside the loop (search_wait False)
+        self._near_done = -2  # ... and the frame its palms were tried on
         self._faces: tuple[int, list[np.ndarray]] | None = None  # (frame, its faces) from the near-person check
 
     def _fresh_budget(self) -> SearchBudget:
@@ -247,7 +256,7 @@ class HandFinder:
             self._pending = None
         self._budget = self._fresh_budget()
         self._rejected = []
-        self._near_cut = -2
+        self._near_cut = self._near_search = self._near_done = -2
 
     def close(self) -> None:
         """Stop the search worker thread (if ``search_lag`` started one)."""
@@ -346,6 +355,7 @@ class HandFinder:
                 second_try[h.track_id] = other
         budgeted = tiles == "turn" and cfg.idle_palm_rate is not None
         if budgeted:
+            self._see(rgb)
             palms = self._due_palms(rgb)
             palms += self._budgeted_search(rgb)
         else:
@@ -419,13 +429,20 @@ class HandFinder:
         frame (the pixel check's lost swipes: palms found on 3 frames running, no hand tracked)."""
         if self._pending is None or self._pending[0] > self.stats.frames:
             return []
-        palms, searched = self._pending[1].result(), self._pending[2]
+        _, search, searched, started = self._pending
+        if not self.config.search_wait and not search.done():
+            return []  # a camera's frame does not wait: the palms join the first frame after the search
+        palms = search.result()
         self._pending = None
+        if self._budget.cut_at > started:
+            return []  # searched in a picture that is gone (a new scene since): its palms are not here
+        if started == self._near_search:
+            self._near_done = self.stats.frames  # the near person's whole-frame look: its hands are known next frame
         moved = []
         for palm, tiles_only in palms:
             dx, dy = lag_shift(searched, rgb, palm.box)
             if dx or dy:
-                shift, frames = np.array([dx, dy]), max(self.config.search_lag, 1)
+                shift, frames = np.array([dx, dy]), max(self.stats.frames - started, 1)
                 palm = replace(palm, box=np.concatenate([palm.box[:2] + shift, palm.box[2:]]),
                                keypoints=palm.keypoints + shift, step=(dx / frames, dy / frames))
             moved.append((palm, tiles_only))
@@ -439,12 +456,6 @@ class HandFinder:
         worker thread (returns []). ``in_frame`` False: the call after a hand was lost this frame."""
         cfg, frame, budget = self.config, self.stats.frames, self._budget
         grid = search_tiles(rgb.shape, cfg.tile_grid, cfg.tile_fraction)
-        if in_frame:
-            self._small = motion_image(rgb)
-            if budget.see(self._small, frame, 1 + len(grid)) and self._person_near(rgb):
-                budget.scene_looks, self._near_cut = 1, frame  # the whole frame first, alone
-            elif self._near_cut == frame - 1 and self._tracked:
-                budget.scene_looks = len(grid)  # it found a hand: the tiles look for the other one
         missing = len(self._tracked) < cfg.max_hands
         if in_frame and missing:
             budget.earn(cfg.idle_palm_rate)
@@ -462,13 +473,31 @@ class HandFinder:
             areas.append(look[1])
         if not areas:
             return []
-        if cfg.search_lag == 0 or (in_frame and budget.cut_at == frame):  # a new scene's first looks
-            return self._palms_of(rgb, areas)
+        if cfg.search_lag == 0 or (cfg.search_wait and in_frame and budget.cut_at == frame):
+            return self._palms_of(rgb, areas)  # (a new scene's first looks are taken on its frame)
+        now: list[tuple[Palm, bool]] = []
+        if in_frame and budget.cut_at == frame:  # frames never wait: only the first look on the frame itself
+            now, areas = self._palms_of(rgb, areas[:1]), areas[1:]
+            if not areas:
+                return now
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, "palm-search", initializer=_lower_priority)
         picture = rgb.copy()
-        self._pending = (frame + cfg.search_lag, self._executor.submit(self._palms_of, picture, areas), picture)
-        return []
+        self._pending = (frame + cfg.search_lag, self._executor.submit(self._palms_of, picture, areas), picture, frame)
+        if in_frame and frame == self._near_cut:
+            self._near_search = frame
+        return now
+
+    def _see(self, rgb: np.ndarray) -> None:
+        """Once per frame, before the palms of a search beside the loop join: this frame's motion
+        picture, and whether it is a new scene (with a person near the camera: its whole frame first)."""
+        budget, frame = self._budget, self.stats.frames
+        grid = search_tiles(rgb.shape, self.config.tile_grid, self.config.tile_fraction)
+        self._small = motion_image(rgb)
+        if budget.see(self._small, frame, 1 + len(grid)) and self._person_near(rgb):
+            budget.scene_looks, self._near_cut = 1, frame  # the whole frame first, alone
+        elif frame - 1 in (self._near_cut, self._near_done) and self._tracked:
+            budget.scene_looks = len(grid)  # a hand is in view: the tiles look for the other one
 
     def _person_near(self, rgb: np.ndarray) -> bool:
         """Is a face at least ``near_face`` of the frame's long side in view (see FinderConfig)?"""

@@ -48,7 +48,7 @@ from rnn_jax.live.settings import (
     resolve_gesture,
 )
 from rnn_jax.live.smoothing import SMOOTHING_HELP, GestureConfig, GestureEvent
-from rnn_jax.live.sources import open_source
+from rnn_jax.live.sources import PacedSource, live_spec, open_source
 from rnn_jax.runtime.landmark_predictor import load_predictor
 
 WINDOW = "rnn-jax live"
@@ -92,6 +92,16 @@ _positive_int = _int_at_least(1)
 _non_negative_int = _int_at_least(0)
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def _non_negative_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -118,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--width", type=_positive_int, metavar="PX", help="requested camera width")
     src.add_argument("--height", type=_positive_int, metavar="PX", help="requested camera height")
     src.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
+    src.add_argument("--pace", type=_positive_float, metavar="FPS",
+                     help="hand a file's frames over at FPS frames/s, as a camera would (the hand finder then "
+                          "runs as live: a frame never waits for a palm search beside the loop). Default: as "
+                          "fast as the loop goes, each frame waiting for its search (the same result every run)")
 
     g = p.add_argument_group("gesture logic")
     g.add_argument("--smoothing", default=None, metavar="SPEC",
@@ -315,7 +329,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     if runner is not None:
         check_gestures(runner.actions, predictor.class_names + (motion.gestures if motion else ()))
     finder = make_finder("on" if motion is not None and args.hands == "auto" else args.hands,
-                         predictor, args.hand_models, args.max_hands, hand_search=args.hand_search)
+                         predictor, args.hand_models, args.max_hands, hand_search=args.hand_search,
+                         live=args.pace is not None or live_spec(args.source))
     with contextlib.ExitStack() as stack:
         jsonl: IO[str] | None = None
         if args.jsonl:
@@ -325,6 +340,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
             except OSError as exc:
                 raise RnnJaxError(f"cannot write --jsonl {args.jsonl}: {exc.strerror or exc}") from None
         source = stack.enter_context(open_source(args.source, args.width, args.height))
+        if args.pace is not None and not source.live:
+            source = PacedSource(source, args.pace)
         stream = PredictionStream(predictor, source, config, finder=finder, actions=runner, motion=motion)
         info = predictor.info
         origins = gesture_origins(args.smoothing, args.threshold, args.stable_frames, info)

@@ -41,7 +41,7 @@ from rnn_jax.live.settings import (
     threshold_origin,
 )
 from rnn_jax.live.smoothing import GestureEvent, GestureTracker, SmoothingConfig
-from rnn_jax.live.sources import FrameSource, open_source
+from rnn_jax.live.sources import FrameSource, live_spec, open_source
 from rnn_jax.runtime.landmark_predictor import load_predictor
 from rnn_jax.runtime.predictor import Predictor
 
@@ -279,7 +279,8 @@ def iter_predictions(
                           cooldown_s=action_cooldown, known_gestures=known)
     if motion is not None and hands == "auto":
         hands = "on"
-    finder = make_finder(hands, predictor, hand_models, max_hands, hand_search=hand_search)
+    live = source.live if isinstance(source, FrameSource) else live_spec(source)
+    finder = make_finder(hands, predictor, hand_models, max_hands, hand_search=hand_search, live=live)
     owns = not isinstance(source, FrameSource)
     frames = open_source(source, width, height) if owns else source
     return PredictionStream(predictor, frames, config, owns_source=owns, finder=finder, actions=runner,

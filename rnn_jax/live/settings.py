@@ -7,7 +7,7 @@ these rules), so a bad value is one error line and the camera is never touched.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -142,13 +142,17 @@ def finder_config(hand_search: str = DEFAULT_HAND_SEARCH, max_hands: int = 2):
 
 def make_finder(hands: str | bool | HandFinder, predictor: Predictor, hand_models: str | Path | None = None,
                 max_hands: int = 2, threads: int | None = 1,
-                hand_search: str = DEFAULT_HAND_SEARCH) -> HandFinder | None:
-    """A :class:`rnn_jax.hands.HandFinder` when ``hands`` resolves to on, else None."""
+                hand_search: str = DEFAULT_HAND_SEARCH, live: bool = False) -> HandFinder | None:
+    """A :class:`rnn_jax.hands.HandFinder` when ``hands`` resolves to on, else None. ``live``: frames
+    come in real time (a camera): a frame never waits for a search beside the loop (``search_wait``
+    False); a file's frames do, so every run over it finds the same hands."""
     from rnn_jax.hands import HandFinder
 
     if isinstance(hands, HandFinder):
         return hands
     config = finder_config(hand_search, max_hands)
+    if live:
+        config = replace(config, search_wait=False)
     if not hands_wanted(hands, predictor, hand_models):
         return None
     return HandFinder.load(hand_models, threads=threads, config=config)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -227,6 +228,51 @@ def open_camera(index: int, width: int | None = None, height: int | None = None)
     source = CaptureSource(cap, "camera", f"camera {index}")
     source.prime()
     return source
+
+
+class PacedSource(FrameSource):
+    """A file's frames handed over like a camera's: frame i at start + i/fps (at once when the reader
+    is behind; none dropped). ``live`` is True, so the hand finder behaves as with a camera (a frame
+    never waits for its search, which runs in the time the loop leaves between frames)."""
+
+    live = True
+
+    def __init__(self, source: FrameSource, fps: float) -> None:
+        if not fps > 0:
+            raise SourceError(f"the pace must be > 0 frames/s, got {fps}")
+        super().__init__(f"{source.description} at {fps:g} frames/s")
+        self.kind, self.source, self.pace = source.kind, source, float(fps)
+        self._start: float | None = None
+        self._index = 0
+
+    @property
+    def fps(self) -> float | None:
+        return self.pace
+
+    @property
+    def frame_count(self) -> int | None:
+        return self.source.frame_count
+
+    def read(self) -> np.ndarray | None:
+        frame = self.source.read()
+        if frame is None:
+            return None
+        now = time.perf_counter()
+        if self._start is None:
+            self._start = now
+        wait = self._start + self._index / self.pace - now
+        if wait > 0:
+            time.sleep(wait)
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        self.source.close()
+
+
+def live_spec(spec: str | int | Path) -> bool:
+    """Does ``--source`` name a camera index or a stream URL (frames in real time), not a file?"""
+    return isinstance(spec, int) or (isinstance(spec, str) and (spec.strip().isdigit() or "://" in spec))
 
 
 def open_source(spec: str | int | Path, width: int | None = None, height: int | None = None) -> FrameSource:

@@ -181,7 +181,7 @@ def _rates(counts: dict) -> dict:
 def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoothing: str | None,
                threshold: float | None, stable_frames: int | None, frame_size: int, hand_models: Path | None = None,
                sweep: tuple[float, ...] = (), halves: bool = False, finder: ReplayFinder | None = None,
-               hand_search: str | None = None) -> dict:
+               hand_search: str | None = None, pace: float | None = None) -> dict:
     """Annotated HaGRID photos through the live loop with hands on (see the module docstring).
 
     ``sweep``: thresholds to replay the same frames at (hands found once, then played back):
@@ -191,9 +191,13 @@ def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoot
     photos, same ``frame_size`` and ``hold``) plays its hands back instead of finding them again.
     ``smoothing``, ``threshold``, ``stable_frames``: None = the model file's, else the live defaults
     (:func:`rnn_jax.live.settings.resolve_gesture`, as rnn_jax.live); ``hand_search``: the finder's
-    search mode (``--hand-search``; None = rnn_jax.live's default)."""
+    search mode (``--hand-search``; None = rnn_jax.live's default). ``pace``: the video is handed over
+    at this many frames/s, as a camera's (the finder then runs as live: a frame never waits for a
+    search beside the loop; the figures depend on the machine and its load); None = as fast as the
+    loop goes, each frame waiting for its search (the same figures every run)."""
     from rnn_jax.live import iter_predictions
     from rnn_jax.live.settings import DEFAULT_HAND_SEARCH, make_finder, resolve_gesture
+    from rnn_jax.live.sources import PacedSource, open_source
     from rnn_jax.runtime.landmark_predictor import load_predictor
 
     predictor = load_predictor(onnx)
@@ -205,15 +209,17 @@ def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoot
     groups = [person_half(m["user"]) for _, m in items] if halves else None
     offline = offline_annotated(predictor, items, hand_models, threshold)
     if finder is None:
-        finder = ReplayFinder(make_finder(True, predictor, hand_models, hand_search=hand_search or DEFAULT_HAND_SEARCH))
+        finder = ReplayFinder(make_finder(True, predictor, hand_models, hand_search=hand_search or DEFAULT_HAND_SEARCH,
+                                          live=pace is not None))
     elif finder.frames:
         finder.replay()
     sweep_rows = []
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "photos.avi"
         frame_boxes = _photo_video(items, frame_size, hold, video)
-        with iter_predictions(predictor, video, smoothing=smoothing, threshold=threshold,
-                              stable_frames=stable_frames, hands=finder) as stream:
+        source = open_source(video) if pace is None else PacedSource(open_source(video), pace)
+        with source, iter_predictions(predictor, source, smoothing=smoothing, threshold=threshold,
+                                      stable_frames=stable_frames, hands=finder) as stream:
             counts, per_class, by_group = _score(stream, items, frame_boxes, hold, settle, known, groups)
             summary = stream.summary()
         for candidate in sweep:
