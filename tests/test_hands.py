@@ -647,3 +647,97 @@ def test_hand_search_mode_is_checked_before_the_camera_opens() -> None:
         FinderConfig(palm_reserve=3.5)  # routine looks need 1 + reserve <= palm_burst (4) tokens
     # the budget's fields stay out of the repr that keys the HaGRID photo cache (photos never use them)
     assert repr(FinderConfig()) == repr(FinderConfig(idle_palm_rate=None, search_lag=1, reject_memory=0))
+
+
+class _WorkerGate:
+    """A palm session whose runs on the finder's search worker wait for ``open`` (a search beside
+    the loop that has not finished yet, however slow the machine); other threads pass through."""
+
+    def __init__(self, session) -> None:
+        import threading
+
+        self.session, self.open = session, threading.Event()
+
+    def __getattr__(self, name: str):
+        return getattr(self.session, name)
+
+    def run(self, *args, **kwargs):
+        import threading
+
+        if threading.current_thread().name.startswith("palm-search"):
+            assert self.open.wait(30), "the test never opened the gate"
+        return self.session.run(*args, **kwargs)
+
+
+def _finishes(call, seconds: float = 20.0):
+    """call() on a thread; its result, failing the test if it does not return in time (a frame waiting
+    for a search that cannot finish would hang)."""
+    import threading
+
+    box: list = []
+    worker = threading.Thread(target=lambda: box.append(call()), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert box, "find() waited for the search beside the loop"
+    return box[0]
+
+
+def test_a_camera_frame_never_waits_for_the_search_beside_the_loop(hand_models: Path) -> None:
+    """search_wait False (a camera): the frame a search is due on does not wait for it; its palms join
+    the first frame after it finished. Palms searched in a picture that a new scene replaced are dropped."""
+    from dataclasses import replace
+
+    from rnn_jax.hands import HandFinder
+    from rnn_jax.live.settings import finder_config
+
+    photo = sorted(shared_data("sign-language-digits", "val", "5").iterdir())[0]
+    image = pad_for_detection(cv2.imread(str(photo)))
+    room = np.full((480, 640, 3), 90, np.uint8)
+    entered = room.copy()
+    entered[120 : 120 + image.shape[0], 200 : 200 + image.shape[1]] = image
+    base = HandFinder.load(hand_models)
+    (hand,) = base.find(entered)  # where the hand is (the search on the frame itself)
+
+    def camera_in_a_still_room() -> tuple[HandFinder, _WorkerGate]:
+        gate = _WorkerGate(base.palm_session)
+        camera = HandFinder(gate, base.landmark_session, replace(finder_config("balanced"), search_wait=False),
+                            base.face_session)
+        gate.open.set()
+        for _ in range(40):  # the first frame's new scene, looked at in full (frames here come faster than a
+            assert camera.find(room) == []  # palm run: each search is let finish, then joins a frame)
+            if camera._pending is None:
+                break
+            camera._executor.submit(lambda: None).result(30)
+        assert camera._pending is None
+        gate.open.clear()
+        return camera, gate
+
+    camera, gate = camera_in_a_still_room()
+    assert _finishes(lambda: camera.find(entered)) == []  # the hand appeared: a look around it, beside the loop
+    assert _finishes(lambda: camera.find(entered)) == []  # due now, not finished: the frame goes on without it
+    gate.open.set()
+    camera._executor.submit(lambda: None).result(30)  # the search finishes...
+    (later,) = camera.find(entered)  # ... and its palm joins the next frame
+    np.testing.assert_allclose(later.box, hand.box, atol=3)
+    camera.close()
+
+    # a search still running when a new scene comes: its palm (of the old picture) gets no landmark run
+    camera, gate = camera_in_a_still_room()
+    assert _finishes(lambda: camera.find(entered)) == []  # search started on this picture
+    dark = np.full_like(room, 10)
+    assert _finishes(lambda: camera.find(dark)) == []  # a new scene; the search is still running
+    gate.open.set()
+    camera._executor.submit(lambda: None).result(30)
+    runs = camera.stats.landmark_runs
+    assert camera.find(dark) == []
+    assert camera.stats.landmark_runs == runs  # the hand's palm from the gone picture was dropped
+    camera.close()
+
+
+def test_a_camera_gets_a_finder_whose_frames_never_wait(hand_models: Path) -> None:
+    """Cameras and streams (and files played with --pace) get search_wait False; files as fast as the
+    loop goes keep waiting for their searches, so every run over a file finds the same hands."""
+    from rnn_jax.live.settings import make_finder
+
+    assert make_finder(True, None, hand_models, live=True).config.search_wait is False
+    assert make_finder(True, None, hand_models).config.search_wait is True

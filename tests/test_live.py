@@ -181,6 +181,44 @@ def test_video_source_reads_every_frame_then_stops(media: dict[str, Path]) -> No
     assert frames[0][..., 2].mean() > 200 and frames[-1][..., 0].mean() > 200  # red ... blue
 
 
+def test_a_paced_file_comes_like_a_camera(media: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """--pace: the same frames, frame i handed over at start + i/fps (at once when the reader is behind),
+    and marked live, so the hand finder runs as with a camera (frames never wait for its search)."""
+    from rnn_jax.live import sources
+
+    clock = {"now": 100.0}
+    slept: list[float] = []
+    monkeypatch.setattr(sources.time, "perf_counter", lambda: clock["now"])
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock["now"] += seconds
+
+    monkeypatch.setattr(sources.time, "sleep", sleep)
+    with open_source(media["video"]) as plain:
+        expected = list(plain)
+    with sources.PacedSource(open_source(media["video"]), 20.0) as paced:
+        assert paced.live and paced.fps == 20.0 and paced.frame_count == 12
+        got = [paced.read()]
+        clock["now"] += 0.2  # the reader falls 4 frames behind: the next frames come at once
+        got += list(paced)
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
+    assert sum(slept) == pytest.approx(11 / 20 - 0.2) and len(slept) == 12 - 1 - 4
+    # as a camera: a reader 4 frames behind gets the newest frame; the ones before it are gone
+    clock["now"] = 100.0
+    with sources.PacedSource(open_source(media["video"]), 20.0, drop=True) as camera:
+        first = camera.read()
+        clock["now"] += 0.2
+        newest = camera.read()
+        assert camera.index == 4 and camera.dropped == 3
+        assert np.array_equal(first, expected[0]) and np.array_equal(newest, expected[4])
+        assert len(list(camera)) == 7 and camera.index == 11
+    with pytest.raises(SourceError, match="pace"):
+        sources.PacedSource(open_source(media["video"]), 0)
+    assert sources.live_spec(0) and sources.live_spec("1") and sources.live_spec("rtsp://cam/1")
+    assert not sources.live_spec("clip.avi") and not sources.live_spec(media["video"])
+
+
 def test_folder_source_natural_order(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     for name, value in [("img10.png", 10), ("img2.png", 2), ("img1.jpg", 1)]:
         cv2.imwrite(str(tmp_path / name), np.full((8, 8, 3), value, np.uint8))

@@ -232,7 +232,7 @@ def test_a_resting_hand_the_finder_misses_is_lost_not_quiet():
     """Two photos of one gesture hand (box left) and one resting hand (box right), 2 frames each,
     none skipped: the resting hand is found showing a gesture once, found quiet once and missed
     twice; the false-trigger rate is over the frames it was found (1 of 2), not over all 4."""
-    from tools.live_checks.hagrid import _rates, _score
+    from tools.live_checks.hagrid import _rates, _score, on_screen
 
     items = [(None, {"labels": ["like", "no_gesture"], "user": "p1"}),
              (None, {"labels": ["like", "no_gesture"], "user": "p2"})]
@@ -241,7 +241,7 @@ def test_a_resting_hand_the_finder_misses_is_lost_not_quiet():
               _frame(1, [((5, 5), "like"), ((25, 5), None)]),  # resting hand quiet
               _frame(2, [((5, 5), "palm")]),  # resting hand missed, gesture wrong
               _frame(3, [])]  # both missed
-    counts, per_class, by_group = _score(stream, items, boxes, hold=2, settle=0, known={"like", "palm"},
+    counts, per_class, by_group = _score(on_screen(stream), items, boxes, hold=2, settle=0, known={"like", "palm"},
                                          groups=["A", "B"])
     assert counts["resting_frames"] == 4 and counts["resting_lost"] == 2 and counts["resting_triggered"] == 1
     assert counts["gesture_right"] == 2 and counts["gesture_wrong"] == 1 and counts["gesture_lost"] == 1
@@ -249,6 +249,27 @@ def test_a_resting_hand_the_finder_misses_is_lost_not_quiet():
     assert rates["live_resting_triggered"] == 0.5 and rates["live_resting_lost"] == 0.5
     assert by_group["A"]["resting_triggered"] == 1 and by_group["B"]["resting_lost"] == 2
     assert per_class == {"like": [2, 4]}
+
+
+def test_frames_a_paced_loop_never_saw_show_the_last_result():
+    """--pace (a camera): frames that came while the loop was busy were dropped; each shows the record
+    on screen then (the last one), up to the end of the video."""
+    from types import SimpleNamespace
+
+    from tools.live_checks.hagrid import on_screen
+
+    source = SimpleNamespace(index=-1)
+    positions = iter([0, 3, 4])  # the loop saw frames 0, 3 and 4 of 7
+
+    def stream():
+        for k in range(3):
+            source.index = next(positions)
+            yield f"record {k}"
+
+    shown = list(on_screen(stream(), source, frames=7))
+    assert shown == [(0, "record 0"), (1, "record 0"), (2, "record 0"), (3, "record 1"), (4, "record 2"),
+                     (5, "record 2"), (6, "record 2")]
+    assert list(on_screen(iter([SimpleNamespace(index=0), SimpleNamespace(index=1)])))[1][0] == 1
 
 
 def test_the_live_threshold_chosen_on_one_half_is_reported_on_the_other():

@@ -100,9 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="--hagrid: the hand finder's search budget, as rnn_jax.live --hand-search "
                              "(default %(default)s)")
     parser.add_argument("--pace", type=float, default=None, metavar="FPS",
-                        help="--hagrid: hand the video over at FPS frames/s, as a camera (the finder runs as "
-                             "live: frames never wait for a search; figures depend on the machine, e.g. run "
-                             "under `taskset -c 1` for one laptop core). Default: unpaced, the same every run")
+                        help="--hagrid: hand the video over at FPS frames/s, as a camera: frames that come while "
+                             "the loop is busy are lost and the screen keeps the last result (the finder runs as "
+                             "live: frames never wait for a search; figures depend on the machine, e.g. run under "
+                             "`taskset -c 1` for one laptop core). Default: unpaced, the same every run")
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
     parser.add_argument("--sweep", action="store_true",
                         help="--hagrid: replay the same frames at thresholds 0.30..0.90 (step 0.05)")
@@ -129,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--sweep, --store and --halves need --hagrid")
     if args.store and not args.sweep:
         parser.error("--store needs --sweep")
-    if args.pace is not None and (not hagrid or not args.pace > 0):
-        parser.error(f"--pace needs --hagrid and a rate > 0, got {args.pace}")
+    if args.pace is not None and (not hagrid or not args.pace > 0 or args.sweep or args.halves):
+        parser.error(f"--pace needs --hagrid, no --sweep/--halves, and a rate > 0 (got {args.pace})")
     if args.stable_frames is not None and args.stable_frames < 1:
         parser.error(f"--stable-frames must be >= 1, got {args.stable_frames}")
     if not 0.0 <= args.max_false_trigger < 1.0:

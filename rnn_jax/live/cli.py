@@ -129,9 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--height", type=_positive_int, metavar="PX", help="requested camera height")
     src.add_argument("--max-frames", type=_positive_int, metavar="N", help="stop after N frames")
     src.add_argument("--pace", type=_positive_float, metavar="FPS",
-                     help="hand a file's frames over at FPS frames/s, as a camera would (the hand finder then "
-                          "runs as live: a frame never waits for a palm search beside the loop). Default: as "
-                          "fast as the loop goes, each frame waiting for its search (the same result every run)")
+                     help="hand a file's frames over at FPS frames/s, as a camera does (none dropped: a loop "
+                          "slower than FPS falls behind); the hand finder then runs as live: a frame never waits "
+                          "for a palm search beside the loop. Default: as fast as the loop goes, each frame "
+                          "waiting for its search (the same result every run)")
 
     g = p.add_argument_group("gesture logic")
     g.add_argument("--smoothing", default=None, metavar="SPEC",

@@ -231,19 +231,22 @@ def open_camera(index: int, width: int | None = None, height: int | None = None)
 
 
 class PacedSource(FrameSource):
-    """A file's frames handed over like a camera's: frame i at start + i/fps (at once when the reader
-    is behind; none dropped). ``live`` is True, so the hand finder behaves as with a camera (a frame
-    never waits for its search, which runs in the time the loop leaves between frames)."""
+    """A file's frames handed over like a camera's: frame i at start + i/fps. When the reader is behind,
+    the frames come at once (``drop`` False: none lost, the reader falls behind), or, as a camera does,
+    the newest frame due comes and the ones before it are skipped (``drop`` True). ``index`` is the
+    file position of the frame last handed over. ``live`` is True, so the hand finder behaves as with
+    a camera (a frame never waits for its search, which runs in the time the loop leaves)."""
 
     live = True
 
-    def __init__(self, source: FrameSource, fps: float) -> None:
+    def __init__(self, source: FrameSource, fps: float, drop: bool = False) -> None:
         if not fps > 0:
             raise SourceError(f"the pace must be > 0 frames/s, got {fps}")
         super().__init__(f"{source.description} at {fps:g} frames/s")
-        self.kind, self.source, self.pace = source.kind, source, float(fps)
+        self.kind, self.source, self.pace, self.drop = source.kind, source, float(fps), drop
         self._start: float | None = None
-        self._index = 0
+        self.index = -1  # file position of the last frame handed over
+        self.dropped = 0
 
     @property
     def fps(self) -> float | None:
@@ -260,10 +263,18 @@ class PacedSource(FrameSource):
         now = time.perf_counter()
         if self._start is None:
             self._start = now
-        wait = self._start + self._index / self.pace - now
+        position = self.index + 1
+        if self.drop:
+            newest = int((now - self._start) * self.pace)
+            while position < newest:  # the camera has newer frames: the older ones are gone
+                later = self.source.read()
+                if later is None:
+                    break
+                frame, position, self.dropped = later, position + 1, self.dropped + 1
+        wait = self._start + position / self.pace - now
         if wait > 0:
             time.sleep(wait)
-        self._index += 1
+        self.index = position
         return frame
 
     def close(self) -> None:

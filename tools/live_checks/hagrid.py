@@ -124,16 +124,34 @@ def _zero_counts() -> dict:
             "resting_frames": 0, "resting_triggered": 0, "resting_lost": 0, "stray_gesture_frames": 0}
 
 
-def _score(stream, items, frame_boxes, hold: int, settle: int, known: set[str],
+def on_screen(stream, source=None, frames: int | None = None):
+    """(file position, the record on screen) for every frame of the file. Without ``source`` every
+    frame has its record; with a :class:`~rnn_jax.live.sources.PacedSource` that drops frames (a camera
+    whose loop fell behind), a frame the loop never saw shows the last record until the next, and the
+    frames up to ``frames`` at the end that the loop never reached show the last one."""
+    last, position = None, -1
+    for record in stream:
+        now = record.index if source is None else source.index
+        for skipped in range(position + 1, now):
+            yield skipped, last
+        last, position = record, now
+        yield now, record
+    if last is not None and frames is not None:
+        for skipped in range(position + 1, frames):
+            yield skipped, last
+
+
+def _score(shown, items, frame_boxes, hold: int, settle: int, known: set[str],
            groups: list[str] | None = None) -> tuple[dict, dict, dict]:
-    """Per settled frame: is the gesture box's hand shown right, wrong, lost; does a resting hand
-    trigger (or is it lost). Returns (counts, per-class [right, frames], counts per group of
-    ``groups`` (one group name per photo; empty without))."""
+    """Per settled frame (``shown``: (file position, record on screen) pairs, :func:`on_screen`): is the
+    gesture box's hand shown right, wrong, lost; does a resting hand trigger (or is it lost). Returns
+    (counts, per-class [right, frames], counts per group of ``groups`` (one group name per photo; empty
+    without))."""
     per_class: dict[str, list[int]] = {}
     counts = _zero_counts()
     by_group = {g: _zero_counts() for g in sorted(set(groups or ()))}
-    for record in stream:
-        photo, offset = divmod(record.index, hold)
+    for index, record in shown:
+        photo, offset = divmod(index, hold)
         if offset < settle or photo >= len(items):
             continue
         targets = [counts] + ([by_group[groups[photo]]] if groups else [])
@@ -192,7 +210,8 @@ def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoot
     ``smoothing``, ``threshold``, ``stable_frames``: None = the model file's, else the live defaults
     (:func:`rnn_jax.live.settings.resolve_gesture`, as rnn_jax.live); ``hand_search``: the finder's
     search mode (``--hand-search``; None = rnn_jax.live's default). ``pace``: the video is handed over
-    at this many frames/s, as a camera's (the finder then runs as live: a frame never waits for a
+    at this many frames/s, as a camera's: frames that come while the loop is busy are lost, and the
+    screen shows the last result until the next (the finder runs as live: a frame never waits for a
     search beside the loop; the figures depend on the machine and its load); None = as fast as the
     loop goes, each frame waiting for its search (the same figures every run)."""
     from rnn_jax.live import iter_predictions
@@ -217,16 +236,18 @@ def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoot
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "photos.avi"
         frame_boxes = _photo_video(items, frame_size, hold, video)
-        source = open_source(video) if pace is None else PacedSource(open_source(video), pace)
+        source = open_source(video) if pace is None else PacedSource(open_source(video), pace, drop=True)
         with source, iter_predictions(predictor, source, smoothing=smoothing, threshold=threshold,
                                       stable_frames=stable_frames, hands=finder) as stream:
-            counts, per_class, by_group = _score(stream, items, frame_boxes, hold, settle, known, groups)
+            shown = on_screen(stream, source if pace is not None else None, len(items) * hold)
+            counts, per_class, by_group = _score(shown, items, frame_boxes, hold, settle, known, groups)
             summary = stream.summary()
+        dropped = getattr(source, "dropped", 0)
         for candidate in sweep:
             finder.replay()
             with iter_predictions(predictor, video, smoothing=smoothing, threshold=candidate,
                                   stable_frames=stable_frames, hands=finder) as stream:
-                swept, _, swept_groups = _score(stream, items, frame_boxes, hold, settle, known, groups)
+                swept, _, swept_groups = _score(on_screen(stream), items, frame_boxes, hold, settle, known, groups)
             sweep_rows.append({"threshold": candidate, **_rates(swept),
                                **({"by_half": {g: _rates(c) for g, c in swept_groups.items()}} if halves else {})})
     off_g = [(s, lab) for shown, (_, m) in zip(offline, items, strict=True) for s, lab in zip(shown, m["labels"],
@@ -243,7 +264,7 @@ def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoot
             "offline_gesture_hands": len(gesture_rows), "offline_resting_hands": len(resting_rows),
             "unknown_gesture_photos": sum(1 for g in gestures if g is not None and g not in known),
             "per_class_live": {k: v[0] / v[1] for k, v in sorted(per_class.items())},
-            "mean_fps": timing.get("mean_fps"), "model_latency_p50_ms": timing.get("latency_p50_ms"),
+            "pace": pace, "frames_dropped": dropped, "mean_fps": timing.get("mean_fps"), "model_latency_p50_ms": timing.get("latency_p50_ms"),
             "loop_p50_ms": timing.get("loop_p50_ms"), "hands_p50_ms": timing.get("hands_p50_ms"),
             "sweep": sweep_rows,
             **({"by_half": {g: {**c, **_rates(c), "people": len({m["user"] for (_, m), h in zip(items, groups)
@@ -308,6 +329,9 @@ def print_hagrid(result: dict) -> None:
           f"{result['offline_gesture_hands']} gesture, {result['offline_resting_hands']} resting; frames with a gesture "
           f"on a hand outside every box: {result['stray_gesture_frames']})")
     print("per class (live): " + ", ".join(f"{k} {v:.0%}" for k, v in result["per_class_live"].items()))
+    if result.get("pace"):
+        print(f"paced at {result['pace']:g} frames/s as a camera: {result['frames_dropped']} frames came while the loop "
+              "was busy and were never seen (the screen showed the last result)")
     if result.get("sweep"):
         print(f"\nthe same frames replayed (hands found once) at each threshold:\n{'threshold':>10}{'right':>9}"
               f"{'wrong':>9}{'lost':>9}{'resting (found) shown a gesture':>34}")
