@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "the loop is busy are lost and the screen keeps the last result (the finder runs as "
                              "live: frames never wait for a search; figures depend on the machine, e.g. run under "
                              "`taskset -c 1` for one laptop core). Default: unpaced, the same every run")
+    parser.add_argument("--finder-waits", action="store_true",
+                        help="with --pace: each frame waits for its palm search beside the loop, as over a file "
+                             "(and as rnn_jax.live did with a camera before frames stopped waiting), to compare")
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
     parser.add_argument("--sweep", action="store_true",
                         help="--hagrid: replay the same frames at thresholds 0.30..0.90 (step 0.05)")
@@ -132,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--store needs --sweep")
     if args.pace is not None and (not hagrid or not args.pace > 0 or args.sweep or args.halves):
         parser.error(f"--pace needs --hagrid, no --sweep/--halves, and a rate > 0 (got {args.pace})")
+    if args.finder_waits and args.pace is None:
+        parser.error("--finder-waits needs --pace")
     if args.stable_frames is not None and args.stable_frames < 1:
         parser.error(f"--stable-frames must be >= 1, got {args.stable_frames}")
     if not 0.0 <= args.max_false_trigger < 1.0:
@@ -140,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     if hagrid:
         result = run_hagrid(Path(args.onnx), args.hagrid, args.split, args.hold, args.settle, args.smoothing,
                             args.threshold, args.stable_frames, args.frame, args.hand_models, sweep, args.halves,
-                            hand_search=args.hand_search, pace=args.pace)
+                            hand_search=args.hand_search, pace=args.pace, finder_waits=args.finder_waits)
         if sweep:
             rates = {row["threshold"]: row["live_resting_triggered"] for row in result["sweep"]
                      if row["live_resting_triggered"] is not None}  # None: no resting hand found

@@ -199,7 +199,7 @@ def _rates(counts: dict) -> dict:
 def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoothing: str | None,
                threshold: float | None, stable_frames: int | None, frame_size: int, hand_models: Path | None = None,
                sweep: tuple[float, ...] = (), halves: bool = False, finder: ReplayFinder | None = None,
-               hand_search: str | None = None, pace: float | None = None) -> dict:
+               hand_search: str | None = None, pace: float | None = None, finder_waits: bool = False) -> dict:
     """Annotated HaGRID photos through the live loop with hands on (see the module docstring).
 
     ``sweep``: thresholds to replay the same frames at (hands found once, then played back):
@@ -213,7 +213,8 @@ def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoot
     at this many frames/s, as a camera's: frames that come while the loop is busy are lost, and the
     screen shows the last result until the next (the finder runs as live: a frame never waits for a
     search beside the loop; the figures depend on the machine and its load); None = as fast as the
-    loop goes, each frame waiting for its search (the same figures every run)."""
+    loop goes, each frame waiting for its search (the same figures every run). ``finder_waits``: with
+    ``pace``, frames wait for their searches all the same (to compare)."""
     from rnn_jax.live import iter_predictions
     from rnn_jax.live.settings import DEFAULT_HAND_SEARCH, make_finder, resolve_gesture
     from rnn_jax.live.sources import PacedSource, open_source
@@ -229,7 +230,7 @@ def run_hagrid(onnx: Path, root: Path, split: str, hold: int, settle: int, smoot
     offline = offline_annotated(predictor, items, hand_models, threshold)
     if finder is None:
         finder = ReplayFinder(make_finder(True, predictor, hand_models, hand_search=hand_search or DEFAULT_HAND_SEARCH,
-                                          live=pace is not None))
+                                          live=pace is not None and not finder_waits))
     elif finder.frames:
         finder.replay()
     sweep_rows = []
