@@ -133,6 +133,10 @@ class FinderConfig:
     # a scene that keeps moving is looked at on the next frame instead of within 1/idle_palm_rate frames)
     palm_reserve: float = field(default=2.0, repr=False)
     motion_threshold: float = field(default=0.01, repr=False)  # region unchanged below this share: no look
+    # where something appeared is looked at in a square this many times its side (at least the palm model's
+    # 192 px, at most a tile; None: the tile that holds it). Entry videos: 11 of 12 small hands appearing
+    # in a moving scene found within 6 frames, against 8 with the tile (docs/performance.md)
+    hot_margin: float | None = field(default=2.5, repr=False)
     max_search_gap: int = field(default=30, repr=False)  # frames: the whole frame is looked at least this often
     # frames between a palm search's frame and the frame its palms join (0 = same frame; >= 1 = the
     # search runs on a worker thread beside the loop, and the loop waits for it only at that frame;
@@ -188,6 +192,8 @@ class FinderConfig:
                              f"(palm_burst {self.palm_burst})")
         if self.redetect_every < 1:
             raise ValueError(f"redetect_every must be >= 1, got {self.redetect_every}")
+        if self.hot_margin is not None and not self.hot_margin >= 1.0:
+            raise ValueError(f"hot_margin must be None or >= 1, got {self.hot_margin}")
         if (not 0.0 <= self.motion_threshold < 1.0 or self.max_search_gap < 1 or self.search_lag < 0
                 or self.reject_memory < 0 or self.scene_looks_per_frame < 1
                 or not (self.near_face is None or 0.0 < self.near_face <= 1.0)):
@@ -237,7 +243,7 @@ class HandFinder:
     def _fresh_budget(self) -> SearchBudget:
         cfg = self.config
         return SearchBudget(cfg.palm_burst, cfg.motion_threshold, cfg.max_search_gap,
-                            tokens=1.0 + cfg.palm_reserve, reserve=cfg.palm_reserve)
+                            tokens=1.0 + cfg.palm_reserve, reserve=cfg.palm_reserve, hot_margin=cfg.hot_margin)
 
     @classmethod
     def load(cls, model_dir: str | Path | None = None, threads: int | None = 1,
