@@ -145,8 +145,8 @@ class FinderConfig:
     search_lag: int = field(default=0, repr=False)
     # True: the frame a search is due on waits for it (the same hands on every run over a file: the
     # checks and tests). False: a frame never waits (a camera: the newest frame wins). A search not
-    # finished by its due frame joins the first frame after it finished, a new scene's first looks go
-    # to the worker too, and the worker (lower priority) gets the time the loop leaves between frames.
+    # finished by its due frame joins the first frame after it finished, a new scene's first look stays
+    # on its frame and the rest go to the worker, which (lower priority) gets the time the loop leaves.
     # On one core, HaGRID photos held as a 30 fps video waited ~30 ms on 3 frames of each photo
     # (p90 69 ms against p50 14 ms); rnn_jax.live sets False for cameras and streams (docs/performance.md)
     search_wait: bool = field(default=True, repr=False)
@@ -236,8 +236,6 @@ class HandFinder:
         self._rejected: list[tuple[np.ndarray, int]] = []  # (palm box cxcywh, frame) turned down lately
         self._small: np.ndarray | None = None  # this frame's motion picture (budget)
         self._near_cut = -2  # the last new scene with a near person in view (its tiles wait for its whole frame)
-        self._near_search = -2  # the frame that whole-frame look was started on beside the loop (search_wait False)
-        self._near_done = -2  # ... and the frame its palms were tried on
         self._faces: tuple[int, list[np.ndarray]] | None = None  # (frame, its faces) from the near-person check
 
     def _fresh_budget(self) -> SearchBudget:
@@ -262,7 +260,7 @@ class HandFinder:
             self._pending = None
         self._budget = self._fresh_budget()
         self._rejected = []
-        self._near_cut = self._near_search = self._near_done = -2
+        self._near_cut = -2
 
     def close(self) -> None:
         """Stop the search worker thread (if ``search_lag`` started one)."""
@@ -442,8 +440,6 @@ class HandFinder:
         self._pending = None
         if self._budget.cut_at > started:
             return []  # searched in a picture that is gone (a new scene since): its palms are not here
-        if started == self._near_search:
-            self._near_done = self.stats.frames  # the near person's whole-frame look: its hands are known next frame
         moved = []
         for palm, tiles_only in palms:
             dx, dy = lag_shift(searched, rgb, palm.box)
@@ -490,8 +486,6 @@ class HandFinder:
             self._executor = ThreadPoolExecutor(1, "palm-search", initializer=_lower_priority)
         picture = rgb.copy()
         self._pending = (frame + cfg.search_lag, self._executor.submit(self._palms_of, picture, areas), picture, frame)
-        if in_frame and frame == self._near_cut:
-            self._near_search = frame
         return now
 
     def _see(self, rgb: np.ndarray) -> None:
@@ -502,8 +496,8 @@ class HandFinder:
         self._small = motion_image(rgb)
         if budget.see(self._small, frame, 1 + len(grid)) and self._person_near(rgb):
             budget.scene_looks, self._near_cut = 1, frame  # the whole frame first, alone
-        elif frame - 1 in (self._near_cut, self._near_done) and self._tracked:
-            budget.scene_looks = len(grid)  # a hand is in view: the tiles look for the other one
+        elif self._near_cut == frame - 1 and self._tracked:
+            budget.scene_looks = len(grid)  # it found a hand: the tiles look for the other one
 
     def _person_near(self, rgb: np.ndarray) -> bool:
         """Is a face at least ``near_face`` of the frame's long side in view (see FinderConfig)?"""
