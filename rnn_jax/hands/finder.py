@@ -231,7 +231,8 @@ class HandFinder:
         self.stats = _Timing()
         self._budget = self._fresh_budget()
         # (frame its palms join, the worker's search, the picture it searched, the frame it was started on)
-        self._pending: tuple[int, Future, np.ndarray, int] | None = None
+        self._pending: tuple[int, Future | None, np.ndarray, int] | None = None
+        self._deferred: tuple[np.ndarray, list] | None = None  # (picture, areas) to hand the worker at the end of find()
         self._executor: ThreadPoolExecutor | None = None
         self._rejected: list[tuple[np.ndarray, int]] = []  # (palm box cxcywh, frame) turned down lately
         self._small: np.ndarray | None = None  # this frame's motion picture (budget)
@@ -255,7 +256,7 @@ class HandFinder:
         self._tracked = []
         self._before = {}
         self._next_tile = 0
-        if self._pending is not None:
+        if self._pending is not None and self._pending[1] is not None:
             self._pending[1].result()  # let the worker finish; its palms belong to another video
             self._pending = None
         self._budget = self._fresh_budget()
@@ -423,6 +424,10 @@ class HandFinder:
                                   for h in lost], frame_no)
             if budgeted and cfg.search_lag > 0:
                 self._budgeted_search(rgb, in_frame=False)  # beside the loop: joins the next frame
+        if self._deferred is not None:  # the search beside the loop starts once this frame's own runs are done
+            self._pending = (self._pending[0], self._executor.submit(self._palms_of, *self._deferred),
+                             *self._pending[2:])
+            self._deferred = None
         return hands
 
     # ------------------------------------------------------------ live budget
@@ -485,7 +490,8 @@ class HandFinder:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, "palm-search", initializer=_lower_priority)
         picture = rgb.copy()
-        self._pending = (frame + cfg.search_lag, self._executor.submit(self._palms_of, picture, areas), picture, frame)
+        self._deferred = (picture, areas)  # submitted at the end of find(): not beside this frame's landmark runs
+        self._pending = (frame + cfg.search_lag, None, picture, frame)
         return now
 
     def _see(self, rgb: np.ndarray) -> None:
