@@ -162,9 +162,7 @@ class SearchBudget:
             h, w = self.frame_shape
             look = int(min(max(HOT_MIN_SIDE, self.hot_margin * side), h, w))
             if look < tiles[0][2]:
-                x0 = int(round(min(max(x + side / 2 - look / 2, 0), max(w - look, 0))))
-                y0 = int(round(min(max(y + side / 2 - look / 2, 0), max(h - look, 0))))
-                return ("near", (x0, y0, look))
+                return ("near", square_at(x + side / 2, y + side / 2, look, self.frame_shape))
         inside = [k for k, (tx, ty, ts) in enumerate(tiles)
                   if tx <= x and ty <= y and x + side <= tx + ts and y + side <= ty + ts]
         if not inside:
@@ -245,7 +243,12 @@ def around(box: tuple[float, float, float, float], frame_shape: tuple[int, ...],
     dx, dy = step
     side = int(min(max(tile_side, 2.5 * max(bw, bh)) + 2 * max(abs(dx), abs(dy)), max(h, w)))
     side = max(1, min(side, max(h, w)))
-    cx, cy = x + bw / 2 + dx, y + bh / 2 + dy
+    return square_at(x + bw / 2 + dx, y + bh / 2 + dy, side, frame_shape)
+
+
+def square_at(cx: float, cy: float, side: int, frame_shape: tuple[int, ...]) -> Region:
+    """The square of ``side`` centred on (cx, cy), moved inside the frame (height, width, ...)."""
+    h, w = frame_shape[:2]
     x0 = int(round(min(max(cx - side / 2, 0), max(w - side, 0))))
     y0 = int(round(min(max(cy - side / 2, 0), max(h - side, 0))))
     return (x0, y0, side)

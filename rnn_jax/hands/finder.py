@@ -232,7 +232,7 @@ class HandFinder:
         self._budget = self._fresh_budget()
         # (frame its palms join, the worker's search, the picture it searched, the frame it was started on)
         self._pending: tuple[int, Future | None, np.ndarray, int] | None = None
-        self._deferred: tuple[np.ndarray, list] | None = None  # (picture, areas) to hand the worker at the end of find()
+        self._deferred: list | None = None  # areas of the pending search, handed to the worker at the end of find()
         self._executor: ThreadPoolExecutor | None = None
         self._rejected: list[tuple[np.ndarray, int]] = []  # (palm box cxcywh, frame) turned down lately
         self._small: np.ndarray | None = None  # this frame's motion picture (budget)
@@ -360,9 +360,10 @@ class HandFinder:
                 second_try[h.track_id] = other
         budgeted = tiles == "turn" and cfg.idle_palm_rate is not None
         if budgeted:
-            self._see(rgb)
+            grid = search_tiles(rgb.shape, cfg.tile_grid, cfg.tile_fraction)
+            self._see(rgb, grid)
             palms = self._due_palms(rgb)
-            palms += self._budgeted_search(rgb)
+            palms += self._budgeted_search(rgb, grid)
         else:
             search = not self._tracked or (
                 len(self._tracked) < cfg.max_hands and self.stats.frames % cfg.redetect_every == 0)
@@ -423,10 +424,10 @@ class HandFinder:
             self._budget.restart([around(h.box, rgb.shape, side, step=box_step(before.get(h.track_id), h.box))
                                   for h in lost], frame_no)
             if budgeted and cfg.search_lag > 0:
-                self._budgeted_search(rgb, in_frame=False)  # beside the loop: joins the next frame
+                self._budgeted_search(rgb, grid, in_frame=False)  # beside the loop: joins the next frame
         if self._deferred is not None:  # the search beside the loop starts once this frame's own runs are done
-            self._pending = (self._pending[0], self._executor.submit(self._palms_of, *self._deferred),
-                             *self._pending[2:])
+            due, _, picture, started = self._pending
+            self._pending = (due, self._executor.submit(self._palms_of, picture, self._deferred), picture, started)
             self._deferred = None
         return hands
 
@@ -455,14 +456,14 @@ class HandFinder:
             moved.append((palm, tiles_only))
         return moved
 
-    def _budgeted_search(self, rgb: np.ndarray, in_frame: bool = True) -> list[tuple[Palm, bool]]:
+    def _budgeted_search(self, rgb: np.ndarray, grid: list[tuple[int, int, int]],
+                         in_frame: bool = True) -> list[tuple[Palm, bool]]:
         """The live palm search under the budget (:mod:`rnn_jax.hands.budget`): one region a frame
         (up to ``scene_looks_per_frame`` while a new scene's looks last), paid from one bucket that
         earns ``idle_palm_rate`` on every frame with a hand missing (none tracked, or fewer than
         ``max_hands``); its palms now (``search_lag`` 0, a new scene's first frame) or started on the
         worker thread (returns []). ``in_frame`` False: the call after a hand was lost this frame."""
         cfg, frame, budget = self.config, self.stats.frames, self._budget
-        grid = search_tiles(rgb.shape, cfg.tile_grid, cfg.tile_fraction)
         missing = len(self._tracked) < cfg.max_hands
         if in_frame and missing:
             budget.earn(cfg.idle_palm_rate)
@@ -490,15 +491,14 @@ class HandFinder:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, "palm-search", initializer=_lower_priority)
         picture = rgb.copy()
-        self._deferred = (picture, areas)  # submitted at the end of find(): not beside this frame's landmark runs
+        self._deferred = areas  # submitted at the end of find(): not beside this frame's landmark runs
         self._pending = (frame + cfg.search_lag, None, picture, frame)
         return now
 
-    def _see(self, rgb: np.ndarray) -> None:
+    def _see(self, rgb: np.ndarray, grid: list[tuple[int, int, int]]) -> None:
         """Once per frame, before the palms of a search beside the loop join: this frame's motion
         picture, and whether it is a new scene (with a person near the camera: its whole frame first)."""
         budget, frame = self._budget, self.stats.frames
-        grid = search_tiles(rgb.shape, self.config.tile_grid, self.config.tile_fraction)
         self._small = motion_image(rgb)
         if budget.see(self._small, frame, 1 + len(grid)) and self._person_near(rgb):
             budget.scene_looks, self._near_cut = 1, frame  # the whole frame first, alone
